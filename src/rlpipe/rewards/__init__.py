@@ -1,0 +1,9 @@
+"""Scorers shared by evaluation and training rewards: ``score(scorer, response, ground_truth, extra_info)``.
+
+Importing this package registers every scorer module listed below.
+"""
+
+from rlpipe.rewards import basic  # noqa: F401  (registers scorers)
+from rlpipe.rewards.registry import SCORERS, get_scorer, register, score
+
+__all__ = ["SCORERS", "get_scorer", "register", "score"]
