@@ -1,0 +1,1 @@
+"""Analysis: aggregation of scores, statistics, learning diagnostics, plots and the report."""

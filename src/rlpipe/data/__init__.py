@@ -1,0 +1,1 @@
+"""Data: procedural task generators, suites, and dataset preparation into one row schema."""

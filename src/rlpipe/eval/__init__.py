@@ -1,0 +1,1 @@
+"""Evaluation: generation backends (one interface) and per-task metrics."""

@@ -1,0 +1,1 @@
+"""Tracking: logging with progress/ETA, atomic writes, metrics files and W&B."""

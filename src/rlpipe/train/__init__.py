@@ -1,0 +1,1 @@
+"""Training stages: SFT warm-up, GRPO (through TRL), PPO and PCGrad (rlpipe's own), and their maths."""
