@@ -1,0 +1,143 @@
+"""Generation backends behind one interface, and the evaluation of one checkpoint on a suite.
+
+A backend turns tokenised prompts into ``n`` sampled completions each. ``hf`` (transformers
+``generate``, left-padded batches) is first-class and runs everywhere; ``vllm`` is an optional
+extra used on clusters. Generation is the GPU half of evaluation; scoring runs in a separate CPU
+job (``rlpipe.eval.scoring``), so no GPU is held while model-written code executes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from rlpipe.tracking.logs import Progress
+
+log = logging.getLogger(__name__)
+
+
+class Generator(Protocol):
+    """``generate`` returns, per prompt, ``n`` completions as token ids (eos excluded)."""
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[list[int]]]: ...
+
+
+class HFGenerator:
+    """transformers ``generate`` on left-padded batches sorted by prompt length."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 256) -> None:
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[list[int]]]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        # One entry per (prompt, sample); length-sorted so batches carry little padding.
+        jobs = sorted(((i, s) for i in range(len(prompts)) for s in range(n)), key=lambda j: len(prompts[j[0]]))
+        out: list[list[list[int]]] = [[[] for _ in range(n)] for _ in prompts]
+        torch.manual_seed(seed)
+        progress = Progress(log, "generate", len(jobs))
+        for start in range(0, len(jobs), self.batch_size):
+            batch = jobs[start : start + self.batch_size]
+            width = max(len(prompts[i]) for i, _ in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, (i, _) in enumerate(batch):
+                ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                mask[row, width - len(prompts[i]) :] = 1
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+            with torch.inference_mode():
+                gen = self.model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                    **(sampling if temperature > 0 else {"do_sample": False}),
+                )
+            for row, (i, s) in enumerate(batch):
+                tokens = gen[row, width:].tolist()
+                if eos in tokens:
+                    tokens = tokens[: tokens.index(eos)]
+                out[i][s] = [t for t in tokens if t != pad]
+            progress.update(len(batch))
+        return out
+
+
+def make_generator(backend: str, model: Any, tokenizer: Any, **options: Any) -> Generator:
+    """The backend called ``backend`` (``hf`` or ``vllm``) for an already loaded model."""
+    if backend == "hf":
+        return HFGenerator(model, tokenizer, **options)
+    if backend == "vllm":
+        raise NotImplementedError(
+            "the vllm backend needs `pip install rlpipe[vllm]` on a GPU cluster; use backend: hf here"
+        )
+    raise ValueError(f"unknown generation backend {backend!r}; expected 'hf' or 'vllm'")
+
+
+def render_prompts(tokenizer: Any, rows: list[dict[str, Any]], use_chat_template: bool = True) -> list[list[int]]:
+    """Token ids of each row's prompt: chat template with a generation prompt, or the raw text."""
+    rendered = []
+    for row in rows:
+        if use_chat_template:
+            text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        else:
+            text = "".join(m["content"] for m in row["prompt"])
+        rendered.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return rendered
+
+
+def generate_for_suite(
+    generator: Generator,
+    tokenizer: Any,
+    tasks: dict[str, dict[str, Any]],
+    rows_by_task: dict[str, list[dict[str, Any]]],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Completions for every item of every task: one record per (item, sample)."""
+    records: list[dict[str, Any]] = []
+    for t_index, (task, spec) in enumerate(sorted(tasks.items())):
+        rows = rows_by_task[task]
+        gen = spec["generation"]
+        log.info("task %s: %d items x %d samples", task, len(rows), spec["samples"])
+        completions = generator.generate(
+            render_prompts(tokenizer, rows, spec.get("chat_template", True)),
+            n=spec["samples"],
+            temperature=gen["temperature"],
+            top_p=gen["top_p"],
+            max_new_tokens=gen["max_new_tokens"],
+            seed=seed * 1000 + t_index,
+        )
+        for row, samples in zip(rows, completions, strict=True):
+            for s, tokens in enumerate(samples):
+                records.append(
+                    {
+                        "id": row["id"],
+                        "task": task,
+                        "domain": row["domain"],
+                        "sample": s,
+                        "completion": tokenizer.decode(tokens, skip_special_tokens=True),
+                        "n_tokens": len(tokens),
+                        "truncated": len(tokens) >= gen["max_new_tokens"],
+                    }
+                )
+    return records

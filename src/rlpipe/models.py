@@ -1,0 +1,153 @@
+"""Models: the embedded tiny model, hub/local base models, and loading any checkpoint as a policy.
+
+The tiny model is a real Qwen2-architecture causal LM with a character-level tokenizer and a
+ChatML-style chat template, saved in Hugging Face format so every stage loads it with
+``AutoModelForCausalLM`` / ``AutoTokenizer`` exactly as it would load Qwen2.5-7B.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from rlpipe.tracking.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def build_char_tokenizer() -> Any:
+    """A character-level tokenizer over printable ASCII with ChatML special tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for char in [chr(c) for c in range(32, 127)] + ["\n"]:
+        vocab[char] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed: int) -> int:
+    """Create a randomly initialised tiny Qwen2 + tokenizer in HF format at ``out_dir``.
+
+    Returns the parameter count. The directory appears atomically.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=arch["hidden_size"],
+        intermediate_size=arch["intermediate_size"],
+        num_hidden_layers=arch["num_layers"],
+        num_attention_heads=arch["num_heads"],
+        num_key_value_heads=arch["num_kv_heads"],
+        max_position_embeddings=arch["max_positions"],
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+    with atomic_path(out_dir, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    log.info("built tiny Qwen2 with %d parameters at %s", n_params, out_dir)
+    return n_params
+
+
+def fetch_hub_model(repo_id: str, revision: str | None, out_dir: str | os.PathLike[str]) -> None:
+    """Download a hub model into the HF cache and record where it is (the weights stay in HF_HOME).
+
+    With ``HF_HUB_OFFLINE=1`` a model missing from the cache fails at once naming the repo and the
+    command that fetches it.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(repo_id=repo_id, revision=revision)
+    except Exception as exc:  # the hub raises several unrelated types for "not available"
+        raise RuntimeError(
+            f"model {repo_id!r} (revision {revision or 'main'}) is not available: {exc}. "
+            f"On a machine with network run: huggingface-cli download {repo_id}"
+            + (f" --revision {revision}" if revision else "")
+        ) from exc
+    with atomic_path(out_dir, directory=True) as tmp:
+        (tmp / "source.json").write_text(json.dumps({"repo_id": repo_id, "revision": revision, "path": path}))
+
+
+def resolve_model_dir(path: str | os.PathLike[str]) -> str:
+    """The directory holding weights for ``path``: itself, or where a ``source.json`` points."""
+    source = Path(path) / "source.json"
+    if source.exists():
+        return json.loads(source.read_text())["path"]
+    return str(path)
+
+
+def check_chat_template(model_dir: str | os.PathLike[str]) -> None:
+    """Fail early, naming the model, when its tokenizer cannot render a chat prompt."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_dir))
+    if not tokenizer.chat_template:
+        raise ValueError(f"model at {model_dir} has no chat template; set one or use a chat model")
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "ping"}], add_generation_prompt=True, tokenize=False
+        )
+    except Exception as exc:
+        raise ValueError(f"chat template of model at {model_dir} cannot render a prompt: {exc}") from exc
+    if "ping" not in text:
+        raise ValueError(f"chat template of model at {model_dir} drops the user message")
+
+
+def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a full checkpoint, or a LoRA adapter on top of ``base``.
+
+    Adapters are merged into the base weights so evaluation runs at full speed.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(resolve_model_dir(path))
+    if (path / ADAPTER_CONFIG).exists():
+        from peft import PeftModel
+
+        if base is None:
+            raise ValueError(f"{path} holds a LoRA adapter but no base model was given")
+        base_dir = resolve_model_dir(base)
+        model = AutoModelForCausalLM.from_pretrained(base_dir)
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    model.eval()
+    return model, tokenizer

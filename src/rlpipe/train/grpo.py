@@ -1,0 +1,155 @@
+"""GRPO and its loss variants through TRL's ``GRPOTrainer``, with rlpipe's scorers as rewards.
+
+The trainer keeps its resumable state (optimizer, scheduler, RNG) in ``state_dir``; every
+``save_every`` steps the policy weights (or LoRA adapter) are exported to
+``checkpoints/step_N`` in Hugging Face / PEFT format, which is what evaluation loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from rlpipe.rewards import score
+from rlpipe.train.checkpoints import ExportCallback, latest_trainer_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Run-config keys passed to GRPOConfig under TRL's own names.
+GRPO_KEYS = (
+    "loss_type",
+    "scale_rewards",
+    "beta",
+    "num_generations",
+    "epsilon",
+    "epsilon_high",
+    "mask_truncated_completions",
+    "temperature",
+    "top_p",
+    "learning_rate",
+    "max_grad_norm",
+    "max_completion_length",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_iterations",
+    "steps_per_generation",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+)
+
+
+def make_reward_fn() -> Any:
+    """A TRL reward function scoring completions with each row's own scorer and ground truth.
+
+    Per-domain mean rewards are logged through TRL's ``log_metric`` so learning can be read per
+    domain in ``metrics.jsonl``.
+    """
+
+    def reward(
+        prompts: list[Any],
+        completions: list[Any],
+        ground_truth: list[Any],
+        scorer: list[str],
+        domain: list[str],
+        log_metric: Any = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        rewards = [score(s, t, g) for s, t, g in zip(scorer, texts, ground_truth, strict=True)]
+        if log_metric is not None:
+            by_domain: dict[str, list[float]] = defaultdict(list)
+            for d, r in zip(domain, rewards, strict=True):
+                by_domain[d].append(r)
+            for d, values in sorted(by_domain.items()):
+                log_metric(f"reward/{d}", sum(values) / len(values))
+        return rewards
+
+    reward.__name__ = "verifiable"
+    return reward
+
+
+def lora_config(lora: dict[str, Any] | None) -> Any:
+    """A PEFT ``LoraConfig`` from the run's ``lora`` section, or None for full fine-tuning."""
+    if not lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora.get("dropout", 0.0),
+        target_modules=lora.get("target_modules", "all-linear"),
+        task_type="CAUSAL_LM",
+    )
+
+
+def train_grpo(
+    policy_dir: str,
+    rows: list[dict[str, Any]],
+    *,
+    run: dict[str, Any],
+    checkpoints_dir: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str],
+    metrics_path: str | os.PathLike[str],
+) -> None:
+    """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlpipe.models import resolve_model_dir
+    from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
+
+    src = resolve_model_dir(policy_dir)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(src)
+    hp = run["grpo"]
+    args = GRPOConfig(
+        output_dir=str(state_dir),
+        max_steps=run["steps"],
+        save_strategy="steps",
+        save_steps=run["save_every"],
+        save_total_limit=1,
+        logging_steps=1,
+        report_to="none",
+        seed=run["seed"],
+        data_seed=run["seed"],
+        use_cpu=not _cuda(),
+        bf16=_cuda(),
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **{k: hp[k] for k in GRPO_KEYS if k in hp},
+    )
+    dataset = Dataset.from_list(
+        [{k: r[k] for k in ("prompt", "ground_truth", "scorer", "domain", "task")} for r in rows]
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=make_reward_fn(),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(run.get("lora")),
+        callbacks=[
+            ProgressCallback(f"grpo[{run['name']}]"),
+            MetricsFileCallback(metrics_path, {"run": run["name"]}),
+            ExportCallback(state_dir, checkpoints_dir, tokenizer),
+        ],
+    )
+    resume = latest_trainer_checkpoint(state_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+        ExportCallback(state_dir, checkpoints_dir, tokenizer).restore()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    Path(metrics_path).touch()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,94 @@
+"""SFT warm-up: supervised fine-tuning on reference solutions before RL.
+
+RL from a model that never solves a task earns zero reward and learns nothing; a short SFT stage
+brings the policy to a partial solve rate from which RL can improve. The stage is generic: any
+model, any task mix whose rows carry a ``solution``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from rlpipe.tracking.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def to_sft_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prompt/completion conversational rows for TRL's SFTTrainer (loss on the completion only)."""
+    missing = [r["id"] for r in rows if not r.get("solution")]
+    if missing:
+        raise ValueError(f"{len(missing)} training rows have no 'solution' for SFT, e.g. {missing[0]}")
+    return [
+        {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": r["solution"]}]}
+        for r in rows
+    ]
+
+
+def train_sft(
+    model_dir: str,
+    rows: list[dict[str, Any]],
+    out_dir: str | os.PathLike[str],
+    *,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    work_dir: str | os.PathLike[str],
+    warmup_ratio: float = 0.05,
+) -> dict[str, float]:
+    """Fine-tune ``model_dir`` on ``rows`` for ``steps`` optimizer steps; save HF format to ``out_dir``.
+
+    Returns the final training metrics. ``out_dir`` appears atomically when training finished.
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from rlpipe.models import resolve_model_dir
+    from rlpipe.train.callbacks import ProgressCallback
+
+    src = resolve_model_dir(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForCausalLM.from_pretrained(src)
+    dataset = Dataset.from_list(to_sft_rows(rows))
+    args = SFTConfig(
+        output_dir=str(work_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(warmup_ratio * steps)),
+        weight_decay=0.0,
+        logging_steps=max(1, steps // 20),
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=_use_cpu(),
+        bf16=False,
+        completion_only_loss=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[ProgressCallback("sft")],
+    )
+    result = trainer.train()
+    with atomic_path(out_dir, directory=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    log.info("SFT done: %s", result.metrics)
+    return dict(result.metrics)
+
+
+def _use_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
