@@ -1,0 +1,438 @@
+"""rlpipe.analysis.stats against cases with known answers (closed forms, tables, hand computations)."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from rlpipe.analysis import stats
+from rlpipe.analysis.stats import (
+    CI,
+    Delta,
+    avg_at_k,
+    best_checkpoint,
+    bootstrap_mean_ci,
+    hierarchical_bootstrap_delta,
+    item_pass_at_k,
+    item_scores,
+    macro_average,
+    overfitting_check,
+    overfitting_flag,
+    paired_bootstrap_delta,
+    paired_macro_delta,
+    pass_at_k,
+    student_t_cdf,
+    student_t_ppf,
+    trend_slope,
+)
+
+# ---------------------------------------------------------------------------------------------
+# bootstrap_mean_ci
+
+
+def test_bootstrap_ci_of_large_normal_sample_matches_normal_theory() -> None:
+    rng = np.random.default_rng(123)
+    sigma, n = 2.0, 5000
+    x = rng.normal(10.0, sigma, n)
+    mean, se, lo, hi = bootstrap_mean_ci(x, n_boot=2000, seed=1)
+    expected_se = x.std(ddof=1) / math.sqrt(n)
+    assert mean == pytest.approx(x.mean())
+    assert se == pytest.approx(expected_se, rel=0.1)
+    assert lo == pytest.approx(x.mean() - 1.96 * expected_se, abs=0.25 * expected_se)
+    assert hi == pytest.approx(x.mean() + 1.96 * expected_se, abs=0.25 * expected_se)
+
+
+def test_bootstrap_ci_is_deterministic_given_seed_and_varies_with_it() -> None:
+    x = np.random.default_rng(0).random(50)
+    assert bootstrap_mean_ci(x, seed=7) == bootstrap_mean_ci(x, seed=7)
+    assert bootstrap_mean_ci(x, seed=7).lo != bootstrap_mean_ci(x, seed=8).lo
+
+
+def test_bootstrap_ci_alpha_widens_interval() -> None:
+    x = np.random.default_rng(0).random(200)
+    narrow, wide = bootstrap_mean_ci(x, alpha=0.5), bootstrap_mean_ci(x, alpha=0.01)
+    assert wide.lo < narrow.lo < narrow.hi < wide.hi
+
+
+def test_bootstrap_ci_edge_cases() -> None:
+    assert all(math.isnan(v) for v in bootstrap_mean_ci([]))
+    assert all(math.isnan(v) for v in bootstrap_mean_ci([np.nan, np.nan]))
+    one = bootstrap_mean_ci([0.4])
+    assert one.mean == 0.4 and math.isnan(one.se) and math.isnan(one.lo) and math.isnan(one.hi)
+    const = bootstrap_mean_ci([1.0] * 10)
+    assert const == CI(1.0, 0.0, 1.0, 1.0)
+    # NaNs are dropped, not counted as zero
+    assert bootstrap_mean_ci([1.0, np.nan, 0.0]).mean == 0.5
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci([1.0, 2.0], alpha=1.5)
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci([1.0, 2.0], n_boot=0)
+
+
+def test_bootstrap_ci_of_binary_scores_covers_true_rate() -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.random(400) < 0.3).astype(float)
+    ci = bootstrap_mean_ci(x)
+    assert ci.lo < 0.3 < ci.hi
+    assert ci.se == pytest.approx(math.sqrt(0.3 * 0.7 / 400), rel=0.15)
+
+
+def test_bootstrap_many_items_is_chunked_and_still_right() -> None:
+    x = np.random.default_rng(1).normal(0, 1, 20_000)  # 2000 x 20000 > one block
+    ci = bootstrap_mean_ci(x, n_boot=300)
+    assert ci.se == pytest.approx(1 / math.sqrt(20_000), rel=0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# item scores, avg@k, pass@k
+
+
+def test_item_scores_and_avg_at_k() -> None:
+    s = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 1.0, np.nan]])
+    np.testing.assert_allclose(item_scores(s), [0.75, 0.0, 2 / 3])
+    assert avg_at_k(s) == pytest.approx((0.75 + 0.0 + 2 / 3) / 3)
+    np.testing.assert_allclose(item_scores([1.0, 0.0]), [1.0, 0.0])
+    assert math.isnan(item_scores([[np.nan, np.nan]])[0])
+    assert math.isnan(avg_at_k([[np.nan]]))
+
+
+def test_pass_at_k_hand_computed() -> None:
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(5, 2))  # 0.7
+    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
+    assert pass_at_k(10, 0, 5) == 0.0
+    assert pass_at_k(10, 10, 1) == 1.0
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)  # pass@1 = c/n
+    assert pass_at_k(4, 1, 4) == 1.0  # n - c < k: some correct sample is always drawn
+    assert pass_at_k(200, 13, 100) == pytest.approx(1 - math.comb(187, 100) / math.comb(200, 100))
+
+
+def test_pass_at_k_equals_enumeration_over_subsets() -> None:
+    correct = [1, 0, 0, 1, 0, 1]
+    for k in range(1, 7):
+        subsets = list(combinations(correct, k))
+        expected = sum(any(s) for s in subsets) / len(subsets)
+        assert pass_at_k(6, 3, k) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(0, 0, 1), (5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)])
+def test_pass_at_k_rejects_invalid(n: int, c: int, k: int) -> None:
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)
+
+
+def test_item_pass_at_k_counts_only_full_score_as_correct() -> None:
+    s = np.array(
+        [
+            [1.0, 0.0, 0.0, 1.0, 0.0],  # c = 2
+            [0.9, 0.9, 0.9, 0.9, 0.9],  # partial credit: never a pass
+            [1.0, np.nan, np.nan, np.nan, np.nan],  # n = 1 < k
+        ]
+    )
+    out = item_pass_at_k(s, 2)
+    assert out[0] == pytest.approx(0.7)
+    assert out[1] == 0.0
+    assert math.isnan(out[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# paired deltas
+
+
+def test_paired_delta_of_identical_arrays_is_zero_and_not_significant() -> None:
+    a = np.random.default_rng(0).random(100)
+    d = paired_bootstrap_delta(a, a.copy())
+    assert isinstance(d, Delta)
+    assert d.delta == 0.0 and d.lo == 0.0 and d.hi == 0.0
+    assert not d.significant
+    assert d.p_value == 1.0
+
+
+def test_paired_delta_detects_a_clear_shift() -> None:
+    rng = np.random.default_rng(1)
+    b = rng.random(200)
+    a = np.clip(b + 0.1 + rng.normal(0, 0.05, 200), 0, None)
+    d = paired_bootstrap_delta(a, b)
+    assert d.delta == pytest.approx((a - b).mean())
+    assert d.significant and d.lo > 0 and d.p_value < 0.01
+    # sign convention: a - b
+    assert paired_bootstrap_delta(b, a).delta == pytest.approx(-d.delta)
+    assert paired_bootstrap_delta(b, a).hi < 0
+
+
+def test_paired_is_more_powerful_than_unpaired_on_correlated_items() -> None:
+    # item difficulty varies a lot; the model difference is small but consistent
+    rng = np.random.default_rng(2)
+    difficulty = rng.random(60)
+    a, b = difficulty + 0.02, difficulty
+    d = paired_bootstrap_delta(a, b)
+    assert d.significant
+    ci_a, ci_b = bootstrap_mean_ci(a), bootstrap_mean_ci(b)
+    assert ci_a.lo < ci_b.hi  # the separate CIs overlap: unpaired would not see it
+
+
+def test_paired_delta_no_difference_is_rarely_significant() -> None:
+    """Under the null the false-positive rate is about alpha (checked over 100 datasets)."""
+    rng = np.random.default_rng(3)
+    hits = 0
+    for i in range(100):
+        a, b = (rng.random(40) < 0.5).astype(float), (rng.random(40) < 0.5).astype(float)
+        hits += paired_bootstrap_delta(a, b, n_boot=400, seed=i).significant
+    assert hits <= 12
+
+
+def test_paired_delta_ci_matches_normal_theory() -> None:
+    rng = np.random.default_rng(4)
+    d = rng.normal(0.3, 1.0, 3000)
+    res = paired_bootstrap_delta(d, np.zeros_like(d))
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    assert res.se == pytest.approx(se, rel=0.1)
+    assert res.lo == pytest.approx(d.mean() - 1.96 * se, abs=0.25 * se)
+
+
+def test_paired_delta_edge_cases() -> None:
+    with pytest.raises(ValueError):
+        paired_bootstrap_delta([1.0, 2.0], [1.0])
+    one = paired_bootstrap_delta([1.0], [0.0])
+    assert one.delta == 1.0 and math.isnan(one.lo) and not one.significant
+    empty = paired_bootstrap_delta([], [])
+    assert math.isnan(empty.delta) and not empty.significant
+    # items with a NaN on either side are dropped pairwise
+    d = paired_bootstrap_delta([1.0, np.nan, 1.0, 0.0], [0.0, 1.0, np.nan, 0.0])
+    assert d.n_items == 2 and d.delta == 0.5
+
+
+def test_hierarchical_delta_covers_seed_variance() -> None:
+    rng = np.random.default_rng(5)
+    items = rng.random(300)
+    seed_effect_a = np.array([0.30, -0.25, 0.0])  # seeds of a disagree a lot
+    a = items + 0.05 + seed_effect_a[:, None]
+    b = np.stack([items, items + 0.001, items - 0.001])
+    hier = hierarchical_bootstrap_delta(a, b)
+    assert hier.n_seeds == (3, 3) and hier.n_items == 300
+    assert hier.delta == pytest.approx(a.mean() - b.mean())
+    assert not hier.significant  # seed noise swamps +0.05
+    # pooling the seeds and bootstrapping items only would wrongly claim significance
+    pooled = paired_bootstrap_delta(a.mean(axis=0), b.mean(axis=0))
+    assert pooled.significant
+    assert (hier.hi - hier.lo) > 5 * (pooled.hi - pooled.lo)
+
+
+def test_hierarchical_delta_consistent_seeds_is_significant() -> None:
+    rng = np.random.default_rng(6)
+    items = rng.random(200)
+    a = np.stack([items + 0.1 + rng.normal(0, 0.01, 200) for _ in range(3)])
+    b = np.stack([items + rng.normal(0, 0.01, 200) for _ in range(2)])
+    d = paired_bootstrap_delta(a, b)  # 2-D dispatches to the hierarchical version
+    assert d.n_seeds == (3, 2)
+    assert d.significant and d.lo > 0.05
+
+
+def test_hierarchical_single_seed_equals_paired() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.random(50), rng.random(50)
+    assert paired_bootstrap_delta(a[None, :], b[None, :]) == paired_bootstrap_delta(a, b)
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap_delta(np.zeros((2, 5)), np.zeros((2, 6)))
+    with pytest.raises(ValueError):
+        hierarchical_bootstrap_delta(np.full((2, 5), np.nan), np.zeros((2, 5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# macro average
+
+
+def test_macro_average_weights_domains_equally() -> None:
+    scores = {
+        "math": {"add": np.ones(1000), "mul": np.zeros(10)},  # domain mean 0.5 (tasks equal)
+        "code": {"py": np.full(20, 0.2)},
+        "chat": np.full(5, 0.8),  # a domain given directly as items is its own task
+    }
+    m = macro_average(scores)
+    assert m.mean == pytest.approx((0.5 + 0.2 + 0.8) / 3)
+    assert m.domains["math"].mean == pytest.approx(0.5)
+    assert m.tasks["chat"]["chat"].mean == pytest.approx(0.8)
+    # every item constant within its task: no sampling variance anywhere
+    assert m.lo == pytest.approx(m.mean) and m.hi == pytest.approx(m.mean) and m.se == pytest.approx(0)
+
+
+def test_macro_average_stratified_se_matches_closed_form() -> None:
+    """Var(macro) = sum_d sum_t var_t / n_t / (T_d^2 D^2) for independent task means."""
+    rng = np.random.default_rng(8)
+    tree = {
+        "a": {"t1": rng.normal(0, 1, 400), "t2": rng.normal(0, 2, 100)},
+        "b": {"t3": rng.normal(0, 0.5, 200)},
+    }
+    m = macro_average(tree, n_boot=4000)
+    var = (tree["a"]["t1"].var() / 400 + tree["a"]["t2"].var() / 100) / 4 + tree["b"]["t3"].var() / 200
+    var /= 4  # two domains
+    assert m.se == pytest.approx(math.sqrt(var), rel=0.1)
+    assert m.lo < m.mean < m.hi
+
+
+def test_macro_average_ignores_dict_order_and_empty_tasks() -> None:
+    rng = np.random.default_rng(9)
+    x, y = rng.random(30), rng.random(40)
+    m1 = macro_average({"d1": {"t": x, "empty": []}, "d2": {"u": y}})
+    m2 = macro_average({"d2": {"u": y}, "d1": {"t": x}})
+    assert (m1.mean, m1.lo, m1.hi) == (m2.mean, m2.lo, m2.hi)
+    assert "empty" not in m1.tasks["d1"]
+    assert math.isnan(macro_average({}).mean)
+
+
+def test_paired_macro_delta() -> None:
+    rng = np.random.default_rng(10)
+    base = {"math": {"t1": rng.random(100), "t2": rng.random(50)}, "code": {"t3": rng.random(80)}}
+    better = {d: {t: x + 0.05 for t, x in ts.items()} for d, ts in base.items()}
+    d = paired_macro_delta(better, base)
+    assert d.delta == pytest.approx(0.05)
+    assert d.significant and d.lo == pytest.approx(0.05) and d.n_items == 230
+    same = paired_macro_delta(base, base)
+    assert same.delta == 0.0 and not same.significant
+    noisy = {dm: {t: x + rng.normal(0, 0.3, len(x)) for t, x in ts.items()} for dm, ts in base.items()}
+    nd = paired_macro_delta(noisy, base)
+    assert nd.lo < nd.delta < nd.hi
+    with pytest.raises(ValueError):
+        paired_macro_delta({"math": base["math"]}, base)
+    with pytest.raises(ValueError):
+        paired_macro_delta({"math": {"t1": base["math"]["t1"]}, "code": base["code"]}, base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Student's t and trend_slope
+
+# two-sided 95% critical values from a printed t table
+T_TABLE_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 10: 2.228, 20: 2.086, 30: 2.042, 120: 1.980}
+
+
+@pytest.mark.parametrize(("df", "expected"), sorted(T_TABLE_975.items()))
+def test_t_quantile_matches_table(df: int, expected: float) -> None:
+    assert student_t_ppf(0.975, df) == pytest.approx(expected, abs=1e-3)
+
+
+def test_t_distribution_known_values() -> None:
+    assert student_t_cdf(0.0, 7) == 0.5
+    assert student_t_cdf(1.0, 1) == pytest.approx(0.75)  # Cauchy: 1/2 + atan(1)/pi
+    assert student_t_cdf(math.sqrt(3), 3) == pytest.approx(0.5 + (math.pi / 4 + 0.5) / math.pi)
+    assert student_t_cdf(2.0, 2) == pytest.approx(0.5 + 0.5 * 2 / math.sqrt(6))  # df=2 closed form
+    assert student_t_cdf(-2.0, 9) == pytest.approx(1 - student_t_cdf(2.0, 9))
+    assert student_t_ppf(0.995, 10) == pytest.approx(3.169, abs=1e-3)
+    assert student_t_ppf(0.025, 5) == pytest.approx(-2.571, abs=1e-3)
+    assert student_t_ppf(0.975, 10**6) == pytest.approx(1.959964, abs=1e-4)
+    assert student_t_ppf(0.975, 5000) == pytest.approx(1.96043, abs=1e-4)
+    for df in (1, 2, 7, 50):
+        for q in (0.6, 0.9, 0.999):
+            assert student_t_cdf(student_t_ppf(q, df), df) == pytest.approx(q, abs=1e-10)
+    with pytest.raises(ValueError):
+        student_t_cdf(1.0, 0)
+    with pytest.raises(ValueError):
+        student_t_ppf(0.5, 2.5)  # type: ignore[arg-type]
+
+
+def test_trend_slope_of_exact_line_has_zero_width_ci() -> None:
+    steps = np.arange(0, 100, 10)
+    slope, lo, hi, p = trend_slope(steps, 0.003 * steps + 0.1)
+    assert slope == pytest.approx(0.003)
+    assert lo == slope == hi
+    assert p == 0.0
+    flat = trend_slope(steps, np.full(10, 0.4))
+    assert flat.slope == 0.0 and flat.lo == 0.0 and flat.hi == 0.0 and flat.p == 1.0
+
+
+def test_trend_slope_matches_textbook_regression() -> None:
+    # hand-checkable: x = 1..5, y = 2, 4, 5, 4, 5 -> slope 0.6, RSS 2.4, se = sqrt(0.8/10)
+    x, y = [1, 2, 3, 4, 5], [2, 4, 5, 4, 5]
+    res = trend_slope(x, y)
+    se = math.sqrt(2.4 / 3 / 10)
+    assert res.slope == pytest.approx(0.6)
+    assert res.lo == pytest.approx(0.6 - 3.182446 * se, abs=1e-5)
+    assert res.hi == pytest.approx(0.6 + 3.182446 * se, abs=1e-5)
+    assert res.p == pytest.approx(2 * (1 - student_t_cdf(0.6 / se, 3)))
+    assert 0.05 < res.p < 0.2  # t = 2.12 on 3 df
+
+
+def test_trend_slope_noisy_rise_is_significant_and_noise_is_not() -> None:
+    rng = np.random.default_rng(11)
+    steps = np.arange(200)
+    up = trend_slope(steps, 0.002 * steps + rng.normal(0, 0.05, 200))
+    assert up.lo > 0 and up.p < 1e-6 and up.lo < 0.002 < up.hi
+    noise = trend_slope(steps, rng.normal(0, 0.05, 200))
+    assert noise.lo < 0 < noise.hi and noise.p > 0.05
+
+
+@pytest.mark.parametrize(
+    ("steps", "values"),
+    [([], []), ([1], [0.5]), ([1, 2], [0.5, 0.6]), ([3, 3, 3], [0.1, 0.2, 0.3]), ([1, 2, np.nan], [1, 2, 3])],
+)
+def test_trend_slope_degenerate_inputs_give_nan_not_errors(steps: list, values: list) -> None:
+    assert all(math.isnan(v) for v in trend_slope(steps, values))
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints and overfitting
+
+
+def _checkpoints(means: list[float], n: int = 300, seed: int = 12) -> tuple[list[int], list[np.ndarray]]:
+    """Binary item scores per checkpoint; each checkpoint only flips items of the previous one,
+    so checkpoints are correlated item-wise like real ones."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    return [100 * (i + 1) for i in range(len(means))], [(u < m).astype(float) for m in means]
+
+
+def test_best_checkpoint_prefers_earliest_tie() -> None:
+    steps, scores = _checkpoints([0.3, 0.6, 0.6, 0.4])
+    assert best_checkpoint(steps, scores) == 200
+    with pytest.raises(ValueError):
+        best_checkpoint([1], [[np.nan]])
+    with pytest.raises(ValueError):
+        best_checkpoint([1, 2], [[1.0]])
+
+
+def test_overfitting_flag_on_clear_decline() -> None:
+    steps, scores = _checkpoints([0.3, 0.6, 0.5, 0.35])
+    best = best_checkpoint(steps, scores)
+    assert best == 200
+    assert overfitting_flag(steps, scores, best)
+    checks = overfitting_check(steps, scores, best)
+    assert sorted(checks) == [300, 400]
+    assert checks[400].delta == pytest.approx(scores[3].mean() - scores[1].mean())
+    assert checks[400].significant and checks[400].hi < 0
+
+
+def test_no_overfitting_when_later_checkpoints_hold() -> None:
+    steps, scores = _checkpoints([0.3, 0.6, 0.595, 0.598])
+    assert not overfitting_flag(steps, scores, 200)
+    # the best being the last checkpoint cannot overfit
+    assert not overfitting_flag(steps, scores, 400)
+    assert overfitting_check(steps, scores, 400) == {}
+    with pytest.raises(ValueError):
+        overfitting_flag(steps, scores, 250)
+
+
+def test_overfitting_uses_bonferroni() -> None:
+    """A decline significant at 5% on its own (z ~ 2.5) is not at 5% / 10 comparisons."""
+    rng = np.random.default_rng(13)
+    best = (rng.random(400) < 0.5).astype(float)
+    ones, zeros = np.flatnonzero(best == 1), np.flatnonzero(best == 0)
+    later = best.copy()
+    later[ones[:25]] = 0.0  # 25 items lost, 10 gained: delta = -15/400
+    later[zeros[:10]] = 1.0
+    plain = paired_bootstrap_delta(later, best)
+    assert plain.delta == pytest.approx(-15 / 400)
+    assert plain.significant and 0.005 < plain.p_value < 0.05
+    steps = list(range(0, 1100, 100))
+    scores = [best] + [later] * 10
+    checks = overfitting_check(steps, scores, 0)
+    assert len(checks) == 10
+    assert not any(d.significant for d in checks.values())
+    assert checks[100].lo < plain.lo
+    assert not overfitting_flag(steps, scores, 0)
+    assert overfitting_flag(steps[:2], scores[:2], 0)  # a single later checkpoint: 5% level
+
+
+def test_module_exports_exist() -> None:
+    for name in stats.__all__:
+        assert hasattr(stats, name), name
