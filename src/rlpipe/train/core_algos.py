@@ -9,8 +9,9 @@ Conventions shared by every function:
 * Sequence tensors are padded ``[batch, T]`` tensors over the *completion* tokens, with a ``mask``
   of the same shape: 1 where the position is a real completion token, 0 for padding (left, right
   or in the middle, e.g. masked tool output). Padding never contributes to a mean, a variance, a
-  return or a loss, and the functions read padded positions only through ``torch.where`` so that
-  even ``nan``/``inf`` garbage there (e.g. log-probs of pad tokens) cannot leak.
+  return or a loss. Inputs are passed through ``torch.where`` on the mask *before* any arithmetic,
+  so even ``nan``/``inf`` garbage at padded positions (e.g. log-probs of pad tokens) leaks neither
+  into the results nor into the gradients (``0 * nan`` in a backward pass would be ``nan``).
 * Outputs that are defined per token are 0 at padded positions.
 * Losses use *token-mean* aggregation: the mean over all completion tokens of the batch, so every
   token weighs the same whatever the length of its completion.
@@ -70,6 +71,7 @@ def masked_var(values: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     With ``unbiased`` the Bessel correction ``n / (n - 1)`` is applied. Fewer than two valid
     elements give 0: there is no spread to measure, and 0 makes ``masked_whiten`` merely centre.
     """
+    values = _zero_pad(values, mask)
     mean = masked_mean(values, mask)
     var = masked_mean((values - mean) ** 2, mask)
     if unbiased:
@@ -86,6 +88,7 @@ def masked_whiten(values: Tensor, mask: Tensor, shift_mean: bool = True, eps: fl
     quantities whose sign carries meaning, e.g. rewards fed to the critic. The variance is the
     unbiased one. Padded positions are 0 in the output.
     """
+    values = _zero_pad(values, mask)
     mean = masked_mean(values, mask)
     var = masked_var(values, mask, unbiased=True)
     whitened = (values - mean) * torch.rsqrt(var + eps)
@@ -270,10 +273,9 @@ def ppo_policy_loss(
     """
     if clip_eps_high is None:
         clip_eps_high = clip_eps_low
-    old = old_logprob.detach()
-    adv = advantages.detach()
-    log_ratio = torch.where(_valid(mask), logprob - old, torch.zeros_like(logprob))
-    log_ratio = log_ratio.clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+    old = _zero_pad(old_logprob.detach(), mask)
+    adv = _zero_pad(advantages.detach(), mask)
+    log_ratio = (_zero_pad(logprob, mask) - old).clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1.0 - clip_eps_low, 1.0 + clip_eps_high)
@@ -299,12 +301,13 @@ def ppo_value_loss(
     ``clip_range=None`` disables the clip (plain 0.5 * MSE). Returns ``(loss, clip_fraction)``,
     ``clip_fraction`` being the share of valid tokens where the clipped error is the larger one.
     """
-    target = returns.detach()
+    values = _zero_pad(values, mask)
+    target = _zero_pad(returns.detach(), mask)
     unclipped = (values - target).square()
     if clip_range is None:
         loss = 0.5 * masked_mean(unclipped, mask)
         return loss, torch.zeros((), dtype=loss.dtype, device=loss.device)
-    old = old_values.detach()
+    old = _zero_pad(old_values.detach(), mask)
     v_clipped = old + (values - old).clamp(-clip_range, clip_range)
     clipped = (v_clipped - target).square()
     loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
@@ -332,6 +335,7 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:
     1 is a perfect critic, 0 one no better than a constant, negative one worse than a constant.
     ``nan`` when the returns have no variance (the ratio is undefined; logging ``nan`` is honest).
     """
+    values, returns = _zero_pad(values, mask), _zero_pad(returns, mask)
     var_returns = masked_var(returns, mask, unbiased=False)
     var_resid = masked_var(returns - values, mask, unbiased=False)
     nan = torch.full_like(var_returns, math.nan)
