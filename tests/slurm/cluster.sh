@@ -235,6 +235,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=${NODE}
 AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment
 $(node_line)
 PartitionName=${PARTITION} Nodes=${NODE} Default=YES MaxTime=INFINITE State=UP
 EOF
