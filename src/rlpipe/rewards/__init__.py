@@ -3,7 +3,16 @@
 Importing this package registers every scorer module listed below.
 """
 
-from rlpipe.rewards import basic  # noqa: F401  (registers scorers)
+from rlpipe.rewards import (  # noqa: F401  (registers scorers)
+    basic,
+    code,
+    logic,
+    math_answers,
+    mc,
+    musique,
+    simulation,
+    tabular,
+)
 from rlpipe.rewards.registry import SCORERS, get_scorer, register, score
 
 __all__ = ["SCORERS", "get_scorer", "register", "score"]

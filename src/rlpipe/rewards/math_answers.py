@@ -1,0 +1,152 @@
+"""Math scorers (AIME, MATH500, AMC, GSM8K): the final answer of the last ``\\boxed{}`` after ``</think>``.
+
+``math``: 1 when the last complete ``\\boxed{...}`` of the answer region (see ``extract.answer_region``)
+is equivalent to the ground truth. Equivalence, first hit wins:
+
+1. normalised strings equal (spacing, ``\\left``/``\\right``, ``\\dfrac``, ``^\\circ``, ``\\text{}``
+   units, a leading ``x =``, trailing ``.``, ``$``);
+2. both parse as plain numbers (ints, decimals, ``a/b``, ``\\frac{a}{b}``, thousands separators) and are
+   equal within a relative tolerance of 1e-9;
+3. ``math-verify`` (optional dependency, PyPI ``math-verify``) says they are equal. When it is missing,
+   raises or hits its time limit, this step is skipped: the result is then the string/numeric verdict.
+   Its signal-based time limit only works in the main thread; elsewhere it runs without one.
+
+The ground truth may itself be wrapped in ``\\boxed{}`` or be a GSM8K solution ending in ``#### 42``.
+
+``gsm8k``: the prediction is the last ``\\boxed{}``, else the number after the last ``####``; compared
+numerically (no "last number in the text" fallback: it rewards answers that merely mention the number).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from fractions import Fraction
+from typing import Any
+
+from rlpipe.rewards.extract import answer_region, last_boxed, strip_text_macro
+from rlpipe.rewards.registry import register
+
+log = logging.getLogger(__name__)
+
+try:  # optional: symbolic equivalence
+    from math_verify import parse as _mv_parse
+    from math_verify import verify as _mv_verify
+except Exception:  # noqa: BLE001 - any import failure means "not available"
+    _mv_parse = None
+    _mv_verify = None
+
+_MV_TIMEOUT_S = 5
+
+
+def _gt_text(ground_truth: Any) -> str:
+    text = str(ground_truth).strip()
+    if "####" in text:
+        text = text.rsplit("####", 1)[1].strip()
+    boxed = last_boxed(text)
+    return boxed if boxed is not None else text
+
+
+_REPLACEMENTS = [
+    (r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\\displaystyle", ""),
+    (r"\\[dt]frac", r"\\frac"),
+    (r"\^\s*\{?\\circ\}?|°", ""),
+    (r"\\%|%", ""),
+    (r"\\\$|\$", ""),
+    (r"\s+", ""),
+]
+
+
+def normalize_math(text: str) -> str:
+    """A canonical string form of a math answer (used for the cheap equality check)."""
+    text = strip_text_macro(text.strip())
+    text = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", text)
+    for pattern, repl in _REPLACEMENTS:
+        text = re.sub(pattern, repl, text)
+    text = re.sub(r"^[a-zA-Z]\s*=", "", text) if text.count("=") == 1 else text
+    text = text.rstrip(".")
+    text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)
+    if re.fullmatch(r"-?\d+\.0+", text):
+        text = text.split(".")[0]
+    return text
+
+
+def to_number(text: str) -> Fraction | None:
+    """Parse a plain number (int, decimal, ``a/b``, ``\\frac{a}{b}``); None for anything else."""
+    text = normalize_math(text)
+    frac = re.fullmatch(r"(-?)\\frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}", text) or re.fullmatch(
+        r"(-?)\\frac(\d)(\d)", text
+    )
+    try:
+        if frac:
+            value = Fraction(frac.group(2)) / Fraction(frac.group(3))
+            return -value if frac.group(1) else value
+        if re.fullmatch(r"-?\d+(\.\d+)?/-?\d+(\.\d+)?", text):
+            num, den = text.split("/")
+            return Fraction(num) / Fraction(den)
+        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", text):
+            return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _math_verify_equal(prediction: str, truth: str) -> bool:
+    if _mv_parse is None or _mv_verify is None:
+        return False
+    main = threading.current_thread() is threading.main_thread()
+    timeout = _MV_TIMEOUT_S if main else None
+    try:
+        gold = _mv_parse(f"${truth}$", parsing_timeout=timeout)
+        pred = _mv_parse(f"${prediction}$", parsing_timeout=timeout)
+        if not gold or not pred:
+            return False
+        return bool(_mv_verify(gold, pred, timeout_seconds=timeout))
+    except Exception as exc:  # noqa: BLE001 - includes its TimeoutException: fall back, never raise
+        log.debug("math-verify failed on %r vs %r: %s", prediction, truth, exc)
+        return False
+
+
+def math_equal(prediction: str, truth: str) -> bool:
+    """Whether two final answers are the same mathematical object (see module docstring)."""
+    if normalize_math(prediction) == normalize_math(truth):
+        return True
+    a, b = to_number(prediction), to_number(truth)
+    if a is not None and b is not None:
+        return abs(a - b) <= Fraction(1, 10**9) * max(1, abs(b))
+    return _math_verify_equal(prediction, truth)
+
+
+@register("math")
+def math_score(response: str, ground_truth: Any, extra_info: dict | None = None) -> float:
+    """1 when the last ``\\boxed{}`` after ``</think>`` is equivalent to the ground truth."""
+    region = answer_region(response)
+    if region is None:
+        return 0.0
+    prediction = last_boxed(region)
+    if prediction is None or not prediction.strip():
+        return 0.0
+    return float(math_equal(prediction, _gt_text(ground_truth)))
+
+
+_HASHES = re.compile(r"####\s*([-+$]?\s*[\d,]*\.?\d+)")
+
+
+@register("gsm8k")
+def gsm8k_score(response: str, ground_truth: Any, extra_info: dict | None = None) -> float:
+    """1 when the last ``\\boxed{}`` (else the last ``#### N``) equals the GSM8K answer numerically."""
+    region = answer_region(response)
+    if region is None:
+        return 0.0
+    prediction = last_boxed(region)
+    if prediction is None:
+        found = _HASHES.findall(region)
+        if not found:
+            return 0.0
+        prediction = found[-1].replace("$", "").replace(" ", "")
+    truth = to_number(_gt_text(ground_truth))
+    value = to_number(prediction)
+    if truth is None or value is None:
+        return float(normalize_math(prediction) == normalize_math(_gt_text(ground_truth)))
+    return float(value == truth)
