@@ -1,0 +1,27 @@
+# rlpipe: the whole lifecycle of an RL post-training experiment as one DAG.
+# data -> SFT warm-up -> training runs -> evaluation of every checkpoint -> scores, curves, report.
+#
+# The embedded default is config/config.yaml; `--configfile config/experiments/X.yaml` runs another
+# experiment, which must be complete (it replaces the default rather than merging into it).
+from rlpipe.config import load_experiment
+
+
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+EXP = load_experiment(config, workflow.configfiles, workdir=workflow.basedir)
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/eval.smk"
+include: "rules/analysis.smk"
+
+
+rule all:
+    input:
+        f"{OUT}/report.md",
+        f"{OUT}/scores.csv",

@@ -1,0 +1,42 @@
+# Evaluation = generation (loads the model once, all suite tasks, the GPU half) + scoring (CPU).
+
+
+rule generate:
+    input:
+        unpack(generate_inputs),
+    output:
+        f"{OUT}/eval/{{run}}/step_{{step}}/completions.jsonl",
+    params:
+        suite=SUITE,
+        backend=EXP.config["evaluation"].get("backend", "hf"),
+        batch_size=EXP.config["evaluation"].get("batch_size", 64),
+        seed=EXP.seeds[0],
+    log:
+        f"{OUT}/logs/generate/{{run}}/step_{{step}}.log",
+    threads: THREADS
+    resources:
+        gpu=run_gpus,
+    script:
+        "../workflow/scripts/generate.py"
+
+
+rule score:
+    input:
+        completions=f"{OUT}/eval/{{run}}/step_{{step}}/completions.jsonl",
+        data=[f"{OUT}/data/suite/{task}.jsonl" for task in sorted(SUITE["tasks"])],
+    output:
+        scores=f"{OUT}/eval/{{run}}/step_{{step}}/scores.jsonl",
+        summary=f"{OUT}/eval/{{run}}/step_{{step}}/summary.csv",
+    params:
+        suite=SUITE,
+        meta=lambda wc: {
+            "experiment": EXP.name,
+            "run": wc.run,
+            "method": RUNS[wc.run]["method"] if wc.run in RUNS else "base",
+            "step": int(wc.step),
+        },
+    log:
+        f"{OUT}/logs/score/{{run}}/step_{{step}}.log",
+    threads: 1
+    script:
+        "../workflow/scripts/score.py"

@@ -1,0 +1,17 @@
+rule train:
+    input:
+        policy=lambda wc: policy_dir(RUNS[wc.run]["model"]),
+        train=f"{OUT}/data/train.jsonl",
+    output:
+        checkpoints=directory(f"{OUT}/runs/{{run}}/checkpoints"),
+        metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
+    params:
+        run=lambda wc: RUNS[wc.run],
+        state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
+    log:
+        f"{OUT}/logs/train/{{run}}.log",
+    threads: THREADS
+    resources:
+        gpu=run_gpus,
+    script:
+        "../workflow/scripts/train.py"

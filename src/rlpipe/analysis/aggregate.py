@@ -1,0 +1,48 @@
+"""Aggregation of per-checkpoint summaries into the experiment's tidy ``scores.csv``."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from rlpipe.tracking.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+KEY = ["experiment", "run", "step", "task"]
+
+
+def aggregate(summary_paths: list[str], out: str) -> pd.DataFrame:
+    """Concatenate summaries, one row per (run, step, task), sorted so reruns are byte-identical."""
+    frames = [pd.read_csv(p) for p in summary_paths]
+    scores = pd.concat(frames, ignore_index=True).sort_values(KEY).reset_index(drop=True)
+    dupes = scores.duplicated(KEY)
+    if dupes.any():
+        raise ValueError(f"duplicate (run, step, task) rows: {scores[dupes][KEY].to_dict('records')[:3]}")
+    with atomic_path(out) as tmp:
+        scores.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("wrote %d rows (%d runs) to %s", len(scores), scores["run"].nunique(), out)
+    return scores
+
+
+def with_base_rows(scores: pd.DataFrame, base_of: dict[str, str]) -> pd.DataFrame:
+    """Scores where every run also has a step-0 row: its base model's scores.
+
+    ``base_of`` maps run -> base pseudo-run. Learning curves then start where training started.
+    """
+    parts = [scores]
+    for run, base in base_of.items():
+        start = scores[(scores["run"] == base) & (scores["step"] == 0)].copy()
+        start["run"] = run
+        parts.append(start)
+    return pd.concat(parts, ignore_index=True)
+
+
+def domain_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Macro average of task scores per (run, step, domain); SE combined as for a mean of means."""
+    grouped = scores.groupby(["run", "step", "domain"])
+    out = grouped.agg(score=("score", "mean"), n_tasks=("task", "nunique")).reset_index()
+    se = grouped["se"].apply(lambda s: float((s.pow(2).sum()) ** 0.5 / len(s))).reset_index(drop=True)
+    out["se"] = se
+    return out

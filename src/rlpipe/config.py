@@ -1,0 +1,256 @@
+"""The experiment config model: validation, run expansion (defaults, sweeps, seeds), suites.
+
+Everything here runs while Snakemake parses the workflow, before any job starts, so a bad config
+fails in seconds with one line naming the file and the key. The result is plain data the rules
+read: ``Experiment.runs[name]`` is a complete, self-contained run spec, so a rule's ``params``
+depend only on its own run and Snakemake reruns only what a change touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "workflow" / "schemas"
+SUITES = ROOT / "config" / "suites"
+MAIN_MODEL = "base"
+
+
+class ConfigError(ValueError):
+    """A config problem, with the file and key it concerns in its message."""
+
+
+@dataclass
+class Experiment:
+    """A validated, expanded experiment."""
+
+    name: str
+    config: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    runs: dict[str, dict[str, Any]]
+    suite: dict[str, Any]
+    seeds: list[int]
+    baseline: str | None
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def out(self) -> str:
+        """The results folder of this experiment."""
+        return f"results/{self.name}"
+
+    def base_run(self, model: str) -> str:
+        """The pseudo-run that stands for a base model's policy at step 0."""
+        return "base" if model == MAIN_MODEL else f"base-{model}"
+
+    @property
+    def base_runs(self) -> dict[str, str]:
+        """Base pseudo-run name -> model name, for every model some run trains."""
+        used = sorted({run["model"] for run in self.runs.values()})
+        return {self.base_run(m): m for m in used}
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; the error names the file."""
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def _key_path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def validate(obj: Any, schema_name: str, source: str) -> None:
+    """Validate ``obj`` against ``workflow/schemas/<schema_name>``; raise one readable line."""
+    import jsonschema
+
+    schema = load_yaml(SCHEMAS / schema_name)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if not errors:
+        return
+    # A failing subschema makes its keys "unevaluated" too; report the real failure first.
+    specific = [e for e in errors if e.validator != "unevaluatedProperties"]
+    err = jsonschema.exceptions.best_match(specific or errors)
+    where = _key_path(err.absolute_path)
+    message = err.message
+    if err.validator in ("additionalProperties", "unevaluatedProperties"):
+        message = f"unknown key(s): {message.split('(')[-1].rstrip(')')}"
+    raise ConfigError(f"{source}: {where}: {message}")
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _set_dotted(obj: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        obj = obj.setdefault(part, {})
+        if not isinstance(obj, dict):
+            raise ConfigError(f"sweep key {dotted!r}: {part!r} is not a section")
+    obj[leaf] = value
+
+
+def _value_tag(value: Any) -> str:
+    return str(value).replace(".", "p").replace("-", "m") if not isinstance(value, bool) else str(value).lower()
+
+
+def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Complete run specs: defaults merged, sweeps expanded (one run per combination), seeds applied.
+
+    A sweep over ``{lora.r: [8, 16], grpo.beta: [0, 0.04]}`` of run ``lora`` yields runs
+    ``lora_r8_beta0`` ... ; with several seeds every run gets a ``_s<seed>`` suffix.
+    """
+    defaults = config.get("run_defaults", {})
+    seeds = config.get("seeds", [0])
+    every = config.get("checkpoints", {}).get("every")
+    runs: dict[str, dict[str, Any]] = {}
+    for index, raw in enumerate(config["runs"]):
+        spec = _deep_merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
+        sweep = raw.get("sweep", {})
+        keys = sorted(sweep)
+        for combo in itertools.product(*(sweep[k] for k in keys)):
+            variant = copy.deepcopy(spec)
+            suffix = ""
+            for key, value in zip(keys, combo, strict=True):
+                _set_dotted(variant, key, value)
+                suffix += f"_{key.split('.')[-1]}{_value_tag(value)}"
+            for seed in seeds:
+                name = raw["name"] + suffix + (f"_s{seed}" if len(seeds) > 1 else "")
+                if name in runs:
+                    raise ConfigError(f"{source}: runs[{index}]: run name {name!r} is used twice")
+                run = {**variant, "name": name, "family": raw["name"], "seed": seed}
+                run.setdefault("method", "grpo")
+                run.setdefault("model", MAIN_MODEL)
+                run.setdefault("lora", None)
+                run.setdefault("grpo", {})
+                run.setdefault("resources", {})
+                if "steps" not in run:
+                    raise ConfigError(f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)")
+                run["save_every"] = min(every or run["steps"], run["steps"])
+                run["sweep"] = dict(zip(keys, combo, strict=True))
+                runs[name] = run
+    return runs
+
+
+def checkpoint_steps(run: dict[str, Any]) -> list[int]:
+    """Steps at which a run saves a checkpoint: every ``save_every`` steps and the last step."""
+    steps = list(range(run["save_every"], run["steps"] + 1, run["save_every"]))
+    if steps[-1] != run["steps"]:
+        steps.append(run["steps"])
+    return steps
+
+
+def _check_run(run: dict[str, Any], models: dict[str, Any], source: str) -> None:
+    where = f"{source}: run {run['name']}"
+    if run["model"] not in models:
+        raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
+    hp = run["grpo"]
+    gens = hp.get("num_generations", 8)
+    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1)
+    if batch % gens:
+        raise ConfigError(
+            f"{where}: grpo.per_device_train_batch_size ({batch}) must be divisible by "
+            f"grpo.num_generations ({gens}); change one of them"
+        )
+
+
+def _check_model(name: str, model: dict[str, Any], source: str) -> None:
+    where = f"{source}: model {name}"
+    kind = model["source"]
+    if kind == "tiny" and "arch" not in model:
+        raise ConfigError(f"{where}: source 'tiny' needs 'arch'")
+    if kind == "hub" and "repo_id" not in model:
+        raise ConfigError(f"{where}: source 'hub' needs 'repo_id'")
+    if kind == "local":
+        path = model.get("path")
+        if not path:
+            raise ConfigError(f"{where}: source 'local' needs 'path'")
+        if not (Path(path) / "config.json").exists():
+            raise ConfigError(f"{where}: path {path!r} is not a model directory (no config.json there)")
+
+
+def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
+    """Load and validate a suite by name (``config/suites/<name>.yaml``) or path; apply defaults."""
+    from rlpipe.rewards import SCORERS
+
+    path = Path(ref)
+    if path.suffix not in (".yaml", ".yml"):
+        candidates = [Path(workdir) / "config" / "suites" / f"{ref}.yaml", SUITES / f"{ref}.yaml"]
+        path = next((p for p in candidates if p.exists()), candidates[-1])
+    suite = load_yaml(path)
+    validate(suite, "suite.schema.yaml", str(path))
+    defaults = suite.get("defaults", {})
+    tasks = {}
+    for name, task in suite["tasks"].items():
+        merged = _deep_merge(defaults, task)
+        merged.setdefault("samples", 1)
+        merged.setdefault("chat_template", True)
+        gen = merged.setdefault("generation", {})
+        gen.setdefault("temperature", 1.0)
+        gen.setdefault("top_p", 1.0)
+        gen.setdefault("max_new_tokens", 512)
+        if merged["scorer"] not in SCORERS:
+            raise ConfigError(
+                f"{path}: tasks.{name}.scorer: unknown scorer {merged['scorer']!r} "
+                f"(known: {', '.join(sorted(SCORERS))})"
+            )
+        src = merged["source"]
+        if src["type"] == "procedural":
+            from rlpipe.data.tasks import TASKS
+
+            if src.get("task") not in TASKS:
+                raise ConfigError(f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}")
+        tasks[name] = merged
+    return {"name": suite["name"], "path": str(path), "tasks": tasks}
+
+
+def load_experiment(config: dict[str, Any], sources: list[str] | None = None, workdir: str | Path = ".") -> Experiment:
+    """Validate ``config`` (as Snakemake merged it from ``sources``) and expand it."""
+    source = ", ".join(str(s) for s in sources) if sources else "config"
+    validate(config, "config.schema.yaml", source)
+    from rlpipe.data.tasks import TASKS
+
+    for task in config["data"]["tasks"]:
+        if task not in TASKS:
+            raise ConfigError(f"{source}: data.tasks.{task}: unknown procedural task (known: {', '.join(TASKS)})")
+    models = {MAIN_MODEL: config["model"], **config.get("models", {})}
+    for name, model in models.items():
+        _check_model(name, model, source)
+    runs = expand_runs(config, source)
+    for run in runs.values():
+        _check_run(run, models, source)
+    baseline = config.get("baseline")
+    if baseline is not None and baseline not in runs:
+        raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")
+    suite = load_suite(config["evaluation"]["suite"], workdir)
+    return Experiment(
+        name=config["name"],
+        config=config,
+        models=models,
+        runs=runs,
+        suite=suite,
+        seeds=config.get("seeds", [0]),
+        baseline=baseline,
+        sources=list(sources or []),
+    )

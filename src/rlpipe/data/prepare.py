@@ -1,0 +1,47 @@
+"""Dataset preparation: every source normalised into one row schema, written atomically.
+
+Row schema: ``id``, ``domain``, ``task``, ``prompt`` (chat messages), ``ground_truth``,
+``scorer``, ``extra_info`` (and ``solution`` where a reference answer exists, for SFT).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rlpipe.data import tasks as procedural
+from rlpipe.tracking.io import write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def prepare_train_data(
+    task_sizes: dict[str, int], validation_per_task: int, seed: int, train_out: str, validation_out: str
+) -> None:
+    """The training mix (``task -> n problems``) and its validation split, from procedural tasks."""
+    train: list[dict[str, Any]] = []
+    validation: list[dict[str, Any]] = []
+    for task, n in sorted(task_sizes.items()):
+        train += procedural.generate(task, "train", n, seed)
+        validation += procedural.generate(task, "validation", validation_per_task, seed)
+        log.info("task %s: %d train, %d validation rows", task, n, validation_per_task)
+    write_jsonl(train_out, train)
+    write_jsonl(validation_out, validation)
+
+
+def prepare_suite_task(name: str, task: dict[str, Any], seed: int, out: str) -> None:
+    """Rows of one suite task, with the suite's scorer and domain stamped on every row."""
+    source = task["source"]
+    if source["type"] != "procedural":
+        raise ValueError(
+            f"suite source type {source['type']!r} is not supported by this rlpipe version "
+            "(supported: procedural)"
+        )
+    rows = procedural.generate(source["task"], source.get("split", "test"), source["n"], seed)
+    for row in rows:
+        row["task"] = name
+        row["id"] = f"{name}/{row['extra_info']['index']}"
+        row["scorer"] = task["scorer"]
+        row["domain"] = task["domain"]
+    write_jsonl(out, rows)
+    log.info("wrote %d rows to %s", len(rows), out)

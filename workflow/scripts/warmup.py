@@ -1,0 +1,21 @@
+"""Snakemake adapter: SFT warm-up of a base model on the training mix."""
+
+from rlpipe.runtime import init_job
+from rlpipe.tracking.io import read_jsonl
+from rlpipe.tracking.logs import script_logging
+
+with script_logging(snakemake.log[0]):
+    init_job(snakemake.threads, snakemake.params.seed)
+    from rlpipe.train.sft import train_sft
+
+    cfg = snakemake.params.warmup
+    train_sft(
+        snakemake.input.model,
+        read_jsonl(snakemake.input.train),
+        snakemake.output[0],
+        steps=cfg["steps"],
+        batch_size=cfg.get("batch_size", 64),
+        learning_rate=cfg.get("learning_rate", 1e-4),
+        seed=snakemake.params.seed,
+        work_dir=snakemake.params.work_dir,
+    )
