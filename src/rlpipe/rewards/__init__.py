@@ -6,6 +6,8 @@ Importing this package registers every scorer module listed below.
 from rlpipe.rewards import (  # noqa: F401  (registers scorers)
     basic,
     code,
+    ifeval,
+    livebench,
     logic,
     math_answers,
     mc,
