@@ -136,8 +136,9 @@ __rlpipe_call()
 """
 
 
-def run_tests(program: str, tests: dict, limits: Limits = DEFAULT_LIMITS) -> float:
-    """Run ``program`` against parsed ``tests``; 1.0 when all pass."""
+def run_tests(program: str, tests: dict, limits: Limits | None = None) -> float:
+    """Run ``program`` against parsed ``tests``; 1.0 when all pass (limits: ``DEFAULT_LIMITS``)."""
+    limits = limits or DEFAULT_LIMITS
     if "functional" in tests:
         result = run_python(f"{program}\n\n{tests['functional']}\n", None, limits)
         if result.error:
