@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe.rewards import score
 from rlpipe.rewards import sandbox as sbx
+from rlpipe.rewards import score
 from rlpipe.rewards.sandbox import Limits, run_python
 
 FAST = Limits(timeout_s=1.0, cpu_s=1, total_timeout_s=6.0, memory_mb=512, nproc=16)

@@ -1,0 +1,45 @@
+"""Multiple-choice scorer: deterministic letter extraction, no random fallback."""
+
+import pytest
+
+from rlpipe.rewards import score
+from rlpipe.rewards.mc import extract_letter
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"\boxed{C}",
+        r"\boxed{(C)}",
+        r"\boxed{\text{C}}",
+        r"\boxed{C. 42 joules}",
+        "Therefore, Answer: C",
+        "The answer is (C).",
+        "**Answer:** C",
+        r"<think>\boxed{A}</think> final \boxed{C}",
+    ],
+)
+def test_mc_positive(response: str) -> None:
+    assert score("mc", response, "C") == 1.0
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"\boxed{A}",
+        r"<think>\boxed{C}</think> I cannot decide",
+        "I think C is plausible but so is D",  # no committed answer
+        r"\boxed{Carbon}",
+        "",
+        r"\boxed{C} no wait \boxed{D}",
+    ],
+)
+def test_mc_negative(response: str) -> None:
+    assert score("mc", response, "C") == 0.0
+
+
+def test_mc_deterministic_and_j() -> None:
+    assert extract_letter("nothing here") is None
+    assert {score("mc", "no answer", "A") for _ in range(20)} == {0.0}
+    assert score("mc", r"\boxed{J}", "(J)") == 1.0
+    assert score("mc", r"\boxed{K}", "K") == 0.0  # out of range ground truth
