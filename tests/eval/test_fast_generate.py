@@ -92,3 +92,23 @@ def test_sampling_is_seeded(model: Qwen2ForCausalLM, top_p: float) -> None:
     assert first == fast.generate(PROMPTS, seed=7, **kwargs)
     assert first != fast.generate(PROMPTS, seed=8, **kwargs)
     assert all(len(t) == 10 for samples in first for t in samples)
+
+
+def test_top_p_search_matches_sorted_prefix() -> None:
+    from rlpipe.eval.fast_generate import _top_p_keep
+
+    g = torch.Generator().manual_seed(3)
+    probs = torch.softmax(3 * torch.randn(16, 1000, generator=g), dim=-1)
+    for p in (0.1, 0.7, 0.95):
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        keep_sorted = torch.zeros_like(probs, dtype=torch.bool)
+        keep_sorted.scatter_(1, order, (sorted_p.cumsum(-1) - sorted_p) < p)
+        assert torch.equal(_top_p_keep(probs, torch.tensor([p])), keep_sorted)
+
+
+@pytest.mark.parametrize("method", ["sort", "search"])
+def test_top_p_methods_sample_inside_nucleus(model: Qwen2ForCausalLM, method: str) -> None:
+    # With top_p tiny the nucleus is the argmax token, so sampling must equal greedy decoding.
+    fast = FastHFGenerator(model, _tok(None), compile=False, top_p_method=method)
+    greedy = fast.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=8, seed=0)
+    assert fast.generate(PROMPTS, n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8, seed=5) == greedy

@@ -80,17 +80,43 @@ def _register_attention() -> None:
     AttentionInterface.register(_ATTN_NAME, _decode_attention)
 
 
-def _sample(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, mode: str) -> torch.Tensor:
+def _top_p_keep(probs: torch.Tensor, top_p: torch.Tensor, rounds: int = 6, ways: int = 16) -> torch.Tensor:
+    """Nucleus membership without sorting: search the probability threshold instead.
+
+    The nucleus is every token with ``p >= tau``, for the largest ``tau`` whose kept mass
+    ``sum(p[p >= tau])`` still reaches ``top_p`` (the sorted-prefix definition, ties aside). Each round
+    tries ``ways - 1`` thresholds in one pass over the vocabulary and narrows the bracket by ``ways``, so
+    after ``rounds`` the threshold is known to ``max(p) / ways**rounds`` (6e-8 of it by default); tokens
+    inside that last bracket are kept. Why: a segmented sort of a 150k vocabulary for 128 rows costs
+    about 2 ms per step on an H100/H200 and trips Inductor's scan lowering; these few fused reductions
+    compile and cost a fraction of it.
+    """
+    lo = torch.zeros_like(probs[:, :1])
+    hi = probs.amax(dim=-1, keepdim=True) * 1.000001 + 1e-30  # kept mass above hi is 0 < top_p
+    frac = torch.arange(1, ways, device=probs.device, dtype=probs.dtype) / ways
+    for _ in range(rounds):
+        taus = lo + (hi - lo) * frac  # [batch, ways - 1], ascending
+        mass = (probs[:, :, None] * (probs[:, :, None] >= taus[:, None, :])).sum(dim=1)
+        reached = (mass >= top_p).sum(dim=-1, keepdim=True)  # mass falls with tau: a prefix reaches
+        bounds = torch.cat([lo, taus, hi], dim=-1)
+        lo, hi = bounds.gather(-1, reached), bounds.gather(-1, reached + 1)
+    return probs >= lo
+
+
+def _sample(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, mode: str, method: str = "sort"
+) -> torch.Tensor:
     """Next token per row from fp32 ``logits`` ``[batch, vocab]`` without any host synchronisation.
 
     Sampling uses the exponential race (argmax of p / E, E ~ Exp(1)), which draws exactly from the
     (truncated, unnormalised) distribution and, unlike ``multinomial``, is graph-capturable. Top-p keeps
-    the smallest prefix of the sorted distribution whose mass reaches ``top_p`` (the first token always).
+    the smallest prefix of the sorted distribution whose mass reaches ``top_p`` (the first token always),
+    found by a sort (``method="sort"``) or by a threshold search (``"search"``, see ``_top_p_keep``).
     """
     if mode == "greedy":
         return logits.argmax(dim=-1)
     scaled = logits / temperature
-    if mode == "top_p":
+    if mode == "top_p" and method == "sort":
         sorted_logits, order = scaled.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
         before = probs.cumsum(dim=-1) - probs
@@ -99,6 +125,8 @@ def _sample(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor
         choice = (probs / noise).argmax(dim=-1, keepdim=True)
         return order.gather(-1, choice).squeeze(-1)
     probs = scaled.softmax(dim=-1)
+    if mode == "top_p":
+        probs = probs * _top_p_keep(probs, top_p)
     noise = torch.empty_like(probs).exponential_().clamp_min_(1e-20)
     return (probs / noise).argmax(dim=-1)
 
@@ -126,15 +154,22 @@ class _Session:
         self.top_p = torch.ones(1, dtype=torch.float32, device=device)
         self.layer_types = sorted(set(getattr(gen.model.config, "layer_types", None) or ["full_attention"]))
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.step_fn: Callable[[], None] = self._step
+        # Compiled separately: the forward (fuses the many small elementwise kernels that otherwise
+        # dominate a graph-replayed step) and, unless it sorts, the sampler. The sort/cumsum sampler
+        # stays eager (Inductor's scan lowering fails on a 150k-wide cumsum in torch 2.11); inside the
+        # CUDA graph eager kernels cost no launch overhead anyway.
+        self.forward_fn: Callable[[], torch.Tensor] = self._forward
+        self.sample_fn: Callable[[torch.Tensor], torch.Tensor] = self._sample_next
         if gen.compile:
-            self.step_fn = torch.compile(self._step, dynamic=False)
+            self.forward_fn = torch.compile(self._forward, dynamic=False)
+            if not (mode == "top_p" and gen.top_p_method == "sort"):
+                self.sample_fn = torch.compile(self._sample_next, dynamic=False)
 
     def _masks(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict.fromkeys(self.layer_types, mask)
 
-    def _step(self) -> None:
-        """One decode step, written entirely as device work so that it can be captured in a graph."""
+    def _forward(self) -> torch.Tensor:
+        """Logits of the current input tokens, after marking their cache slot as attendable."""
         self.valid.index_fill_(1, self.slot, True)
         logits = self.gen.model(
             input_ids=self.tok,
@@ -144,7 +179,11 @@ class _Session:
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1, :]
-        nxt = _sample(logits.float(), self.temperature, self.top_p, self.mode)
+        return logits.float()
+
+    def _sample_next(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sample, then record the token: finished rows repeat eos, outputs and positions advance."""
+        nxt = _sample(logits, self.temperature, self.top_p, self.mode, self.gen.top_p_method)
         nxt = torch.where(self.done, self.eos[0].clamp_min(0), nxt)
         self.out.index_copy_(1, self.step, nxt[:, None])
         self.done |= torch.isin(nxt, self.eos)
@@ -152,6 +191,11 @@ class _Session:
         self.pos.add_(1)
         self.slot.add_(1)
         self.step.add_(1)
+        return nxt
+
+    def _step(self) -> None:
+        """One decode step, written entirely as device work so that it can be captured in a graph."""
+        self.sample_fn(self.forward_fn())
 
     def prefill(self, ids: torch.Tensor, real: torch.Tensor, width: int) -> None:
         """Fill the cache with the left-padded prompts ``ids`` and sample the first new token."""
@@ -179,7 +223,7 @@ class _Session:
                 logits_to_keep=1,
             ).logits[:, -1, :]
         assert logits is not None
-        first = _sample(logits.float(), self.temperature, self.top_p, self.mode)
+        first = _sample(logits.float(), self.temperature, self.top_p, self.mode, self.gen.top_p_method)
         self.out[:, 0] = first
         self.done.copy_(torch.isin(first, self.eos))
         self.tok.copy_(first[:, None])
@@ -198,12 +242,18 @@ class _Session:
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            for _ in range(3):
-                self.step_fn()
+            try:
+                for _ in range(3):
+                    self._step()
+            except Exception as exc:  # a compiler bug must cost speed, not the evaluation
+                log.warning("torch.compile failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
+                self.forward_fn, self.sample_fn = self._forward, self._sample_next
+                for _ in range(3):
+                    self._step()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.step_fn()
+            self._step()
         for dst, src in zip(self._state(), saved, strict=True):
             dst.copy_(src)
         torch.cuda.set_rng_state(rng, self.device)
@@ -221,7 +271,7 @@ class _Session:
             if self.graph is not None:
                 self.graph.replay()
             else:
-                self.step_fn()
+                self._step()
             done_steps += 1
         return done_steps
 
@@ -231,9 +281,10 @@ class FastHFGenerator:
 
     ``max_batch_size`` caps the rows decoded together (default: as many as fit in free GPU memory, at
     most 512; 64 on CPU). ``compile`` runs the decode step through ``torch.compile`` (CUDA only);
-    ``cuda_graphs`` (default: on for CUDA) captures and replays it. Sampling is seeded through the
-    global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives the same completions for the
-    same inputs and batch size.
+    ``cuda_graphs`` (default: on for CUDA) captures and replays it. ``top_p_method`` picks how the
+    nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort).
+    Sampling is seeded through the global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives
+    the same completions for the same inputs and batch size.
     """
 
     def __init__(
@@ -244,8 +295,12 @@ class FastHFGenerator:
         max_batch_size: int | None = None,
         compile: bool = True,
         cuda_graphs: bool | None = None,
+        top_p_method: str = "search",
     ) -> None:
+        if top_p_method not in ("sort", "search"):
+            raise ValueError(f"top_p_method must be 'sort' or 'search', not {top_p_method!r}")
         self.model, self.tokenizer = model, tokenizer
+        self.top_p_method = top_p_method
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
         self.compile = compile and self.device.type == "cuda"
