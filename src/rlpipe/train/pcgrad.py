@@ -179,6 +179,7 @@ def _domain_grad(loss: Tensor, params: list[torch.nn.Parameter], retain_graph: b
 
 
 def _trainable(params: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """The parameters that receive gradients; frozen ones (e.g. outside a LoRA adapter) are skipped."""
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters")
