@@ -147,7 +147,7 @@ def _block_sockets():
     sys.addaudithook(hook)
 
 
-def _child(source, in_path, out_path, err_path, cpu_s):
+def _child(source, in_path, out_path, err_path, cpu_s, exit_fails):
     os.setpgid(0, 0)
     fd_in = os.open(in_path, os.O_RDONLY)
     fd_out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -166,6 +166,8 @@ def _child(source, in_path, out_path, err_path, cpu_s):
         exec(compiled, {"__name__": "__main__", "__builtins__": builtins})  # noqa: S102 - sandboxed
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exit_fails:
+            code = 1
     except BaseException:  # noqa: BLE001 - any failure of untrusted code is a failed test
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -239,7 +241,9 @@ def main():
             break
         if pid == 0:
             try:
-                _child(spec["source"], in_path, out_path, err_path, spec["cpu_s"])
+                _child(
+                    spec["source"], in_path, out_path, err_path, spec["cpu_s"], spec.get("exit_fails", False)
+                )
             finally:
                 os._exit(1)
         status = _wait(pid, spec["timeout_s"])

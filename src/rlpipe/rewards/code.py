@@ -7,10 +7,12 @@
   region. A response whose only blocks are in another language (``cpp``) has no program: 0.
 * The ground truth (a JSON string or an already-decoded dict) is one of
   ``{"functional": "<test code>"}``: the test code is appended to the program and run once; it passes
-  when the process exits with status 0 (assertion errors, exceptions, timeouts fail);
+  when the process exits with status 0 (assertion errors, exceptions, timeouts fail; so does any
+  ``SystemExit``, so ``sys.exit(0)`` before the tests cannot skip them -- ``os._exit(0)`` still can:
+  in-process tests cannot be made tamper-proof against the code they test, a known gap);
   ``{"inputs": [...], "outputs": [...]}``: the program runs once per input on stdin; each stdout must
-  equal the expected output, compared line by line after stripping trailing whitespace, else token by
-  token with numeric tokens equal within 1e-6 (absolute or relative);
+  equal the expected output line by line (same number of lines after stripping surrounding blank
+  lines; per line, trailing spaces ignored and numeric tokens equal within 1e-6, absolute or relative);
   ``{"inputs", "outputs", "fn_name"}``: call-based (LeetCode style): each input is newline-separated
   JSON arguments, passed to ``Solution().<fn_name>`` (or a top-level ``<fn_name>``), the JSON-encoded
   return value compared with the expected one (floats within 1e-6).
@@ -92,10 +94,14 @@ def tokens_match(got: str, expected: str) -> bool:
 
 
 def outputs_match(got: str, expected: str) -> bool:
-    """Whether a program's stdout equals the expected output (see module docstring)."""
+    """Whether a program's stdout equals the expected output, line by line (see module docstring).
+
+    Leading/trailing blank lines and trailing spaces are ignored; within a line, tokens are compared
+    with the 1e-6 float tolerance. Line structure matters: ``"a b"`` does not match ``"a\\nb"``.
+    """
     g = [line.rstrip() for line in got.strip().splitlines()]
     e = [line.rstrip() for line in str(expected).strip().splitlines()]
-    return g == e or tokens_match(got, str(expected))
+    return len(g) == len(e) and all(x == y or tokens_match(x, y) for x, y in zip(g, e, strict=True))
 
 
 def values_match(got: Any, expected: Any) -> bool:
@@ -140,7 +146,7 @@ def run_tests(program: str, tests: dict, limits: Limits | None = None) -> float:
     """Run ``program`` against parsed ``tests``; 1.0 when all pass (limits: ``DEFAULT_LIMITS``)."""
     limits = limits or DEFAULT_LIMITS
     if "functional" in tests:
-        result = run_python(f"{program}\n\n{tests['functional']}\n", None, limits)
+        result = run_python(f"{program}\n\n{tests['functional']}\n", None, limits, exit_fails=True)
         if result.error:
             log.warning("code sandbox error: %s", result.error)
         return float(result.all_ok)

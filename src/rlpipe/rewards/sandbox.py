@@ -285,8 +285,13 @@ def _count_processes_of(uid: int) -> int:
     return len(_pids_of_uid(uid))
 
 
-def run_python(source: str, stdins: list[str] | None = None, limits: Limits | None = None) -> RunResult:
+def run_python(
+    source: str, stdins: list[str] | None = None, limits: Limits | None = None, *, exit_fails: bool = False
+) -> RunResult:
     """Run ``source`` once per stdin in ``stdins`` (default: once, empty stdin) inside the sandbox.
+
+    ``exit_fails``: a ``SystemExit`` raised by ``source`` (even ``sys.exit(0)``) fails the case; used when
+    test code is appended to the program, so that exiting early cannot skip the tests.
 
     Never raises because of what ``source`` does; infrastructure failures (no interpreter, harness
     crash) come back as ``RunResult.error``.
@@ -318,6 +323,7 @@ def run_python(source: str, stdins: list[str] | None = None, limits: Limits | No
             "nproc": int(nproc),
             "fsize_mb": int(limits.fsize_mb),
             "output_bytes": int(limits.output_bytes),
+            "exit_fails": bool(exit_fails),
         }
         if mechanism == "bwrap":
             spec.update(scratch="/tmp/.harness", net_isolated=True, chown=["/tmp"])
