@@ -5,7 +5,6 @@
 # experiment, which must be complete (it replaces the default rather than merging into it).
 from rlpipe.config import load_experiment
 
-
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"

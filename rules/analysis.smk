@@ -11,6 +11,8 @@ rule aggregate:
     log:
         f"{OUT}/logs/aggregate.log",
     threads: 1
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -31,12 +33,14 @@ rule plot_evolution:
             category="Evaluation",
             labels={"plot": "score vs step per domain"},
         ),
-    params:
-        runs=list(EXP.base_runs) + list(RUNS),
-        base_of=BASE_OF,
     log:
         f"{OUT}/logs/plot_evolution.log",
     threads: 1
+    params:
+        runs=list(EXP.base_runs) + list(RUNS),
+        base_of=BASE_OF,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/plot_evolution.py"
 
@@ -56,6 +60,9 @@ rule report:
             category="Comparison",
             labels={"document": "comparison report"},
         ),
+    log:
+        f"{OUT}/logs/report.log",
+    threads: 1
     params:
         experiment=EXP.name,
         description=EXP.config.get("description", ""),
@@ -64,8 +71,7 @@ rule report:
         base_runs=EXP.base_runs,
         suite=SUITE["name"],
         sample_scores=sample_scores(),
-    log:
-        f"{OUT}/logs/report.log",
-    threads: 1
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/report.py"

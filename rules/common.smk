@@ -45,7 +45,9 @@ def generate_inputs(wildcards):
     inputs = {"base": policy_dir(model)}
     if wildcards.run not in EXP.base_runs:
         inputs["checkpoints"] = f"{OUT}/runs/{wildcards.run}/checkpoints"
-    inputs["data"] = [f"{OUT}/data/suite/{task}.jsonl" for task in sorted(SUITE["tasks"])]
+    inputs["data"] = [
+        f"{OUT}/data/suite/{task}.jsonl" for task in sorted(SUITE["tasks"])
+    ]
     return inputs
 
 

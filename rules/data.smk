@@ -1,12 +1,14 @@
 rule prepare_model:
     output:
         directory(f"{OUT}/models/{{model}}/init"),
-    params:
-        model=lambda wc: EXP.models[wc.model],
-        seed=EXP.seeds[0],
     log:
         f"{OUT}/logs/prepare_model/{{model}}.log",
     threads: 1
+    params:
+        model=lambda wc: EXP.models[wc.model],
+        seed=EXP.seeds[0],
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_model.py"
 
@@ -15,13 +17,15 @@ rule prepare_train_data:
     output:
         train=f"{OUT}/data/train.jsonl",
         validation=f"{OUT}/data/validation.jsonl",
+    log:
+        f"{OUT}/logs/prepare_train_data.log",
+    threads: 1
     params:
         tasks=EXP.config["data"]["tasks"],
         validation_per_task=EXP.config["data"].get("validation_per_task", 100),
         seed=EXP.seeds[0],
-    log:
-        f"{OUT}/logs/prepare_train_data.log",
-    threads: 1
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_train_data.py"
 
@@ -29,12 +33,14 @@ rule prepare_train_data:
 rule prepare_suite_task:
     output:
         f"{OUT}/data/suite/{{task}}.jsonl",
-    params:
-        task=lambda wc: SUITE["tasks"][wc.task],
-        seed=EXP.seeds[0],
     log:
         f"{OUT}/logs/prepare_suite_task/{{task}}.log",
     threads: 1
+    params:
+        task=lambda wc: SUITE["tasks"][wc.task],
+        seed=EXP.seeds[0],
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_suite_task.py"
 
@@ -45,14 +51,16 @@ rule warmup:
         train=f"{OUT}/data/train.jsonl",
     output:
         directory(f"{OUT}/models/{{model}}/warmup"),
-    params:
-        warmup=WARMUP,
-        seed=EXP.seeds[0],
-        work_dir=lambda wc: f"{OUT}/models/{wc.model}/warmup-state",
     log:
         f"{OUT}/logs/warmup/{{model}}.log",
     threads: 2
     resources:
         gpu=0,
+    params:
+        warmup=WARMUP,
+        seed=EXP.seeds[0],
+        work_dir=lambda wc: f"{OUT}/models/{wc.model}/warmup-state",
+    conda:
+        "../envs/train.yaml"
     script:
         "../workflow/scripts/warmup.py"

@@ -6,16 +6,18 @@ rule generate:
         unpack(generate_inputs),
     output:
         f"{OUT}/eval/{{run}}/step_{{step}}/completions.jsonl",
-    params:
-        suite=SUITE,
-        backend=EXP.config["evaluation"].get("backend", "hf"),
-        batch_size=EXP.config["evaluation"].get("batch_size", 64),
-        seed=EXP.seeds[0],
     log:
         f"{OUT}/logs/generate/{{run}}/step_{{step}}.log",
     threads: THREADS
     resources:
         gpu=run_gpus,
+    params:
+        suite=SUITE,
+        backend=EXP.config["evaluation"].get("backend", "hf"),
+        batch_size=EXP.config["evaluation"].get("batch_size", 64),
+        seed=EXP.seeds[0],
+    conda:
+        "../envs/train.yaml"
     script:
         "../workflow/scripts/generate.py"
 
@@ -27,6 +29,9 @@ rule score:
     output:
         scores=f"{OUT}/eval/{{run}}/step_{{step}}/scores.jsonl",
         summary=f"{OUT}/eval/{{run}}/step_{{step}}/summary.csv",
+    log:
+        f"{OUT}/logs/score/{{run}}/step_{{step}}.log",
+    threads: 1
     params:
         suite=SUITE,
         meta=lambda wc: {
@@ -35,8 +40,7 @@ rule score:
             "method": RUNS[wc.run]["method"] if wc.run in RUNS else "base",
             "step": int(wc.step),
         },
-    log:
-        f"{OUT}/logs/score/{{run}}/step_{{step}}.log",
-    threads: 1
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/score.py"

@@ -5,13 +5,15 @@ rule train:
     output:
         checkpoints=directory(f"{OUT}/runs/{{run}}/checkpoints"),
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
-    params:
-        run=lambda wc: RUNS[wc.run],
-        state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
     log:
         f"{OUT}/logs/train/{{run}}.log",
     threads: THREADS
     resources:
         gpu=run_gpus,
+    params:
+        run=lambda wc: RUNS[wc.run],
+        state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
+    conda:
+        "../envs/train.yaml"
     script:
         "../workflow/scripts/train.py"

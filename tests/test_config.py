@@ -23,7 +23,9 @@ def test_default_config_is_valid_and_expands():
     assert list(exp.runs) == ["grpo", "dr-grpo", "grpo-lora"]
     assert exp.runs["dr-grpo"]["grpo"]["loss_type"] == "dr_grpo"
     # run_defaults are merged under each run's own settings
-    assert exp.runs["dr-grpo"]["grpo"]["num_generations"] == DEFAULT["run_defaults"]["grpo"]["num_generations"]
+    assert (
+        exp.runs["dr-grpo"]["grpo"]["num_generations"] == DEFAULT["run_defaults"]["grpo"]["num_generations"]
+    )
     assert exp.runs["grpo-lora"]["lora"]["r"] == 16
     assert exp.base_runs == {"base": "base"}
     assert set(exp.suite["tasks"]) == {"addition", "sorting", "program"}
@@ -64,7 +66,9 @@ def test_unknown_scorer_in_suite_fails_early(tmp_path):
 def test_incompatible_grpo_batch_is_refused():
     config = cfg()
     config["runs"][0]["grpo"] = {"per_device_train_batch_size": 12, "num_generations": 8}
-    with pytest.raises(ConfigError, match=r"run grpo: .*\(12\) must be divisible by grpo.num_generations \(8\)"):
+    with pytest.raises(
+        ConfigError, match=r"run grpo: .*\(12\) must be divisible by grpo.num_generations \(8\)"
+    ):
         load_experiment(config, ["x.yaml"])
     config["runs"][0]["grpo"] = {"num_generations": 1}
     with pytest.raises(ConfigError, match="num_generations"):
@@ -83,7 +87,13 @@ def test_unknown_baseline_and_duplicate_names():
 def test_sweep_expands_to_one_run_per_combination_and_seed():
     config = cfg(
         seeds=[0, 1],
-        runs=[{"name": "lora", "lora": {"r": 8, "alpha": 16}, "sweep": {"lora.r": [8, 64], "grpo.beta": [0.0, 0.04]}}],
+        runs=[
+            {
+                "name": "lora",
+                "lora": {"r": 8, "alpha": 16},
+                "sweep": {"lora.r": [8, 64], "grpo.beta": [0.0, 0.04]},
+            }
+        ],
     )
     runs = expand_runs(config, "x.yaml")
     assert len(runs) == 2 * 2 * 2

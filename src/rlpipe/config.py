@@ -112,7 +112,9 @@ def _set_dotted(obj: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _value_tag(value: Any) -> str:
-    return str(value).replace(".", "p").replace("-", "m") if not isinstance(value, bool) else str(value).lower()
+    return (
+        str(value).replace(".", "p").replace("-", "m") if not isinstance(value, bool) else str(value).lower()
+    )
 
 
 def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
@@ -146,7 +148,9 @@ def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                 run.setdefault("grpo", {})
                 run.setdefault("resources", {})
                 if "steps" not in run:
-                    raise ConfigError(f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)")
+                    raise ConfigError(
+                        f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)"
+                    )
                 run["save_every"] = min(every or run["steps"], run["steps"])
                 run["sweep"] = dict(zip(keys, combo, strict=True))
                 runs[name] = run
@@ -194,10 +198,11 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
     """Load and validate a suite by name (``config/suites/<name>.yaml``) or path; apply defaults."""
     from rlpipe.rewards import SCORERS
 
-    path = Path(ref)
-    if path.suffix not in (".yaml", ".yml"):
+    if Path(ref).suffix in (".yaml", ".yml"):
+        candidates = [Path(ref), Path(workdir) / ref]
+    else:
         candidates = [Path(workdir) / "config" / "suites" / f"{ref}.yaml", SUITES / f"{ref}.yaml"]
-        path = next((p for p in candidates if p.exists()), candidates[-1])
+    path = next((p for p in candidates if p.exists()), candidates[0])
     suite = load_yaml(path)
     validate(suite, "suite.schema.yaml", str(path))
     defaults = suite.get("defaults", {})
@@ -220,12 +225,16 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
             from rlpipe.data.tasks import TASKS
 
             if src.get("task") not in TASKS:
-                raise ConfigError(f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}")
+                raise ConfigError(
+                    f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}"
+                )
         tasks[name] = merged
     return {"name": suite["name"], "path": str(path), "tasks": tasks}
 
 
-def load_experiment(config: dict[str, Any], sources: list[str] | None = None, workdir: str | Path = ".") -> Experiment:
+def load_experiment(
+    config: dict[str, Any], sources: list[str] | None = None, workdir: str | Path = "."
+) -> Experiment:
     """Validate ``config`` (as Snakemake merged it from ``sources``) and expand it."""
     source = ", ".join(str(s) for s in sources) if sources else "config"
     validate(config, "config.schema.yaml", source)
@@ -233,7 +242,9 @@ def load_experiment(config: dict[str, Any], sources: list[str] | None = None, wo
 
     for task in config["data"]["tasks"]:
         if task not in TASKS:
-            raise ConfigError(f"{source}: data.tasks.{task}: unknown procedural task (known: {', '.join(TASKS)})")
+            raise ConfigError(
+                f"{source}: data.tasks.{task}: unknown procedural task (known: {', '.join(TASKS)})"
+            )
     models = {MAIN_MODEL: config["model"], **config.get("models", {})}
     for name, model in models.items():
         _check_model(name, model, source)

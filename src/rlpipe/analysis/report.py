@@ -42,7 +42,9 @@ def _fmt_delta(d: Delta) -> dict[str, Any]:
     return {"delta": d.delta, "lo": d.lo, "hi": d.hi, "significant": bool(d.significant)}
 
 
-def domain_items(items: dict[str, dict[str, float]], task_domain: dict[str, str]) -> dict[str, dict[str, float]]:
+def domain_items(
+    items: dict[str, dict[str, float]], task_domain: dict[str, str]
+) -> dict[str, dict[str, float]]:
     """Per-domain item scores, pooled over the domain's tasks (the macro mean when tasks are equal-sized)."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for task, scores in items.items():
@@ -122,9 +124,7 @@ def build_context(
         return rows
 
     vs_base = deltas({n: (base_of[n], 0) for n in runs}, final_step)
-    vs_baseline = (
-        deltas({n: (baseline, final_step[baseline]) for n in runs}, final_step) if baseline else []
-    )
+    vs_baseline = deltas({n: (baseline, final_step[baseline]) for n in runs}, final_step) if baseline else []
 
     training = []
     for name, path in metrics.items():
@@ -137,8 +137,12 @@ def build_context(
             {
                 "run": name,
                 "steps": len(rewarded),
-                "reward_first": float(np.mean([r["reward"] for r in rewarded[:window]])) if rewarded else float("nan"),
-                "reward_last": float(np.mean([r["reward"] for r in rewarded[-window:]])) if rewarded else float("nan"),
+                "reward_first": float(np.mean([r["reward"] for r in rewarded[:window]]))
+                if rewarded
+                else float("nan"),
+                "reward_last": float(np.mean([r["reward"] for r in rewarded[-window:]]))
+                if rewarded
+                else float("nan"),
                 "slope": trend.slope,
                 "slope_lo": trend.lo,
                 "slope_hi": trend.hi,
@@ -185,7 +189,9 @@ def _signed(d: dict[str, Any]) -> str:
     return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]{mark}"
 
 
-def render(template_path: str | os.PathLike[str], context: dict[str, Any], out: str | os.PathLike[str]) -> None:
+def render(
+    template_path: str | os.PathLike[str], context: dict[str, Any], out: str | os.PathLike[str]
+) -> None:
     """Render the Jinja2 template with ``context`` to ``out`` (atomically)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 

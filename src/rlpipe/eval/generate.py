@@ -52,7 +52,9 @@ class HFGenerator:
         device = next(self.model.parameters()).device
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         # One entry per (prompt, sample); length-sorted so batches carry little padding.
-        jobs = sorted(((i, s) for i in range(len(prompts)) for s in range(n)), key=lambda j: len(prompts[j[0]]))
+        jobs = sorted(
+            ((i, s) for i in range(len(prompts)) for s in range(n)), key=lambda j: len(prompts[j[0]])
+        )
         out: list[list[list[int]]] = [[[] for _ in range(n)] for _ in prompts]
         torch.manual_seed(seed)
         progress = Progress(log, "generate", len(jobs))
@@ -94,7 +96,9 @@ def make_generator(backend: str, model: Any, tokenizer: Any, **options: Any) -> 
     raise ValueError(f"unknown generation backend {backend!r}; expected 'hf' or 'vllm'")
 
 
-def render_prompts(tokenizer: Any, rows: list[dict[str, Any]], use_chat_template: bool = True) -> list[list[int]]:
+def render_prompts(
+    tokenizer: Any, rows: list[dict[str, Any]], use_chat_template: bool = True
+) -> list[list[int]]:
     """Token ids of each row's prompt: chat template with a generation prompt, or the raw text."""
     rendered = []
     for row in rows:

@@ -18,7 +18,9 @@ def checkpoint_path(policy: str, checkpoints: str | None, step: int) -> str:
         return policy
     path = Path(checkpoints) / f"step_{step}"
     if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (training saved: {sorted(Path(checkpoints).iterdir())})")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist (training saved: {sorted(Path(checkpoints).iterdir())})"
+        )
     return str(path)
 
 

@@ -81,5 +81,7 @@ class ExportCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         name = f"step_{state.global_step}"
-        export_checkpoint(self.state_dir / f"checkpoint-{state.global_step}", self.exported / name, self.tokenizer)
+        export_checkpoint(
+            self.state_dir / f"checkpoint-{state.global_step}", self.exported / name, self.tokenizer
+        )
         link_tree(self.exported / name, self.out_dir / name)

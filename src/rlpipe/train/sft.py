@@ -22,8 +22,7 @@ def to_sft_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if missing:
         raise ValueError(f"{len(missing)} training rows have no 'solution' for SFT, e.g. {missing[0]}")
     return [
-        {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": r["solution"]}]}
-        for r in rows
+        {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": r["solution"]}]} for r in rows
     ]
 
 
