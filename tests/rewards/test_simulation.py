@@ -1,0 +1,63 @@
+"""CodeI/O JSON comparison and CruxEval input/output prediction checked by sandboxed execution."""
+
+import json
+
+import pytest
+
+from rlpipe.rewards import score
+
+CRUX = {"code": "def f(s, n):\n    return s[::-1] * n", "input": "'ab', 2", "output": "'baba'"}
+
+
+@pytest.mark.parametrize(
+    ("response", "truth"),
+    [
+        ('```json\n{"output": [1, 2.0000001]}\n```', '{"output": [1, 2]}'),
+        ('<answer>{"b": 1, "a": [1, 2]}</answer>', {"a": (1, 2), "b": 1}),
+        ('The result:\n```json\n{"output": "x"}\n```', '"x"'),  # one-sided wrapper
+        ("<answer>\n{'a': None,\n 'b': True}\n</answer>", '{"a": null, "b": true}'),
+        ('<think>```json\n{"output": 0}\n```</think>```json\n{"output": 1}\n```', '{"output": 1}'),
+    ],
+)
+def test_codeio_positive(response: str, truth: object) -> None:
+    assert score("codeio", response, truth) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("response", "truth"),
+    [
+        ('```json\n{"output": [1, 2.1]}\n```', '{"output": [1, 2]}'),
+        ('```json\n{"output": true}\n```', '{"output": 1}'),  # bool is not int
+        ('```json\n{"output": [1, 2]}\n```', '{"output": [2, 1]}'),
+        ("no json at all", '{"output": 1}'),
+        ('<think>```json\n{"output": 1}\n```', '{"output": 1}'),
+    ],
+)
+def test_codeio_negative(response: str, truth: object) -> None:
+    assert score("codeio", response, truth) == 0.0
+
+
+def test_cruxeval_output() -> None:
+    assert score("cruxeval_o", "[ANSWER]\nassert f('ab', 2) == 'baba'\n[/ANSWER]", CRUX) == 1.0
+    assert score("cruxeval_o", "<answer>'baba'</answer>", json.dumps(CRUX)) == 1.0
+    assert score("cruxeval_o", "[ANSWER]'abab'[/ANSWER]", CRUX) == 0.0
+    # a non-literal "prediction" that just re-calls f must not pass
+    assert score("cruxeval_o", "[ANSWER]assert f('ab', 2) == f('ab', 2)[/ANSWER]", CRUX) == 0.0
+    assert score("cruxeval_o", "[ANSWER]__import__('os')._exit(0)[/ANSWER]", CRUX) == 0.0
+
+
+def test_cruxeval_input() -> None:
+    assert (
+        score("cruxeval_i", "[ANSWER]assert f('ba', 2) == 'abab'[/ANSWER]", {**CRUX, "output": "'abab'"})
+        == 1.0
+    )
+    assert score("cruxeval_i", "[ANSWER]f('ab', 2)[/ANSWER]", CRUX) == 1.0
+    assert score("cruxeval_i", "The input is:\n'ab', n=2", CRUX) == 1.0  # last line, keyword argument
+    assert score("cruxeval_i", "[ANSWER]f('ab', 3)[/ANSWER]", CRUX) == 0.0
+    assert score("cruxeval_i", "[ANSWER]f(*['ab', 2])[/ANSWER]", CRUX) == 0.0  # starred: not a literal
+    assert score("cruxeval_i", "[ANSWER]f(exit(0))[/ANSWER]", CRUX) == 0.0
+
+
+def test_cruxeval_spec_from_extra_info_and_bad_spec() -> None:
+    assert score("cruxeval_o", "[ANSWER]'baba'[/ANSWER]", "'baba'", CRUX) == 1.0
+    assert score("cruxeval_o", "[ANSWER]'baba'[/ANSWER]", "'baba'", None) == 0.0
