@@ -62,7 +62,7 @@ def parse_tests(ground_truth: Any) -> dict | None:
     if isinstance(tests, str):
         try:
             tests = json.loads(tests)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(tests, dict):
         return None
@@ -165,9 +165,12 @@ def run_tests(program: str, tests: dict, limits: Limits | None = None) -> float:
             try:
                 got = json.loads(case.stdout)
                 want = json.loads(expected) if isinstance(expected, str) else expected
-            except ValueError:
+            except (ValueError, RecursionError):
                 return 0.0
-            if not values_match(got, want):
+            try:
+                if not values_match(got, want):
+                    return 0.0
+            except RecursionError:
                 return 0.0
         elif not outputs_match(case.stdout, _as_text(expected)):
             return 0.0

@@ -222,7 +222,7 @@ def _json(r: str, kw: dict[str, Any]) -> bool:
     text = re.sub(r"\s*```$", "", text).strip()
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -309,7 +309,7 @@ def instructions(ground_truth: Any, extra_info: dict | None) -> list[tuple[str, 
     if isinstance(truth, str):
         try:
             truth = json.loads(truth)
-        except ValueError:
+        except (ValueError, RecursionError):
             truth = None
     if isinstance(truth, dict):
         info = {**info, **{k: truth[k] for k in ("instruction_id_list", "kwargs") if k in truth}}

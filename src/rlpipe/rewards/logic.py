@@ -46,7 +46,7 @@ def _decode(text: str) -> Any:
         text = fence.group(1).strip()
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return ast.literal_eval(text)

@@ -42,7 +42,7 @@ def _decode(text: Any) -> tuple[bool, Any]:
     text = text.strip()
     try:
         return True, json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return True, ast.literal_eval(text)
@@ -80,9 +80,10 @@ def codeio_score(response: str, ground_truth: Any, extra_info: dict | None = Non
     ok_t, truth = _decode(ground_truth)
     if not ok_p or not ok_t:
         return float(ok_p == ok_t and " ".join(str(pred).split()) == " ".join(str(truth).split()))
-    if values_match(pred, truth):
-        return 1.0
-    return float(values_match(_unwrap(pred), _unwrap(truth)))
+    try:
+        return float(values_match(pred, truth) or values_match(_unwrap(pred), _unwrap(truth)))
+    except RecursionError:  # absurdly deep model output
+        return 0.0
 
 
 def _crux_spec(ground_truth: Any, extra_info: dict | None) -> dict | None:
@@ -91,7 +92,7 @@ def _crux_spec(ground_truth: Any, extra_info: dict | None) -> dict | None:
         if isinstance(spec, str):
             try:
                 spec = json.loads(spec)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
         if isinstance(spec, dict) and ("code" in spec or "function" in spec):
             return {
