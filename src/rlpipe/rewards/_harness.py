@@ -23,9 +23,7 @@ import resource
 import select
 import signal
 import sys
-import tempfile
 import time
-import traceback
 
 _CLONE_NEWNET = 0x40000000
 _PR_SET_DUMPABLE = 4
@@ -83,6 +81,8 @@ def _expose_interpreter(libc):
         return True
     if libc is None or os.geteuid() != 0:
         return False
+    import tempfile
+
     mount, umount2 = libc.mount, libc.umount2
     if libc.unshare(_CLONE_NEWNS) != 0 or mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         return False
@@ -170,6 +170,8 @@ def _child(source, in_path, out_path, err_path, cpu_s, exit_fails):
             code = 1
     except BaseException:  # noqa: BLE001 - any failure of untrusted code is a failed test
         with contextlib.suppress(BaseException):
+            import traceback
+
             traceback.print_exc()
         code = 1
     try:
@@ -214,6 +216,7 @@ def _read_capped(path, cap):
 def main():
     spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     os.close(0)
+    sys.path.extend(p for p in spec.get("site_packages", []) if p not in sys.path)
     libc = _libc()
     net_isolated = bool(spec.get("net_isolated")) or _isolate_network(libc)
     if spec.get("uid") is not None and not _expose_interpreter(libc):

@@ -37,6 +37,7 @@ import os
 import secrets
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -172,7 +173,17 @@ def _bwrap_args(box: Path, limits: Limits) -> list[str]:
 
 
 def _interpreter() -> list[str]:
-    return [os.path.realpath(sys.executable), "-s", "-B"]
+    """``-S``: no ``site`` processing, so no ``.pth`` file runs code in the sandbox (and startup is ~30 ms
+    faster); the harness puts the site-packages directories on ``sys.path`` itself."""
+    return [os.path.realpath(sys.executable), "-S", "-B"]
+
+
+@cache
+def _site_packages() -> list[str]:
+    try:
+        return [p for p in site.getsitepackages() if os.path.isdir(p)]
+    except AttributeError:  # virtualenv's old site.py
+        return []
 
 
 @cache
@@ -324,6 +335,7 @@ def run_python(
             "fsize_mb": int(limits.fsize_mb),
             "output_bytes": int(limits.output_bytes),
             "exit_fails": bool(exit_fails),
+            "site_packages": _site_packages(),
         }
         if mechanism == "bwrap":
             spec.update(scratch="/tmp/.harness", net_isolated=True, chown=["/tmp"])
