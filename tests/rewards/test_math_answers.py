@@ -72,3 +72,17 @@ def test_gsm8k() -> None:
     assert score("gsm8k", "#### 7 \n then #### 8", truth) == 0.0
     assert score("gsm8k", "The answer is 7", truth) == 0.0  # no "last number" fallback
     assert score("gsm8k", "<think>#### 7</think> no idea", truth) == 0.0
+
+
+def test_explosive_input_in_worker_thread_does_not_hang() -> None:
+    import threading
+    import time
+
+    out: list[float] = []
+    start = time.monotonic()
+    worker = threading.Thread(target=lambda: out.append(score("math", r"\boxed{9^{9^{9^{9}}}}", "2")))
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive() and out == [0.0]
+    assert time.monotonic() - start < 10
+    assert math_answers._explosive(r"2^{100000}") and not math_answers._explosive(r"2^{10}")

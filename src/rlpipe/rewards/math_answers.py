@@ -9,7 +9,8 @@ is equivalent to the ground truth. Equivalence, first hit wins:
    equal within a relative tolerance of 1e-9;
 3. ``math-verify`` (optional dependency, PyPI ``math-verify``) says they are equal. When it is missing,
    raises or hits its time limit, this step is skipped: the result is then the string/numeric verdict.
-   Its signal-based time limit only works in the main thread; elsewhere it runs without one.
+   Its signal-based time limit only works in the main thread; elsewhere it runs without one, so
+   there inputs that can explode (power towers, 4+-digit exponents or factorials, > 400 chars) skip it.
 
 The ground truth may itself be wrapped in ``\\boxed{}`` or be a GSM8K solution ending in ``#### 42``.
 
@@ -38,6 +39,17 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
     _mv_verify = None
 
 _MV_TIMEOUT_S = 5
+
+
+class _NoTimeoutNotice(logging.Filter):
+    """Drop math-verify's per-call notice that its timeout is disabled (expected in worker threads)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 
 def _gt_text(ground_truth: Any) -> str:
@@ -92,10 +104,20 @@ def to_number(text: str) -> Fraction | None:
     return None
 
 
+_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{4,}|\d{4,}\s*!|!\s*!")
+
+
+def _explosive(text: str) -> bool:
+    """Inputs that can make sympy run (nearly) forever: towers, huge powers/factorials, very long text."""
+    return len(text) > 400 or bool(_EXPLOSIVE.search(text))
+
+
 def _math_verify_equal(prediction: str, truth: str) -> bool:
     if _mv_parse is None or _mv_verify is None:
         return False
     main = threading.current_thread() is threading.main_thread()
+    if not main and (_explosive(prediction) or _explosive(truth)):
+        return False  # no signal-based time limit outside the main thread: do not risk a hang
     timeout = _MV_TIMEOUT_S if main else None
     try:
         gold = _mv_parse(f"${truth}$", parsing_timeout=timeout)
