@@ -23,7 +23,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from fractions import Fraction
+from functools import cache
 from typing import Any
 
 from rlpipe.rewards.extract import answer_region, last_boxed, strip_text_macro
@@ -31,12 +33,18 @@ from rlpipe.rewards.registry import register
 
 log = logging.getLogger(__name__)
 
-try:  # optional: symbolic equivalence
-    from math_verify import parse as _mv_parse
-    from math_verify import verify as _mv_verify
-except Exception:  # noqa: BLE001 - any import failure means "not available"
-    _mv_parse = None
-    _mv_verify = None
+
+@cache
+def _math_verify() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """``(parse, verify)`` of the optional ``math-verify`` package, imported on first use (it pulls in
+    sympy, ~0.25 s); None when it is not installed or fails to import."""
+    try:
+        from math_verify import parse, verify
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+        log.info("math-verify unavailable (%s); math answers use string/numeric equivalence only", exc)
+        return None
+    return parse, verify
+
 
 _MV_TIMEOUT_S = 5
 
@@ -113,18 +121,20 @@ def _explosive(text: str) -> bool:
 
 
 def _math_verify_equal(prediction: str, truth: str) -> bool:
-    if _mv_parse is None or _mv_verify is None:
+    functions = _math_verify()
+    if functions is None:
         return False
+    mv_parse, mv_verify = functions
     main = threading.current_thread() is threading.main_thread()
     if not main and (_explosive(prediction) or _explosive(truth)):
         return False  # no signal-based time limit outside the main thread: do not risk a hang
     timeout = _MV_TIMEOUT_S if main else None
     try:
-        gold = _mv_parse(f"${truth}$", parsing_timeout=timeout)
-        pred = _mv_parse(f"${prediction}$", parsing_timeout=timeout)
+        gold = mv_parse(f"${truth}$", parsing_timeout=timeout)
+        pred = mv_parse(f"${prediction}$", parsing_timeout=timeout)
         if not gold or not pred:
             return False
-        return bool(_mv_verify(gold, pred, timeout_seconds=timeout))
+        return bool(mv_verify(gold, pred, timeout_seconds=timeout))
     except Exception as exc:  # noqa: BLE001 - includes its TimeoutException: fall back, never raise
         log.debug("math-verify failed on %r vs %r: %s", prediction, truth, exc)
         return False
