@@ -61,3 +61,37 @@ def test_cruxeval_input() -> None:
 def test_cruxeval_spec_from_extra_info_and_bad_spec() -> None:
     assert score("cruxeval_o", "[ANSWER]'baba'[/ANSWER]", "'baba'", CRUX) == 1.0
     assert score("cruxeval_o", "[ANSWER]'baba'[/ANSWER]", "'baba'", None) == 0.0
+
+
+def test_codeio_guru_formats() -> None:
+    truth = '"input": {"preorder": [97], "n": 3}'  # GURU stores a bare key fragment
+    assert score("codeio", r'so \boxed{"input": {"n": 3, "preorder": "[97]"}}', truth) == 1.0
+    assert score("codeio", '```json\n{"input": {"n": 3, "preorder": [97]}}\n```', truth) == 1.0
+    assert score("codeio", r'\boxed{{"n": 3, "preorder": [97]}}', truth) == 1.0  # unwrapped
+    assert score("codeio", r'\boxed{"input": {"n": 4, "preorder": [97]}}', truth) == 0.0
+    assert score("codeio", r'\boxed{"output": "Yes"}', '"output": "yes"') == 0.0  # case-sensitive
+
+
+FUNC = "def f(s, n):\n    return s[::-1] * n\n"
+PROMPT_O = (
+    f"[PYTHON]\ndef f(x):\n    return x\n[/PYTHON]\n[PYTHON]\n{FUNC}assert f('ab', 2) == ??\n[/PYTHON]\n"
+)
+PROMPT_I = f"...examples...\n[PYTHON]\n{FUNC}assert f(??) == 'baba'\n[/PYTHON]\n[THOUGHT]\n"
+
+
+def test_cruxeval_guru_row_layouts() -> None:
+    # -O: ground truth {"functional": <output literal>}, code and input only in the prompt
+    o_truth, o_info = (
+        json.dumps({"functional": "'baba'"}),
+        {"original_prompt": PROMPT_O, "reference": "'baba'"},
+    )
+    assert score("cruxeval_o", "[ANSWER]\nassert f('ab', 2) == 'baba'\n[/ANSWER]", o_truth, o_info) == 1.0
+    assert score("cruxeval_o", "[ANSWER]\nassert f('ab', 2) == 'abab'\n[/ANSWER]", o_truth, o_info) == 0.0
+    # the model cannot move the goalposts by asserting about another input
+    assert score("cruxeval_o", "[ANSWER]assert f('ab', 1) == 'ba'[/ANSWER]", o_truth, o_info) == 0.0
+    # -I: ground truth {"functional": <code>}, expected output in extra_info["reference"]
+    code = "def f(s, n):\n    return s[::-1] * n"
+    i_truth, i_info = json.dumps({"functional": code}), {"reference": "'baba'", "original_prompt": PROMPT_I}
+    assert score("cruxeval_i", "[ANSWER]\nassert f('ab', 2) == 'baba'\n[/ANSWER]", i_truth, i_info) == 1.0
+    assert score("cruxeval_i", "[ANSWER]\nassert f('ba', 1) == 'ab'\n[/ANSWER]", i_truth, i_info) == 0.0
+    assert score("cruxeval_i", "[ANSWER]\nassert f('ba', 1) == 'ab'\n[/ANSWER]", i_truth, {}) == 0.0

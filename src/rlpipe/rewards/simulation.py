@@ -1,16 +1,23 @@
 """Code-simulation scorers: CodeI/O (predict an input/output as JSON) and CruxEval-I/-O (by execution).
 
-``codeio``: the prediction is the last fenced ``json`` (or untagged) block of the answer region, else
-the last ``<answer>`` block, else the last ``\\boxed{}``, else the answer region; decoded as JSON (else
-as a Python literal). The ground truth (JSON string or value) is decoded the same way. Equal after
-normalisation: dict key order ignored, tuples = lists, numbers equal within 1e-6, and a one-key
-``{"input": X}`` / ``{"output": X}`` wrapper on only one side is unwrapped.
+``codeio``: the prediction is the last ``\\boxed{}`` of the answer region (the GURU prompt asks for
+``\\boxed{"output": ...}``), else the last fenced ``json`` (or untagged) block, else the last
+``<answer>`` block, else the answer region. Prediction and ground truth are decoded as JSON, else as a
+Python literal; a bare key fragment such as ``"input": {"n": 3}`` (GURU's ground-truth form) is read as
+the object ``{"input": {"n": 3}}``. Equal after normalisation: dict key order ignored, tuples = lists,
+numbers within 1e-6, strings that hold a JSON array (``"[97]"``) read as that array, and a one-key
+``{"input": X}`` / ``{"output": X}`` wrapper present on only one side is unwrapped. Unlike the reference,
+strings stay case-sensitive and lists stay ordered (exact compare).
 
-``cruxeval_o`` / ``cruxeval_i``: the function and the example come from ``ground_truth`` (or, when it
-is a plain string, ``extra_info``) as a dict / JSON with ``code`` (or ``function``), ``input`` and
-``output`` (Python source fragments as in CruxEval, e.g. ``input='"abc", 2'``, ``output="'ab'"``). The
-answer is the last ``[ANSWER]...[/ANSWER]`` block, else ``<answer>``, else the last python block, else the
-last ``\\boxed{}``, else the last line. It may be a full ``assert f(...) == ...`` statement.
+``cruxeval_o`` / ``cruxeval_i``: needs the function ``f``, the call input (for -O) and the expected output
+(for -I). They are taken from, first hit wins per field:
+``ground_truth`` / ``extra_info`` as a dict or JSON with ``code`` (or ``function``), ``input``, ``output``;
+GURU's ``{"functional": X}`` ground truth (X is the code when it defines ``f``, else the output literal);
+``extra_info["reference"]`` (the output); and the prompt's last ``[PYTHON]...[/PYTHON]`` block in
+``extra_info["original_prompt"]`` / ``["prompt"]`` (code, plus ``assert f(INPUT) == ??`` or
+``assert f(??) == OUTPUT``). The answer is the last ``[ANSWER]...[/ANSWER]`` block, else ``<answer>``, else
+the last python block, else the last ``\\boxed{}``, else the last line; it may be a full
+``assert f(...) == ...`` statement.
 
 * ``cruxeval_o``: the predicted output must be a Python *literal* (so ``f(x)`` or side effects cannot
   fake a pass); scored 1 when ``assert f(<input>) == <prediction>`` passes in the sandbox.
@@ -36,32 +43,55 @@ log = logging.getLogger(__name__)
 CRUX_LIMITS = Limits(timeout_s=5.0, cpu_s=4, total_timeout_s=15.0)
 
 
+_KEY_FRAGMENT = re.compile(r'^\s*"[^"]+"\s*:')
+
+
 def _decode(text: Any) -> tuple[bool, Any]:
+    """``(True, value)`` for JSON / Python-literal text or a ``"key": value`` fragment; else (False, text)."""
     if not isinstance(text, str):
         return True, text
     text = text.strip()
-    try:
-        return True, json.loads(text)
-    except (ValueError, RecursionError):
-        pass
-    try:
-        return True, ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False, text
+    candidates = [text, "{" + text + "}"] if _KEY_FRAGMENT.match(text) else [text]
+    for candidate in candidates:
+        try:
+            return True, json.loads(candidate)
+        except (ValueError, RecursionError):
+            pass
+        try:
+            return True, ast.literal_eval(candidate)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass
+    return False, text
+
+
+def _normalise(value: Any) -> Any:
+    """Strings holding a JSON array become the array; containers are normalised recursively."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        return _normalise(decoded) if isinstance(decoded, list) else value
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
 
 
 def _codeio_answer(response: str) -> str | None:
     region = answer_region(response)
     if region is None:
         return None
+    boxed = last_boxed(region)
+    if boxed is not None:
+        return boxed
     blocks = fenced_blocks(region)
     preferred = [b for lang, b in blocks if lang == "json"] or [b for lang, b in blocks if lang == ""]
     if preferred:
         return preferred[-1]
-    for candidate in (last_answer_tag(region), last_boxed(region)):
-        if candidate is not None:
-            return candidate
-    return region.strip()
+    tagged = last_answer_tag(region)
+    return tagged if tagged is not None else region.strip()
 
 
 def _unwrap(value: Any) -> Any:
@@ -80,27 +110,78 @@ def codeio_score(response: str, ground_truth: Any, extra_info: dict | None = Non
     ok_t, truth = _decode(ground_truth)
     if not ok_p or not ok_t:
         return float(ok_p == ok_t and " ".join(str(pred).split()) == " ".join(str(truth).split()))
+    pred, truth = _normalise(pred), _normalise(truth)
     try:
         return float(values_match(pred, truth) or values_match(_unwrap(pred), _unwrap(truth)))
     except RecursionError:  # absurdly deep model output
         return 0.0
 
 
+def _as_dict(value: Any) -> dict:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _defines_f(source: str) -> bool:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)
+
+
+_PROMPT_BLOCK = re.compile(r"\[PYTHON\]\n?(.*?)\[/PYTHON\]", re.DOTALL)
+_QUERY_O = re.compile(r"^assert\s+f\((.*)\)\s*==\s*\?\?\s*$")
+_QUERY_I = re.compile(r"^assert\s+f\(\s*\?\?\s*\)\s*==\s*(.*?)\s*$")
+
+
+def _from_prompt(prompt: str) -> dict[str, str]:
+    """Code and the known half of the example from the prompt's last ``[PYTHON]`` block."""
+    blocks = _PROMPT_BLOCK.findall(prompt)
+    if not blocks:
+        return {}
+    lines = blocks[-1].rstrip().splitlines()
+    if not lines:
+        return {}
+    out = {"code": "\n".join(lines[:-1])}
+    query = lines[-1].strip()
+    if match := _QUERY_O.match(query):
+        out["input"] = match.group(1)
+    elif match := _QUERY_I.match(query):
+        out["output"] = match.group(1)
+    return out
+
+
 def _crux_spec(ground_truth: Any, extra_info: dict | None) -> dict | None:
-    for source in (ground_truth, extra_info):
-        spec = source
-        if isinstance(spec, str):
-            try:
-                spec = json.loads(spec)
-            except (ValueError, RecursionError):
-                continue
-        if isinstance(spec, dict) and ("code" in spec or "function" in spec):
-            return {
-                "code": str(spec.get("code", spec.get("function"))),
-                "input": str(spec.get("input", "")),
-                "output": str(spec.get("output", "")),
-            }
-    return None
+    """``{"code", "input", "output"}`` from the sources listed in the module docstring; None if no code."""
+    truth, info = _as_dict(ground_truth), dict(extra_info or {})
+    fields: dict[str, str] = {}
+    for source in (truth, info):
+        for key, names in (("code", ("code", "function")), ("input", ("input",)), ("output", ("output",))):
+            for name in names:
+                if key not in fields and source.get(name) is not None:
+                    fields[key] = str(source[name])
+    functional = truth.get("functional")
+    if isinstance(functional, str):
+        if _defines_f(functional):
+            fields.setdefault("code", functional)
+        else:
+            fields.setdefault("output", functional)
+    if info.get("reference") is not None:
+        fields.setdefault("output", str(info["reference"]))
+    if isinstance(ground_truth, str) and not truth:
+        fields.setdefault("output", ground_truth)
+    prompt = info.get("original_prompt") or info.get("prompt")
+    if isinstance(prompt, str):
+        for key, value in _from_prompt(prompt).items():
+            fields.setdefault(key, value)
+    if not fields.get("code"):
+        return None
+    return {"code": fields["code"], "input": fields.get("input", ""), "output": fields.get("output", "")}
 
 
 _CRUX_TAG = re.compile(r"\[ANSWER\](.*?)\[/ANSWER\]", re.DOTALL)
@@ -199,7 +280,7 @@ def cruxeval_o(response: str, ground_truth: Any, extra_info: dict | None = None)
     if spec is None or answer is None:
         return 0.0
     predicted = _predicted_output(answer)
-    if predicted is None:
+    if predicted is None or not spec["input"].strip():
         return 0.0
     return _run_assert(spec["code"], f"assert f({spec['input']}) == {predicted}")
 
@@ -212,6 +293,6 @@ def cruxeval_i(response: str, ground_truth: Any, extra_info: dict | None = None)
     if spec is None or answer is None:
         return 0.0
     args = _predicted_args(answer)
-    if args is None:
+    if args is None or not spec["output"].strip():
         return 0.0
     return _run_assert(spec["code"], f"assert f({args}) == {spec['output']}")
