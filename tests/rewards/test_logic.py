@@ -16,6 +16,7 @@ GRID = [[1, 0, 2], [0, 3, 0]]
         "1 0 2\n0 3 0",
         "102\n030",
         "1,0,2\n0,3,0",
+        "The output grid is [[1, 0, 2], [0, 3, 0]].",
     ],
 )
 def test_arc_positive(answer: str) -> None:
@@ -30,6 +31,8 @@ def test_arc_negative_and_numpy_truth() -> None:
     truth = np.array([np.array([1, 0, 2]), np.array([0, 3, 0])], dtype=object)
     assert score("arc_grid", "<answer>[[1,0,2],[0,3,0]]</answer>", truth) == 1.0
     assert score("arc_grid", "<answer>[[1,0,2],[0,3,0]]</answer> <answer>[[0]]</answer>", GRID) == 0.0
+    assert score("arc_grid", "<answer>[[1,0,2],[0,3,0]]</answer>", "[[1 0 2]\n [0 3 0]]") == 1.0
+    assert score("arc_grid", "<answer>grid: [[1, 0, 2], [0, 3]]</answer>", GRID) == 0.0
 
 
 ZEBRA = {"header": ["House", "Name", "Pet"], "rows": [["1", "Alice", "cat"], ["2", "Bob", "dog"]]}

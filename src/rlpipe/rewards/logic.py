@@ -5,9 +5,11 @@ multi-line answers count (the reference's missing DOTALL scored every multi-line
 content is decoded as JSON, else as a Python literal. Ground truths may arrive as numpy arrays from
 parquet; anything with ``tolist()`` is converted.
 
-``arc_grid``: exact match of the grid (list of rows of ints). Besides ``[[1,2],[3,4]]`` the answer may be
-rows of digits, one row per line, separated by spaces or commas (``1 2\\n3 4``), or runs of digits
-(``12\\n34``). Any shape difference scores 0.
+``arc_grid``: exact match of the grid (list of rows of ints). Besides ``[[1,2],[3,4]]`` (also embedded in
+prose inside the tag) the answer may be rows of digits, one row per line, separated by spaces or commas
+(``1 2\\n3 4``), or runs of digits (``12\\n34``). A string ground truth may also be numpy's printed form
+(``[[1 2]\\n [3 4]]``). Any shape difference scores 0 (the reference's per-pixel partial credit is not
+used: the suite's metric is exact match).
 
 ``zebra``: ground truth ``{"header": [...], "rows": [[...], ...]}``. The answer is the same kind of dict
 (or just its ``rows`` list). Score = fraction of ground-truth cells whose predicted cell (same row and
@@ -67,6 +69,9 @@ def parse_grid(text: str) -> list[list[int]] | None:
             return [[int(c) for c in row] for row in value]
         except (TypeError, ValueError):
             return None
+    embedded = re.search(r"\[\s*\[.*\]\s*\]", text, re.DOTALL)
+    if embedded and embedded.group(0) != text.strip():  # "The output grid is [[1, 2], [3, 4]]."
+        return parse_grid(embedded.group(0))
     rows = [line.strip().strip("[],") for line in text.strip().splitlines() if line.strip()]
     grid: list[list[int]] = []
     for row in rows:
