@@ -76,6 +76,11 @@ def test_call_based() -> None:
         "                return [seen[target - n], i]\n            seen[n] = i"
     )
     assert score("code", fence(good), tests) == 1.0
+    typed = (
+        good.replace("self, nums, target", "self, nums: List[int], target: int")
+        + "\n\nx: Optional[int] = None"
+    )
+    assert score("code", fence(typed), tests) == 1.0  # List/Optional work without an import
     assert score("code", fence(good.replace("return [seen[target - n], i]", "return [i, 0]")), tests) == 0.0
 
 
@@ -95,3 +100,14 @@ def test_bad_ground_truth_and_empty_response() -> None:
     assert score("code", fence(ADD), "not json") == 0.0
     assert score("code", fence(ADD), {"inputs": [], "outputs": []}) == 0.0
     assert score("code", "", STDIO) == 0.0
+
+
+def test_prefix_from_extra_info() -> None:
+    tests = {"functional": "assert total([1, 2]) == 3"}
+    body = "def total(xs: Sequence[int]) -> int:\n    return sum(xs)"
+    assert score("code", fence(body), tests) == 0.0  # NameError: Sequence
+    info = {"prefix": "from typing import Sequence"}
+    assert score("code", fence(body), tests, info) == 1.0
+    assert score("code", fence(body), tests, {"prefix": "def broken("}) == 0.0  # ignored, still NameError
+    ok = "def total(xs):\n    return sum(xs)"
+    assert score("code", fence(ok), tests, {"prefix": "def broken("}) == 1.0  # a bad prefix cannot hurt

@@ -16,6 +16,8 @@
   ``{"inputs", "outputs", "fn_name"}``: call-based (LeetCode style): each input is newline-separated
   JSON arguments, passed to ``Solution().<fn_name>`` (or a top-level ``<fn_name>``), the JSON-encoded
   return value compared with the expected one (floats within 1e-6).
+  Other formats (e.g. the reference's ``{"pytest": ...}``, used by no suite task) score 0 with a warning.
+* ``extra_info["prefix"]`` (GURU code rows), when present, is prepended if the result still compiles.
 * Execution uses ``rlpipe.rewards.sandbox.run_python`` with ``DEFAULT_LIMITS``; stops at the first
   failing case. Infrastructure failures (no sandbox) are logged and score 0.
 """
@@ -125,6 +127,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+_CALL_HEADER = "from typing import *\n"  # LeetCode-style signatures use List/Optional without importing them
 _CALL_DRIVER = """
 
 def __rlpipe_call():
@@ -154,7 +157,7 @@ def run_tests(program: str, tests: dict, limits: Limits | None = None) -> float:
     if not inputs or len(inputs) != len(outputs):
         return 0.0
     fn_name = tests.get("fn_name")
-    source = program + (_CALL_DRIVER.format(name=str(fn_name)) if fn_name else "")
+    source = _CALL_HEADER + program + _CALL_DRIVER.format(name=str(fn_name)) if fn_name else program
     result = run_python(source, [_as_text(i) for i in inputs], limits)
     if result.error:
         log.warning("code sandbox error: %s", result.error)
@@ -187,4 +190,20 @@ def code_score(response: str, ground_truth: Any, extra_info: dict | None = None)
         return 0.0
     if program is None:
         return 0.0
-    return run_tests(program, tests)
+    return run_tests(with_prefix(program, (extra_info or {}).get("prefix")), tests)
+
+
+def with_prefix(program: str, prefix: Any) -> str:
+    """Prepend GURU's ``extra_info["prefix"]`` (imports / the given signature) when the result compiles.
+
+    A prefix that would break an otherwise valid program (e.g. an unfinished ``def`` line) is left out,
+    so the prefix can only help a solution that relies on it (``List`` without ``from typing import``).
+    """
+    if not isinstance(prefix, str) or not prefix.strip() or prefix.strip() in program:
+        return program
+    combined = f"{prefix.rstrip()}\n\n{program}"
+    try:
+        compile(combined, "<solution>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return program
+    return combined
