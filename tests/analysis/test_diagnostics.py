@@ -286,6 +286,13 @@ def test_evidence_is_strict_json_even_with_nan_metrics() -> None:
     json.dumps(v.evidence, allow_nan=False)
 
 
+def test_rows_all_at_one_step_give_no_trend_and_json_evidence() -> None:
+    v = diagnose_run(stream(step=7))
+    assert v.verdict == "flat" and has_cause(v, "share step 7")
+    assert v.evidence["reward_slope"] is None  # NaN is not JSON
+    json.dumps(v.evidence, allow_nan=False)
+
+
 def test_format_verdict_is_one_line_with_verdict_and_causes() -> None:
     v = diagnose_run(stream(reward=0.0))
     line = format_verdict(v, "grpo/seed0")

@@ -409,6 +409,9 @@ def _reward_checks(reward: _Series, evidence: dict[str, Any], unstable: list[str
         reward_slope_p=trend.p,
         reward_gain=gain,
     )
+    if math.isnan(trend.slope):  # every value logged at the same step
+        flat.append(f"all {n} reward values share step {x[0]:g}: no trend can be estimated")
+        return False
     if float(y.min()) == float(y.max()):
         flat.append(f"reward constant at {y[0]:.3g}: nothing varies, so nothing is learned")
         return False
