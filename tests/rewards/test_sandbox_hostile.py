@@ -225,6 +225,13 @@ def test_output_flood_is_capped(mode: str) -> None:
 def test_disk_fill_is_capped(mode: str) -> None:
     program = "f = open('big', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))"
     assert _run_solution(program) == 0.0
+    many = "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'0' * (8 << 20))\n    i += 1"
+    result = run_python(many, None, FAST)
+    assert not result.all_ok and "No space left" in result.cases[0].stderr  # the tmpfs is full
+    for where in ("/tmp", "/dev/shm"):
+        spill = f"import os\nopen('{where}/f', 'wb').write(b'0' * (8 << 20))\nprint(os.listdir('{where}'))"
+        run_python(spill, None, FAST)  # refused (bwrap /dev/shm) or written to a private tmpfs
+        assert not Path(where, "f").exists()
     _assert_host_clean()
 
 

@@ -30,6 +30,8 @@ _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY = 1
+_MS_NOSUID = 2
+_MS_NODEV = 4
 _MS_REMOUNT = 32
 _MS_BIND = 4096
 _MS_REC = 16384
@@ -102,6 +104,38 @@ def _expose_interpreter(libc):
             mount(None, d.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
             umount2(stage.encode(), _MNT_DETACH)
             os.rmdir(stage)
+    return True
+
+
+def _private_tmp(libc, box, size_mb):
+    """Fallback mode, as root: fresh, size-limited tmpfs on ``/tmp``, ``/var/tmp``, ``/dev/shm`` and the cwd.
+
+    In a private mount namespace, so files written there never reach the host and vanish with the run;
+    the run's own box (under the host's ``/tmp``) is bind-mounted back at its path. False if impossible.
+    """
+    if libc is None or os.geteuid() != 0 or not hasattr(os, "O_PATH"):
+        return False
+    if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return False
+    keep = os.open(box, os.O_PATH | os.O_DIRECTORY)
+    options = ("mode=1777,size=%dm" % size_mb).encode()  # noqa: UP031 - harness stays simple
+    mounted = []
+    for top in ("/dev/shm", "/var/tmp", "/tmp"):
+        if os.path.isdir(top) and not os.path.islink(top):
+            if libc.mount(b"tmpfs", top.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+                return False
+            mounted.append(top)
+    if any(box.startswith(top + "/") for top in mounted):
+        os.makedirs(box, mode=0o711, exist_ok=True)
+        source = ("/proc/self/fd/%d" % keep).encode()  # noqa: UP031
+        if libc.mount(source, box.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+            return False
+    os.close(keep)
+    work = os.getcwd()  # the working dir becomes a size-limited tmpfs too (no host disk filling)
+    work_options = ("mode=0700,size=%dm" % size_mb).encode()  # noqa: UP031
+    if libc.mount(b"tmpfs", work.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, work_options) != 0:
+        return False
+    os.chdir(work)
     return True
 
 
@@ -219,6 +253,8 @@ def main():
     sys.path.extend(p for p in spec.get("site_packages", []) if p not in sys.path)
     libc = _libc()
     net_isolated = bool(spec.get("net_isolated")) or _isolate_network(libc)
+    if spec.get("box") and not _private_tmp(libc, spec["box"], spec.get("tmpfs_mb", 64)):
+        raise SystemExit("could not set up private temp dirs; refusing to run")
     if spec.get("uid") is not None and not _expose_interpreter(libc):
         raise SystemExit("the interpreter is not reachable for an unprivileged uid; refusing to run as root")
     work = os.getcwd()

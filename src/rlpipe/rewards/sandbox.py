@@ -10,8 +10,11 @@ pressure will eventually emit fork bombs, memory bombs, ``os.kill(os.getppid(), 
   ``/work``, no secrets on disk); size-limited private tmpfs for ``/tmp`` and the working dir ``/work``;
   ``--die-with-parent`` and ``--new-session`` (no terminal injection).
 * **rlimit fallback** (no usable bwrap, or ``RLPIPE_SANDBOX=rlimit``): a private temp working dir, a new
-  session/process group, and -- when we are root -- a fresh empty network namespace via ``unshare``;
-  otherwise a Python audit hook that refuses every ``socket.*`` operation (weaker: ctypes can bypass it).
+  session/process group, and -- when we are root -- a fresh empty network namespace and a private mount
+  namespace (``unshare``) with fresh size-limited tmpfs on ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
+  ``/root``-like dirs hidden (see ``_harness.py``); otherwise a Python audit hook that refuses every
+  ``socket.*`` operation (weaker: ctypes can bypass it). The rest of the host file system stays
+  readable (world-readable files only, as the run's uid).
 * **in both modes** the harness (``_harness.py``) drops to a **fresh unprivileged uid per run** when we
   are root (so RLIMIT_NPROC really limits the fork count, the code cannot touch root-owned files or other
   runs, cannot read ``/proc/<parent>/environ``, and every stray process can be found and killed by uid),
@@ -346,6 +349,8 @@ def run_python(
             work = box / "work"
             work.mkdir(mode=0o700)
             spec.update(scratch=str(box / "scratch"), net_isolated=False)
+            if uid is not None:  # root: private, size-limited /tmp, /var/tmp, /dev/shm (mount namespace)
+                spec.update(box=str(box), tmpfs_mb=int(limits.tmpfs_mb))
             cmd = [*_interpreter(), str(box / "in" / "harness.py")]
             env = {**_env(str(work), str(work)), "RLPIPE_SANDBOX_MARKER": marker}
             cwd = str(work)
