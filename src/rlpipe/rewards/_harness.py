@@ -254,7 +254,8 @@ def main():
     libc = _libc()
     net_isolated = bool(spec.get("net_isolated")) or _isolate_network(libc)
     if spec.get("box") and not _private_tmp(libc, spec["box"], spec.get("tmpfs_mb", 64)):
-        raise SystemExit("could not set up private temp dirs; refusing to run")
+        # best effort (e.g. no CAP_SYS_ADMIN): the parent still deletes the run's stray temp files
+        sys.stderr.write("rlpipe sandbox: no private /tmp (mount namespace unavailable)\n")
     if spec.get("uid") is not None and not _expose_interpreter(libc):
         raise SystemExit("the interpreter is not reachable for an unprivileged uid; refusing to run as root")
     work = os.getcwd()
