@@ -39,7 +39,7 @@ CASES = [
     (
         "length_constraints:nth_paragraph_first_word",
         {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
-        "Intro here.\n\n**Then** more.",
+        'Intro here.\n\n"Then, more.',
         "Intro here.\n\nAnd then more.",
     ),
     ("detectable_content:number_placeholders", {"num_placeholders": 2}, "[name] at [address]", "[name] only"),
@@ -105,6 +105,17 @@ def test_loose_drops_first_and_last_lines_and_stars() -> None:
     title = {"instruction_id_list": ["startend:quotation"], "kwargs": [{}]}
     assert score("ifeval_loose", '**"quoted"**', None, title) == 1.0
     assert score("ifeval_strict", '**"quoted"**', None, title) == 0.0
+
+
+def test_nth_paragraph_markdown_needs_loose() -> None:
+    iid = "length_constraints:nth_paragraph_first_word"
+    info = {
+        "instruction_id_list": [iid],
+        "kwargs": [{"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"}],
+    }
+    assert score("ifeval_strict", "Intro.\n\n**Then** more.", None, info) == 0.0
+    assert score("ifeval_loose", "Intro.\n\n**Then** more.", None, info) == 1.0
+    assert score("ifeval_strict", "Intro.\n\nThen more.\n\nExtra.", None, info) == 0.0  # 3 paragraphs
 
 
 def test_kwargs_sources_and_nulls() -> None:

@@ -27,8 +27,9 @@ An unknown instruction id counts as NOT followed and is logged (a warning per id
 Approximations (documented, deterministic): words are ``\\w+`` runs (IFEval's regexp tokenizer for word
 counts; for capital-word counting IFEval uses nltk's word tokenizer); sentences are split at ``.``, ``!``,
 ``?`` followed by whitespace or the end, with a few abbreviations protected. Language detection uses the
-optional ``langdetect`` package with a fixed seed; without it ``language:response_language`` is not
-followed and ``change_case:english_*`` check only the letter case (both logged once).
+optional ``langdetect`` package with a fixed seed; a text it cannot classify (no letters) counts as
+following, as in IFEval; without the package ``language:response_language`` is not followed and
+``change_case:english_*`` check only the letter case (both logged once).
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def _detect_language(text: str) -> str | None:
     DetectorFactory.seed = 0
     try:
         return str(langdetect.detect(text))
-    except Exception:  # noqa: BLE001 - langdetect raises on texts without features
-        return ""
+    except Exception:  # noqa: BLE001 - langdetect raises on texts without letters
+        return "undetectable"
 
 
 @_checker("keywords:existence")
@@ -119,8 +120,9 @@ def _letter_frequency(r: str, kw: dict[str, Any]) -> bool:
 
 @_checker("language:response_language")
 def _language(r: str, kw: dict[str, Any]) -> bool:
+    """IFEval counts a text whose language cannot be detected (no letters) as following."""
     detected = _detect_language(r)
-    return detected is not None and detected == str(kw["language"])
+    return detected is not None and detected in (str(kw["language"]), "undetectable")
 
 
 _ABBREV = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e)\.", re.IGNORECASE)
@@ -158,14 +160,21 @@ def _number_words(r: str, kw: dict[str, Any]) -> bool:
 
 @_checker("length_constraints:nth_paragraph_first_word")
 def _nth_paragraph_first_word(r: str, kw: dict[str, Any]) -> bool:
-    paragraphs = [p for p in re.split(r"\n\s*\n", r) if p.strip()]
+    """Paragraphs are split at blank lines ``\\n\\n``; empty ones do not count. The first word is read
+    after leading quotes up to the first ``. , ? ! ' "`` and compared lower-cased (as IFEval)."""
+    paragraphs = r.split("\n\n")
+    count = sum(1 for p in paragraphs if p.strip())
     nth = int(kw["nth_paragraph"])
-    if len(paragraphs) != int(kw["num_paragraphs"]) or not 1 <= nth <= len(paragraphs):
+    if count != int(kw["num_paragraphs"]) or not 1 <= nth <= len(paragraphs):
         return False
     words = paragraphs[nth - 1].strip().split()
     if not words:
         return False
-    first = re.sub(r"[^\w]", "", words[0]).lower()
+    first = ""
+    for ch in words[0].lstrip("'").lstrip('"'):
+        if ch in ".,?!'\"":
+            break
+        first += ch.lower()
     return first == str(kw["first_word"]).strip().lower()
 
 
@@ -269,7 +278,7 @@ def _capital_words(r: str, kw: dict[str, Any]) -> bool:
 
 def _is_english(r: str) -> bool:
     detected = _detect_language(r)
-    return detected is None or detected == "en"
+    return detected in (None, "en", "undetectable")
 
 
 @_checker("change_case:english_capital")
