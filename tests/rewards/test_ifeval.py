@@ -135,3 +135,12 @@ def test_unknown_instruction_is_not_followed_and_logged(caplog: pytest.LogCaptur
         assert score("ifeval_loose", "anything", None, info) == 0.0
     assert "made_up:instruction" in caplog.text
     assert score("ifeval_strict", "anything", None, {}) == 0.0  # no instructions at all
+
+
+def test_without_langdetect(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "langdetect", None)  # import now raises ImportError
+    language = {"instruction_id_list": ["language:response_language"], "kwargs": [{"language": "en"}]}
+    assert score("ifeval_strict", EN, None, language) == 0.0  # cannot be verified: not followed
+    capital = {"instruction_id_list": ["change_case:english_capital"], "kwargs": [{}]}
+    assert score("ifeval_strict", EN.upper(), None, capital) == 1.0  # case is still checked
+    assert score("ifeval_strict", EN, None, capital) == 0.0
