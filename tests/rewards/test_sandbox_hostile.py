@@ -92,6 +92,27 @@ def test_memory_bomb(mode: str) -> None:
     _assert_host_clean()
 
 
+def test_memory_bomb_spread_over_processes(mode: str) -> None:
+    """Each process stays under RLIMIT_AS; together they exceed the run's total budget."""
+    if os.geteuid() != 0:
+        pytest.skip("the total-memory watchdog needs a per-run uid, i.e. root")
+    program = (
+        "import os, time\n"
+        "for _ in range(6):\n"
+        "    if os.fork() == 0:\n"
+        "        break\n"
+        "block = bytearray(300 * 1024 * 1024)\n"
+        "for i in range(0, len(block), 4096):\n"
+        "    block[i] = 1\n"
+        "time.sleep(5)\n"
+    )
+    start = time.monotonic()
+    result = run_python(program, None, Limits(timeout_s=6, cpu_s=6, memory_mb=512, total_memory_mb=1024))
+    assert result.error is not None and "memory budget" in result.error
+    assert time.monotonic() - start < 5
+    _assert_host_clean()
+
+
 def test_infinite_loop_and_sleep(mode: str) -> None:
     start = time.monotonic()
     assert _run_solution("while True:\n    pass") == 0.0

@@ -26,9 +26,15 @@ pressure will eventually emit fork bombs, memory bombs, ``os.kill(os.getppid(), 
 * At the end the whole process group is killed, then every process still owned by the run's uid, and the
   run's files (also stray ones in ``/tmp``, ``/var/tmp``, ``/dev/shm`` in fallback mode) are deleted.
 
-Known gaps: no cgroup memory cap across processes (the total is bounded by ``nproc * memory_mb``); the
-non-root rlimit fallback cannot isolate the network or the user's own files and counts RLIMIT_NPROC
-against all of the user's processes. Use bwrap (``apt-get install bubblewrap``) for real workloads.
+Memory across processes: each process is capped by RLIMIT_AS, and (when root) a watchdog in the parent
+sums the resident memory of the run's uid every 50 ms and kills the run above ``total_memory_mb``.
+
+Known gaps: no cgroup (the watchdog can overshoot for up to one interval; without root the total is only
+bounded by ``nproc * memory_mb``); time limits make a program that runs close to its limit flip between
+pass and fail from run to run; the non-root rlimit fallback cannot isolate the network (audit hook only)
+or the user's own files, cannot stop the code from signalling the user's other processes, and counts
+RLIMIT_NPROC against all of the user's processes. Use bwrap (``apt-get install bubblewrap``) or run as
+root for real workloads.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class Limits:
     cpu_s: int = 5  # CPU seconds per test case
     total_timeout_s: float = 60.0  # wall clock for the whole run, all cases
     memory_mb: int = 1024  # RLIMIT_AS per process
+    total_memory_mb: int = 2048  # resident memory of all the run's processes (watchdog, root only)
     nproc: int = 16  # processes+threads of the run's uid (fork bombs)
     fsize_mb: int = 16  # largest file (and stdout) a process may write
     output_bytes: int = 4 * 1024 * 1024  # captured stdout per case
@@ -295,6 +302,22 @@ def _remove_stray_files(uid: int) -> None:
                 continue
 
 
+_WATCH_INTERVAL_S = 0.05
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def _resident_mb(uid: int) -> float:
+    """Resident memory (MiB) of all live processes of ``uid``: a user-space stand-in for a cgroup cap."""
+    total = 0
+    for pid in _pids_of_uid(uid):
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+                total += int(fh.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total * _PAGE_MB
+
+
 def _count_processes_of(uid: int) -> int:
     return len(_pids_of_uid(uid))
 
@@ -368,13 +391,23 @@ def run_python(
                 start_new_session=True,
                 close_fds=True,
             )
-        deadline = min(limits.total_timeout_s, limits.timeout_s * len(cases) + 10.0)
-        try:
-            out, err = proc.communicate(timeout=deadline)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
-            return RunResult(mechanism=mechanism, error="sandbox run exceeded its total time limit")
+        deadline = time.monotonic() + min(limits.total_timeout_s, limits.timeout_s * len(cases) + 10.0)
+        while True:
+            try:
+                out, err = proc.communicate(timeout=_WATCH_INTERVAL_S)
+                break
+            except subprocess.TimeoutExpired:
+                problem = None
+                if time.monotonic() > deadline:
+                    problem = "sandbox run exceeded its total time limit"
+                elif uid is not None and _resident_mb(uid) > limits.total_memory_mb:
+                    problem = f"sandbox run exceeded its total memory budget ({limits.total_memory_mb} MiB)"
+                if problem:
+                    _kill_group(proc)
+                    if uid is not None:
+                        _kill_uid(uid)
+                    proc.communicate()
+                    return RunResult(mechanism=mechanism, error=problem)
         return _parse(out, err, proc.returncode, mechanism)
     except OSError as exc:
         return RunResult(mechanism=mechanism, error=f"sandbox failed to start: {exc}")
