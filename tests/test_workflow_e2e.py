@@ -94,6 +94,15 @@ def test_every_artifact_is_there(run_dir):
         assert list((out / "logs").glob(f"{rule}*")), rule
 
 
+def test_html_report_embeds_plots_and_tables(run_dir):
+    html = run_dir / "results" / EXP / "report.html"
+    snakemake(run_dir, "--report", str(html))
+    text = html.read_text()
+    for name in ("evolution_tasks.png", "evolution_domains.png", "scores.csv", "report.md"):
+        assert name in text, name
+    assert html.stat().st_size > 100_000
+
+
 def test_complete_run_has_nothing_to_do(run_dir):
     output = snakemake(run_dir, "-n")
     assert "Nothing to be done" in output, output[-2000:]

@@ -92,6 +92,19 @@ def validate(obj: Any, schema_name: str, source: str) -> None:
     raise ConfigError(f"{source}: {where}: {message}")
 
 
+def canonical(obj: Any) -> Any:
+    """``obj`` with every mapping's keys sorted, recursively.
+
+    Snakemake compares a job's params by their printed form, so key order would count as a
+    change: reordering keys in a YAML file must not retrain anything.
+    """
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
@@ -257,10 +270,10 @@ def load_experiment(
     suite = load_suite(config["evaluation"]["suite"], workdir)
     return Experiment(
         name=config["name"],
-        config=config,
-        models=models,
-        runs=runs,
-        suite=suite,
+        config=canonical(config),
+        models=canonical(models),
+        runs={name: canonical(run) for name, run in runs.items()},
+        suite=canonical(suite),
         seeds=config.get("seeds", [0]),
         baseline=baseline,
         sources=list(sources or []),
