@@ -1,6 +1,7 @@
 """Throughput of the sandboxed ``code`` scorer on a synthetic batch (items/s).
 
-Usage: ``python bench/code_scorer.py [--items 120] [--workers 1 2] [--mechanisms auto rlimit]``.
+Usage: ``python bench/code_scorer.py [--items 120] [--workers 1 2 4] [--repeats 3]
+[--mechanisms auto rlimit]``.
 Writes ``bench/results/code_scorer.json`` (date, machine, versions, numbers) and
 ``bench/results/code_scorer.md`` (one line per configuration).
 
@@ -17,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -58,7 +60,7 @@ def batch(n: int) -> list[tuple[str, str, float]]:
     ]
 
 
-def run(items: list[tuple[str, str, float]], workers: int) -> dict:
+def run_once(items: list[tuple[str, str, float]], workers: int) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         scores = list(pool.map(lambda item: score("code", item[0], item[1]), items))
@@ -66,7 +68,17 @@ def run(items: list[tuple[str, str, float]], workers: int) -> dict:
     wrong = sum(s != item[2] for s, item in zip(scores, items, strict=True))
     if wrong:
         raise SystemExit(f"{wrong} items scored differently than expected: the benchmark is invalid")
+    return elapsed
+
+
+def run(items: list[tuple[str, str, float]], workers: int, repeats: int) -> dict:
+    """Median over ``repeats`` runs (the machine is shared, single runs are noisy)."""
+    times = sorted(run_once(items, workers) for _ in range(repeats))
+    elapsed = statistics.median(times)
     return {
+        "repeats": repeats,
+        "items_per_s_min": round(len(items) / times[-1], 2),
+        "items_per_s_max": round(len(items) / times[0], 2),
         "workers": workers,
         "items": len(items),
         "seconds": round(elapsed, 3),
@@ -90,33 +102,42 @@ def machine() -> dict:
         "rlpipe": metadata.version("rlpipe"),
         "bwrap": bwrap_version,
         "root": os.geteuid() == 0,
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],  # the machine is shared: context
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=120)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mechanisms", nargs="+", default=["auto", "rlimit"])
     args = parser.parse_args()
     items = batch(args.items)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for mechanism in args.mechanisms:
         os.environ["RLPIPE_SANDBOX"] = mechanism
         used = sandbox_mechanism()
         score("code", *items[0][:2])  # warm-up (bwrap probe, imports)
         for workers in args.workers:
-            row = {"mechanism": used, **run(items, workers)}
+            row = {"mechanism": used, **run(items, workers, args.repeats)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "results": rows}
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "loadavg_before": load_before,
+        "results": rows,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "code_scorer.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     lines = [
         f"- {result['date'][:10]} code scorer, {r['mechanism']}, {r['workers']} worker(s): "
-        f"**{r['items_per_s']} items/s** ({r['items']} items, {r['seconds']} s) on {m['cpus']} CPUs "
-        f"({m['cpu_model']}), Python {m['python']}, {m['bwrap'] or 'no bwrap'}"
+        f"**{r['items_per_s']} items/s** (median of {r['repeats']}, range {r['items_per_s_min']}-"
+        f"{r['items_per_s_max']}; {r['items']} items) on {m['cpus']} CPUs "
+        f"({m['cpu_model']}, load {m['loadavg_1_5_15'][0]}), Python {m['python']}, {m['bwrap'] or 'no bwrap'}"
         for r in rows
     ]
     (RESULTS / "code_scorer.md").write_text("\n".join(lines) + "\n")
