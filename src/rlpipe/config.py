@@ -20,6 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "workflow" / "schemas"
 SUITES = ROOT / "config" / "suites"
 MAIN_MODEL = "base"
+# PPO hyperparameters a run does not set (``ppo:`` section; see config.schema.yaml). Filled in only
+# for PPO runs, so adding PPO never changes the params (and so never reruns) an existing GRPO run.
+PPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1.0e-6,
+    "critic_learning_rate": 1.0e-5,
+    "critic": "separate",
+    "gamma": 1.0,
+    "lam": 0.95,
+    "clip_eps": 0.2,
+    "value_clip": 0.2,
+    "vf_coef": 0.5,
+    "entropy_coef": 0.0,
+    "kl_mode": "reward",
+    "kl_coef": 0.01,
+    "kl_target": None,
+    "kl_horizon": 10000,
+    "kl_estimator": "k1",
+    "ppo_epochs": 1,
+    "minibatch_size": 32,
+    "rollout_batch_size": 32,
+    "samples_per_prompt": 4,
+    "temperature": 1.0,
+    "max_new_tokens": 256,
+    "max_grad_norm": 1.0,
+    "whiten_advantages": True,
+}
 
 
 class ConfigError(ValueError):
@@ -160,6 +186,8 @@ def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                 run.setdefault("lora", None)
                 run.setdefault("grpo", {})
                 run.setdefault("resources", {})
+                if run["method"] == "ppo":
+                    run["ppo"] = {**PPO_DEFAULTS, **run.get("ppo", {})}
                 if "steps" not in run:
                     raise ConfigError(
                         f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)"
@@ -178,10 +206,24 @@ def checkpoint_steps(run: dict[str, Any]) -> list[int]:
     return steps
 
 
-def _check_run(run: dict[str, Any], models: dict[str, Any], source: str) -> None:
+def _check_run(
+    run: dict[str, Any], models: dict[str, Any], source: str, tasks: dict[str, Any] | None = None
+) -> None:
     where = f"{source}: run {run['name']}"
     if run["model"] not in models:
         raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
+    if run.get("pcgrad"):
+        from rlpipe.data.tasks import TASKS
+
+        domains = sorted({TASKS[t].domain for t in tasks or {} if t in TASKS})
+        if len(domains) < 2:
+            raise ConfigError(
+                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks "
+                f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
+            )
+    if run["method"] == "ppo":
+        _check_ppo(run["ppo"], where)
+        return
     hp = run["grpo"]
     gens = hp.get("num_generations", 8)
     batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1)
@@ -189,6 +231,26 @@ def _check_run(run: dict[str, Any], models: dict[str, Any], source: str) -> None
         raise ConfigError(
             f"{where}: grpo.per_device_train_batch_size ({batch}) must be divisible by "
             f"grpo.num_generations ({gens}); change one of them"
+        )
+
+
+def _check_ppo(hp: dict[str, Any], where: str) -> None:
+    """Refuse PPO settings that are valid one by one but do not work together."""
+    samples = hp["rollout_batch_size"] * hp["samples_per_prompt"]
+    if samples % hp["minibatch_size"]:
+        raise ConfigError(
+            f"{where}: ppo.minibatch_size ({hp['minibatch_size']}) must divide ppo.rollout_batch_size * "
+            f"ppo.samples_per_prompt ({hp['rollout_batch_size']} * {hp['samples_per_prompt']} = {samples})"
+        )
+    if hp["kl_target"] is not None and hp["kl_coef"] <= 0:
+        raise ConfigError(
+            f"{where}: ppo.kl_target needs ppo.kl_coef > 0 (the adaptive coefficient is multiplied, "
+            "so it would stay 0)"
+        )
+    if hp["kl_mode"] == "loss" and hp["kl_estimator"] == "k1" and (hp["kl_coef"] > 0 or hp["kl_target"]):
+        raise ConfigError(
+            f"{where}: ppo.kl_estimator k1 as a loss term (kl_mode: loss) has zero expected gradient and "
+            "does not keep the policy near the reference; use k3 (or k2), or kl_mode: reward"
         )
 
 
@@ -241,6 +303,19 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
                 raise ConfigError(
                     f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}"
                 )
+        else:
+            # Data sources: a pinned revision, and RLPIPE_DATA_ROOT (a local mirror of the hub, e.g.
+            # tests/fixtures/hf) redirecting every hub source, checked here so a bad suite fails at parse.
+            import os
+
+            from rlpipe.data.sources import SourceError, check_source, with_data_root
+
+            try:
+                check_source(src)
+                if os.environ.get("RLPIPE_DATA_ROOT"):
+                    merged["source"] = with_data_root(src, os.environ["RLPIPE_DATA_ROOT"])
+            except SourceError as exc:
+                raise ConfigError(f"{path}: tasks.{name}.source: {exc}") from None
         tasks[name] = merged
     return {"name": suite["name"], "path": str(path), "tasks": tasks}
 
@@ -263,7 +338,7 @@ def load_experiment(
         _check_model(name, model, source)
     runs = expand_runs(config, source)
     for run in runs.values():
-        _check_run(run, models, source)
+        _check_run(run, models, source, config["data"]["tasks"])
     baseline = config.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")

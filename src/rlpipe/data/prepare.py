@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rlpipe.data import sources
 from rlpipe.data import tasks as procedural
-from rlpipe.tracking.io import write_jsonl
+from rlpipe.tracking.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,20 @@ def prepare_train_data(
 
 
 def prepare_suite_task(name: str, task: dict[str, Any], seed: int, out: str) -> None:
-    """Rows of one suite task, with the suite's scorer and domain stamped on every row."""
+    """Rows of one suite task, with the suite's scorer and domain stamped on every row.
+
+    Procedural tasks are generated from ``seed``; every other source (hub dataset, parquet, jsonl) is
+    read by ``rlpipe.data.sources``, which ignores ``seed`` (a benchmark subset must not change with the
+    experiment's seed) and whose provenance record is written next to the rows as ``<out>.meta.json``.
+    """
     source = task["source"]
     if source["type"] != "procedural":
-        raise ValueError(
-            f"suite source type {source['type']!r} is not supported by this rlpipe version "
-            "(supported: procedural)"
-        )
+        rows, meta = sources.load_rows(name, task)
+        # The sidecar first: a complete rows file then always has its provenance next to it.
+        write_json(f"{out}.meta.json", meta)
+        write_jsonl(out, rows)
+        log.info("wrote %d rows to %s (from %s)", len(rows), out, meta.get("repo_id") or meta["type"])
+        return
     rows = procedural.generate(source["task"], source.get("split", "test"), source["n"], seed)
     for row in rows:
         row["task"] = name
