@@ -37,7 +37,8 @@ def _cluster_problem() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"SLURM not answering: {err}"
     if ping.returncode != 0 or "UP" not in ping.stdout:
-        return f"slurmctld is not up (scontrol ping: {ping.stdout.strip() or ping.stderr.strip()})"
+        said = (ping.stdout.strip() or ping.stderr.strip()).splitlines()
+        return f"slurmctld not up (scontrol ping: {said[0] if said else ping.returncode}); run cluster.sh up"
     states = nodes.stdout.split()
     if not any(s.rstrip("*~#$@").startswith(("idle", "mix", "alloc")) for s in states):
         return f"no usable SLURM node (sinfo states: {states or 'none'})"
