@@ -64,6 +64,11 @@ def test_math_never_raises_on_garbage() -> None:
         assert score("math", junk, "1") in (0.0, 1.0)
 
 
+def test_math_list_of_acceptable_answers() -> None:
+    assert score("math", r"\boxed{0.5}", ["1/3", r"\frac{1}{2}"]) == 1.0
+    assert score("math", r"\boxed{0.25}", ("1/3", "1/2")) == 0.0
+
+
 def test_gsm8k() -> None:
     truth = "She has 3 + 4 = 7 apples.\n#### 7"
     assert score("gsm8k", "so #### 7", truth) == 1.0

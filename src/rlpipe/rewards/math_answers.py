@@ -12,7 +12,8 @@ is equivalent to the ground truth. Equivalence, first hit wins:
    Its signal-based time limit only works in the main thread; elsewhere it runs without one, so
    there inputs that can explode (power towers, 4+-digit exponents or factorials, > 400 chars) skip it.
 
-The ground truth may itself be wrapped in ``\\boxed{}`` or be a GSM8K solution ending in ``#### 42``.
+The ground truth may itself be wrapped in ``\\boxed{}``, be a GSM8K solution ending in ``#### 42``, or be a
+list of acceptable answers (any one matches).
 
 ``gsm8k``: the prediction is the last ``\\boxed{}``, else the number after the last ``####``; compared
 numerically (no "last number in the text" fallback: it rewards answers that merely mention the number).
@@ -159,7 +160,10 @@ def math_score(response: str, ground_truth: Any, extra_info: dict | None = None)
     prediction = last_boxed(region)
     if prediction is None or not prediction.strip():
         return 0.0
-    return float(math_equal(prediction, _gt_text(ground_truth)))
+    if hasattr(ground_truth, "tolist"):
+        ground_truth = ground_truth.tolist()
+    truths = ground_truth if isinstance(ground_truth, list | tuple) else [ground_truth]
+    return float(any(math_equal(prediction, _gt_text(t)) for t in truths))
 
 
 _HASHES = re.compile(r"####\s*([-+$]?\s*[\d,]*\.?\d+)")
