@@ -169,6 +169,10 @@ print('\\n'.join(found))
         result = run_python(program, None, FAST)
         assert result.all_ok, result
         assert CANARY not in result.cases[0].stdout
+        probe = (
+            f"import os\nprint(os.path.exists('/proc/{holder.pid}'), os.path.exists('/proc/{os.getpid()}'))"
+        )
+        assert run_python(probe, None, FAST).cases[0].stdout.split() == ["False", "False"]  # host pids hidden
         assert "HF_TOKEN" not in result.cases[0].stdout
         assert _run_solution("import os\nassert os.environ['HF_TOKEN']") == 0.0
     finally:

@@ -136,6 +136,8 @@ def _private_tmp(libc, box, size_mb):
     if libc.mount(b"tmpfs", work.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, work_options) != 0:
         return False
     os.chdir(work)
+    # A fresh /proc with hidepid=2: the code sees only its own processes, not the host's command lines.
+    libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV, b"hidepid=2")
     return True
 
 

@@ -11,10 +11,13 @@ pressure will eventually emit fork bombs, memory bombs, ``os.kill(os.getppid(), 
   ``--die-with-parent`` and ``--new-session`` (no terminal injection).
 * **rlimit fallback** (no usable bwrap, or ``RLPIPE_SANDBOX=rlimit``): a private temp working dir, a new
   session/process group, and -- when we are root -- a fresh empty network namespace and a private mount
-  namespace (``unshare``) with fresh size-limited tmpfs on ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
-  ``/root``-like dirs hidden (see ``_harness.py``); otherwise a Python audit hook that refuses every
-  ``socket.*`` operation (weaker: ctypes can bypass it). The rest of the host file system stays
-  readable (world-readable files only, as the run's uid).
+  namespace (``unshare``) with fresh size-limited tmpfs on ``/tmp``, ``/var/tmp``, ``/dev/shm`` and the
+  working dir, ``/proc`` remounted with ``hidepid=2`` (other users' processes invisible), and a
+  non-traversable dir holding the interpreter (like ``/root``) covered by a tmpfs that shows only the
+  interpreter (see ``_harness.py``); otherwise a Python audit hook that refuses every ``socket.*``
+  operation (weaker: ctypes can bypass it). The rest of the host file system stays readable as far as
+  it is world-readable.
+* The interpreter runs with ``-S``: no ``.pth`` file of site-packages executes code inside the sandbox.
 * **in both modes** the harness (``_harness.py``) drops to a **fresh unprivileged uid per run** when we
   are root (so RLIMIT_NPROC really limits the fork count, the code cannot touch root-owned files or other
   runs, cannot read ``/proc/<parent>/environ``, and every stray process can be found and killed by uid),
