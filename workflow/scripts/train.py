@@ -7,9 +7,12 @@ from rlpipe.tracking.logs import script_logging
 with script_logging(snakemake.log[0]):
     run = snakemake.params.run
     init_job(snakemake.threads, run["seed"])
-    from rlpipe.train.grpo import train_grpo
+    if run["method"] == "ppo":
+        from rlpipe.train.ppo import train_ppo as train
+    else:
+        from rlpipe.train.grpo import train_grpo as train
 
-    train_grpo(
+    train(
         snakemake.input.policy,
         read_jsonl(snakemake.input.train),
         run=run,

@@ -15,6 +15,7 @@ from typing import Any
 
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import ExportCallback, latest_trainer_checkpoint
+from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,46 @@ def lora_config(lora: dict[str, Any] | None) -> Any:
     )
 
 
+def check_lora_targets(model: Any, lora: dict[str, Any] | None, where: str = "the model") -> None:
+    """Fail at train start, naming the model's linear layers, when ``lora.target_modules`` matches none.
+
+    Module names of a hub model are only known once it is loaded, so config validation cannot do
+    this; PEFT's own error does not list what would have matched.
+    """
+    if not lora:
+        return
+    import re
+
+    from torch import nn
+
+    targets = lora.get("target_modules", "all-linear")
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding | nn.Conv1d)]
+    if targets == "all-linear":
+        found = [n for n in names if not n.endswith("lm_head")]
+    elif isinstance(targets, str):  # PEFT: a string is a regex matched against the full name
+        found = [n for n in names if re.fullmatch(targets, n)]
+    else:  # a list: exact name or name suffix after a dot
+        found = [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
+    if not found:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in names})
+        raise ValueError(
+            f"lora.target_modules {targets!r} matches no layer of {where}; its layers are named "
+            f"{', '.join(leaves)}"
+        )
+
+
+class ScheduledExportCallback(ExportCallback):
+    """Export only the scheduled checkpoints: a save forced by a stop signal is for resuming only."""
+
+    def __init__(self, state_dir: Any, out_dir: Any, tokenizer: Any, steps: set[int]) -> None:
+        super().__init__(state_dir, out_dir, tokenizer)
+        self.steps = steps
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step in self.steps:
+            super().on_save(args, state, control, **kwargs)
+
+
 def train_grpo(
     policy_dir: str,
     rows: list[dict[str, Any]],
@@ -96,11 +137,16 @@ def train_grpo(
     state_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
 ) -> None:
-    """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``."""
+    """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``.
+
+    On SIGTERM/SIGUSR1 the step in progress finishes, a checkpoint is saved and
+    ``TrainingInterrupted`` (a non-zero exit) is raised; ``pcgrad: true`` uses PCGrad over domains.
+    """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    from rlpipe.config import checkpoint_steps
     from rlpipe.models import resolve_model_dir
     from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
 
@@ -108,6 +154,7 @@ def train_grpo(
     tokenizer = AutoTokenizer.from_pretrained(src)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(src)
+    check_lora_targets(model, run.get("lora"), src)
     hp = run["grpo"]
     args = GRPOConfig(
         output_dir=str(state_dir),
@@ -128,7 +175,16 @@ def train_grpo(
     dataset = Dataset.from_list(
         [{k: r[k] for k in ("prompt", "ground_truth", "scorer", "domain", "task")} for r in rows]
     )
-    trainer = GRPOTrainer(
+    stop = StopRequest()
+    stop_callback = StopOnSignalCallback(stop)
+    extra: dict[str, Any] = {}
+    trainer_cls: Any = GRPOTrainer
+    if run.get("pcgrad"):
+        from rlpipe.train.grpo_pcgrad import PCGradGRPOTrainer
+
+        trainer_cls = PCGradGRPOTrainer
+        extra = {"pcgrad_seed": run["seed"]}
+    trainer = trainer_cls(
         model=model,
         reward_funcs=make_reward_fn(),
         args=args,
@@ -138,14 +194,19 @@ def train_grpo(
         callbacks=[
             ProgressCallback(f"grpo[{run['name']}]"),
             MetricsFileCallback(metrics_path, {"run": run["name"]}),
-            ExportCallback(state_dir, checkpoints_dir, tokenizer),
+            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(checkpoint_steps(run))),
+            stop_callback,
         ],
+        **extra,
     )
     resume = latest_trainer_checkpoint(state_dir)
     if resume:
         log.info("resuming from %s", resume)
         ExportCallback(state_dir, checkpoints_dir, tokenizer).restore()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with stop:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if stop_callback.stopped_at is not None:
+        raise TrainingInterrupted(stop.requested or 0, stop_callback.stopped_at)
     Path(metrics_path).touch()
 
 

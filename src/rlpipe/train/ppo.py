@@ -1,0 +1,650 @@
+"""PPO with a learned critic for LLMs on rule-based rewards (the verl / OpenRLHF design).
+
+TRL 1.16 has no PPO trainer, so this is rlpipe's own, written with torch + transformers (+ PEFT
+for LoRA). One training *step* is one rollout-and-update iteration:
+
+1. **Rollout.** ``rollout_batch_size`` prompts (in a seeded, resumable data order) are rendered
+   with the chat template; each is sampled ``samples_per_prompt`` times with HF ``generate`` at
+   ``temperature``. Every completion is scored by its row's own scorer (``rlpipe.rewards.score``);
+   the score is the reward of the completion's last token (EOS, or the last token when truncated).
+2. **Scoring the rollout** (no gradient): log-probs of the sampled tokens under the policy (the
+   "old" policy of the PPO ratio), under the frozen reference policy (for KL), and the critic's
+   values. With ``kl_mode: reward`` the per-token KL estimate times the coefficient is subtracted
+   from the token rewards (InstructGPT); token-level GAE(gamma, lam) gives advantages and value
+   targets; advantages are whitened over the batch.
+3. **Update.** ``ppo_epochs`` passes over the rollout in shuffled minibatches of ``minibatch_size``
+   sequences; each minibatch is one Adam step on ``clipped policy loss + vf_coef * clipped value
+   loss - entropy_coef * entropy (+ kl_coef * KL with kl_mode: loss)``, gradients clipped per
+   parameter group (policy, critic). With ``pcgrad`` the loss is split by domain (the shares sum
+   to the same loss) and ``pcgrad_backward`` projects conflicting domain gradients first.
+
+The value function is either a linear head on the policy's last hidden state (``critic: shared``)
+or a separate transformer initialised from the policy with its own head (``critic: separate``).
+The reference policy is the initial policy: a frozen copy, or for LoRA the base model with the
+adapter disabled (no copy at all).
+
+Checkpoints follow ``rlpipe.train.checkpoints``: ``state_dir/checkpoint-N`` (written atomically)
+holds the policy in HF/PEFT format, the critic, the optimizer, every RNG state, the step, the
+data-order position and the KL controller; scheduled steps are exported to
+``state_dir/exported/step_N`` and hard-linked into ``checkpoints/step_N``. SIGTERM/SIGUSR1 make the
+trainer save at the end of the current step and exit non-zero; a rerun resumes exactly there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlpipe.config import PPO_DEFAULTS, checkpoint_steps
+from rlpipe.rewards import score
+from rlpipe.tracking.io import atomic_path
+from rlpipe.tracking.logs import Progress
+from rlpipe.train import core_algos as algos
+from rlpipe.train.checkpoints import export_checkpoint, latest_trainer_checkpoint, link_tree
+from rlpipe.train.pcgrad import pcgrad_backward
+from rlpipe.train.signals import StopRequest, TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+CRITIC_DIR = "critic"  # a sub-directory: ``export_checkpoint`` copies files only, so it stays private
+
+
+class ValueHead(nn.Module):
+    """A linear map from a hidden state to a scalar value, kept in float32.
+
+    Zero-initialised: the critic starts by predicting 0 for every state (rewards are in [0, 1]),
+    and the first value-loss gradients come from the data, not from a random projection.
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 1, dtype=torch.float32)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.proj(hidden.float()).squeeze(-1)
+
+
+class SeparateCritic(nn.Module):
+    """A transformer backbone (initialised from the policy) with a value head: ``critic: separate``."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = ValueHead(hidden_size)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor) -> Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        return self.head(out.last_hidden_state)
+
+
+@dataclass
+class Rollout:
+    """One rollout batch: N sequences = prompts (left-padded to P) + completions (right-padded to T)."""
+
+    input_ids: Tensor  # [N, P + T]
+    attention_mask: Tensor  # [N, P + T]
+    position_ids: Tensor  # [N, P + T]
+    prompt_len: int
+    mask: Tensor  # [N, T] float, 1 on completion tokens up to and including EOS
+    scores: Tensor  # [N]
+    domains: list[str]
+    texts: list[str]
+    clipped: Tensor  # [N] bool: no EOS within max_new_tokens
+    old_logprobs: Tensor | None = None
+    ref_logprobs: Tensor | None = None
+    old_values: Tensor | None = None
+    advantages: Tensor | None = None
+    returns: Tensor | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def completion_ids(self) -> Tensor:
+        return self.input_ids[:, self.prompt_len :]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def ppo_settings(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``ppo`` section over the defaults (config expansion already merges them)."""
+    return {**PPO_DEFAULTS, **run.get("ppo", {})}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """Drop non-finite floats: metrics.jsonl stays strict JSON (``NaN`` is not JSON)."""
+    return {k: v for k, v in row.items() if not isinstance(v, float) or math.isfinite(v)}
+
+
+class PPOTrainer:
+    """PPO on one run spec; ``train()`` runs (or resumes) it to ``run["steps"]`` steps.
+
+    ``rollout`` and ``update`` are public so tests (and diagnostics) can drive single iterations.
+    """
+
+    def __init__(
+        self,
+        policy_dir: str,
+        rows: list[dict[str, Any]],
+        *,
+        run: dict[str, Any],
+        checkpoints_dir: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str],
+        metrics_path: str | os.PathLike[str],
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        from rlpipe.models import resolve_model_dir
+
+        if not rows:
+            raise ValueError("PPO needs at least one training row")
+        self.run = run
+        self.hp = ppo_settings(run)
+        self.rows = rows
+        self.state_dir = Path(state_dir)
+        self.checkpoints_dir = Path(checkpoints_dir)
+        self.metrics_path = Path(metrics_path)
+        self.src = resolve_model_dir(policy_dir)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.src)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pcgrad = bool(run.get("pcgrad", False))
+        self.domains = sorted({r["domain"] for r in rows})
+        if self.pcgrad and len(self.domains) < 2:
+            raise ValueError(f"pcgrad needs rows of at least two domains; the data has {self.domains}")
+        self.schedule = set(checkpoint_steps(run))
+        # Resumable counters (overwritten by a checkpoint).
+        self.step = 0
+        self.optimizer_steps = 0
+        self.data_epoch, self.data_pos = 0, 0
+        self.elapsed_s = 0.0
+        self.pcgrad_gen = torch.Generator().manual_seed(int(run["seed"]))
+
+        resume = latest_trainer_checkpoint(self.state_dir)
+        self._build(resume)
+        if resume is not None:
+            self._load_state(resume)
+
+    # ------------------------------------------------------------------ models
+    def _build(self, resume: Path | None) -> None:
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        from rlpipe.train.grpo import check_lora_targets, lora_config
+
+        lora = self.run.get("lora")
+        hp = self.hp
+        if lora:
+            from peft import PeftModel, get_peft_model
+
+            base = AutoModelForCausalLM.from_pretrained(self.src)
+            check_lora_targets(base, lora, self.src)
+            if resume is not None:
+                self.policy = PeftModel.from_pretrained(base, str(resume), is_trainable=True)
+            else:
+                self.policy = get_peft_model(base, lora_config(lora))
+            self.ref = None  # the base with the adapter disabled is the reference
+        else:
+            self.policy = AutoModelForCausalLM.from_pretrained(str(resume) if resume else self.src)
+            self.ref = None
+        self.policy.to(self.device)
+        self.use_ref = hp["kl_coef"] > 0 or hp["kl_target"] is not None
+        if self.use_ref and not lora:
+            self.ref = AutoModelForCausalLM.from_pretrained(self.src).to(self.device).eval()
+            self.ref.requires_grad_(False)
+        hidden = self.policy.config.hidden_size
+        if hp["critic"] == "shared":
+            self.value_head = ValueHead(hidden).to(self.device)
+            self.critic: nn.Module = self.value_head
+        else:
+            backbone = AutoModel.from_pretrained(self.src)
+            if lora:
+                from peft import get_peft_model
+
+                config = lora_config(lora)
+                config.task_type = "FEATURE_EXTRACTION"
+                backbone = get_peft_model(backbone, config)
+            self.critic = SeparateCritic(backbone, hidden).to(self.device)
+        policy_params = [p for p in self.policy.parameters() if p.requires_grad]
+        critic_params = [p for p in self.critic.parameters() if p.requires_grad]
+        self.param_groups = {"policy": policy_params, "critic": critic_params}
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": policy_params, "lr": hp["learning_rate"]},
+                {"params": critic_params, "lr": hp["critic_learning_rate"]},
+            ]
+        )
+        if hp["kl_target"] is None:
+            self.kl_ctl: Any = algos.FixedKLController(hp["kl_coef"])
+        else:
+            self.kl_ctl = algos.AdaptiveKLController(hp["kl_coef"], hp["kl_target"], hp["kl_horizon"])
+        gen = self.policy.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos])})
+        n_policy = sum(p.numel() for p in policy_params)
+        n_critic = sum(p.numel() for p in critic_params)
+        log.info(
+            "PPO %s: %s policy (%d trainable params), %s critic (%d trainable), reference: %s, device %s",
+            self.run["name"],
+            "LoRA" if lora else "full",
+            n_policy,
+            hp["critic"],
+            n_critic,
+            ("adapter disabled" if lora else "frozen copy") if self.use_ref else "none (kl_coef 0)",
+            self.device,
+        )
+
+    def _critic_state(self) -> dict[str, Tensor]:
+        """Trainable critic tensors only (LoRA: adapter + head, not the frozen backbone)."""
+        trainable = {n for n, p in self.critic.named_parameters() if p.requires_grad}
+        return {k: v.detach().cpu() for k, v in self.critic.state_dict().items() if k in trainable}
+
+    # ----------------------------------------------------------- checkpoints
+    def _load_state(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        critic = torch.load(ckpt / CRITIC_DIR / "critic.pt", map_location=self.device, weights_only=True)
+        missing = set(self._critic_state()) - set(critic)
+        if missing:
+            raise ValueError(
+                f"{ckpt}: critic state lacks {sorted(missing)[:5]} (a different critic setting?)"
+            )
+        self.critic.load_state_dict(critic, strict=False)
+        self.optimizer.load_state_dict(
+            torch.load(ckpt / "optimizer.pt", map_location=self.device, weights_only=True)
+        )
+        _set_rng_state(torch.load(ckpt / "rng_state.pth", weights_only=False))
+        self.step = int(state["global_step"])
+        self.optimizer_steps = int(state["optimizer_steps"])
+        self.data_epoch, self.data_pos = int(state["data"]["epoch"]), int(state["data"]["pos"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.kl_ctl.load_state_dict(state["kl_controller"])
+        self.pcgrad_gen.set_state(torch.tensor(state["pcgrad_generator"], dtype=torch.uint8))
+        log.info("resumed from %s (step %d, %d optimizer steps)", ckpt, self.step, self.optimizer_steps)
+
+    def save(self) -> Path:
+        """Write ``state_dir/checkpoint-<step>`` atomically, drop older ones, export scheduled steps."""
+        path = self.state_dir / f"checkpoint-{self.step}"
+        with atomic_path(path, directory=True) as tmp:
+            self.policy.save_pretrained(tmp)
+            (tmp / CRITIC_DIR).mkdir()
+            torch.save(self._critic_state(), tmp / CRITIC_DIR / "critic.pt")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(_rng_state(), tmp / "rng_state.pth")
+            state = {
+                "global_step": self.step,
+                "max_steps": self.run["steps"],
+                "optimizer_steps": self.optimizer_steps,
+                "data": {"epoch": self.data_epoch, "pos": self.data_pos},
+                "elapsed_s": self.elapsed_s,
+                "kl_controller": self.kl_ctl.state_dict(),
+                "pcgrad_generator": self.pcgrad_gen.get_state().tolist(),
+                "method": "ppo",
+                "run": self.run["name"],
+            }
+            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        for old in self.state_dir.glob("checkpoint-*"):
+            if old != path and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        if self.step in self.schedule:
+            name = f"step_{self.step}"
+            exported = self.state_dir / "exported" / name
+            export_checkpoint(path, exported, self.tokenizer)
+            link_tree(exported, self.checkpoints_dir / name)
+        return path
+
+    def _restore_exports(self) -> None:
+        """Re-publish steps exported before an interruption (Snakemake deleted the declared outputs)."""
+        exported = self.state_dir / "exported"
+        if exported.is_dir():
+            for path in sorted(exported.iterdir()):
+                if path.name.startswith("step_") and not (self.checkpoints_dir / path.name).exists():
+                    link_tree(path, self.checkpoints_dir / path.name)
+
+    # ------------------------------------------------------------------ data
+    def _epoch_order(self, epoch: int) -> list[int]:
+        """Row order of data epoch ``epoch``: a permutation that depends only on (seed, epoch)."""
+        gen = torch.Generator().manual_seed(int(self.run["seed"]) * 1_000_003 + epoch)
+        return torch.randperm(len(self.rows), generator=gen).tolist()
+
+    def next_rows(self) -> list[dict[str, Any]]:
+        """The next ``rollout_batch_size`` prompts; the position is part of the checkpoint."""
+        batch: list[dict[str, Any]] = []
+        while len(batch) < self.hp["rollout_batch_size"]:
+            order = self._epoch_order(self.data_epoch)
+            take = order[self.data_pos : self.data_pos + self.hp["rollout_batch_size"] - len(batch)]
+            batch += [self.rows[i] for i in take]
+            self.data_pos += len(take)
+            if self.data_pos >= len(order):
+                self.data_epoch, self.data_pos = self.data_epoch + 1, 0
+        return batch
+
+    # --------------------------------------------------------------- forward
+    def _forward(
+        self, ro: Rollout, idx: Tensor | slice, *, entropy: bool = False, values: bool = True
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Policy log-probs of the sampled tokens (and entropies, critic values) for rows ``idx``."""
+        ids, attn, pos = ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx]
+        p, t = ro.prompt_len, ro.mask.shape[1]
+        shared = values and self.hp["critic"] == "shared"
+        out = self.policy(
+            input_ids=ids,
+            attention_mask=attn,
+            position_ids=pos,
+            output_hidden_states=shared,
+            logits_to_keep=t + 1,
+            use_cache=False,
+        )
+        logits = out.logits[:, :-1].float() / self.hp["temperature"]
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
+        ent = algos.entropy_from_logits(logits) if entropy else None
+        vals = None
+        if shared:
+            vals = self.value_head(out.hidden_states[-1][:, p - 1 : p + t - 1])
+        elif values:
+            vals = self.critic(ids, attn, pos)[:, p - 1 : p + t - 1]
+        return logprobs, ent, vals
+
+    @torch.no_grad()
+    def _ref_logprobs(self, ro: Rollout, idx: Tensor | slice) -> Tensor:
+        ids, attn, pos = ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx]
+        p, t = ro.prompt_len, ro.mask.shape[1]
+        kwargs = {"input_ids": ids, "attention_mask": attn, "position_ids": pos, "logits_to_keep": t + 1}
+        if self.ref is None:  # LoRA: the base model is the reference
+            with self.policy.disable_adapter():
+                logits = self.policy(**kwargs, use_cache=False).logits
+        else:
+            logits = self.ref(**kwargs, use_cache=False).logits
+        logits = logits[:, :-1].float() / self.hp["temperature"]
+        return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
+
+    # --------------------------------------------------------------- rollout
+    @torch.no_grad()
+    def rollout(self, rows: list[dict[str, Any]]) -> Rollout:
+        """Sample, score, and compute old log-probs, reference log-probs, values, GAE advantages."""
+        hp, tok = self.hp, self.tokenizer
+        k = hp["samples_per_prompt"]
+        expanded = [r for r in rows for _ in range(k)]  # the k samples of a prompt are contiguous
+        texts = [
+            tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows
+        ]
+        enc = tok(
+            [t for t in texts for _ in range(k)], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        prompt_ids, prompt_mask = enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
+        self.policy.eval()
+        self.critic.eval()
+        seqs = self.policy.generate(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            do_sample=True,
+            temperature=hp["temperature"],
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=hp["max_new_tokens"],
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=self.eos_ids,
+        )
+        p = prompt_ids.shape[1]
+        completion = seqs[:, p:]
+        is_eos = torch.isin(completion, torch.tensor(self.eos_ids, device=completion.device))
+        # 1 up to and including the first EOS; everything after it is padding written by generate.
+        after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
+        mask = (~after_eos).float()
+        clipped = ~is_eos.any(dim=1)
+        attn = torch.cat([prompt_mask, mask.long()], dim=1)
+        pos = (attn.cumsum(dim=1) - 1).clamp(min=0)
+        decoded = [
+            tok.decode(c[: int(m.sum())], skip_special_tokens=True)
+            for c, m in zip(completion.tolist(), mask, strict=True)
+        ]
+        scores = torch.tensor(
+            [score(r["scorer"], t, r["ground_truth"]) for r, t in zip(expanded, decoded, strict=True)],
+            dtype=torch.float32,
+            device=self.device,
+        )
+        ro = Rollout(
+            input_ids=seqs,
+            attention_mask=attn,
+            position_ids=pos,
+            prompt_len=p,
+            mask=mask,
+            scores=scores,
+            domains=[r["domain"] for r in expanded],
+            texts=decoded,
+            clipped=clipped,
+        )
+        # Old log-probs, reference log-probs and values, in minibatch-sized chunks to bound memory.
+        old_lp, ref_lp, vals = [], [], []
+        for start in range(0, len(ro), hp["minibatch_size"]):
+            idx = slice(start, start + hp["minibatch_size"])
+            lp, _, v = self._forward(ro, idx)
+            old_lp.append(lp)
+            vals.append(v)
+            if self.use_ref:
+                ref_lp.append(self._ref_logprobs(ro, idx))
+        ro.old_logprobs = torch.cat(old_lp)
+        ro.old_values = torch.cat(vals)
+        token_rewards = algos.place_terminal_reward(scores, mask)
+        if self.use_ref:
+            ro.ref_logprobs = torch.cat(ref_lp)
+            kl = algos.kl_penalty(ro.old_logprobs, ro.ref_logprobs, hp["kl_estimator"])
+            mean_kl = float(algos.masked_mean(kl, mask))
+            ro.stats["kl"] = mean_kl
+            if hp["kl_mode"] == "reward":
+                token_rewards = algos.kl_reward_shaping(token_rewards, kl, self.kl_ctl.value, mask)
+        advantages, returns = algos.compute_gae(token_rewards, ro.old_values, mask, hp["gamma"], hp["lam"])
+        ro.stats["advantages/mean"] = float(algos.masked_mean(advantages, mask))
+        ro.stats["advantages/std"] = float(algos.masked_var(advantages, mask).sqrt())
+        ro.stats["explained_variance"] = float(algos.explained_variance(ro.old_values, returns, mask))
+        ro.stats["values/mean"] = float(algos.masked_mean(ro.old_values, mask))
+        ro.stats["returns/mean"] = float(algos.masked_mean(returns, mask))
+        ro.advantages = algos.masked_whiten(advantages, mask) if hp["whiten_advantages"] else advantages
+        ro.returns = returns
+        return ro
+
+    # ---------------------------------------------------------------- update
+    def _losses(self, ro: Rollout, idx: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per-domain shares of the minibatch loss (they sum to the loss) and detached statistics.
+
+        Each share is the loss computed over one domain's tokens times that domain's fraction of
+        the minibatch's tokens, so the sum over domains is exactly the token-mean loss of the whole
+        minibatch: PCGrad without a conflict reproduces the plain update.
+        """
+        hp = self.hp
+        logprobs, ent, values = self._forward(ro, idx, entropy=True)
+        mask = ro.mask[idx]
+        old_lp, adv = ro.old_logprobs[idx], ro.advantages[idx]
+        old_v, ret = ro.old_values[idx], ro.returns[idx]
+        ref_lp = ro.ref_logprobs[idx] if ro.ref_logprobs is not None else None
+        kl_coef = self.kl_ctl.value
+
+        def total(m: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+            pg, clipfrac, approx_kl = algos.ppo_policy_loss(logprobs, old_lp, adv, m, hp["clip_eps"])
+            vf, vf_clipfrac = algos.ppo_value_loss(values, old_v, ret, m, hp["value_clip"])
+            entropy = algos.masked_mean(ent, m)
+            loss = pg + hp["vf_coef"] * vf - hp["entropy_coef"] * entropy
+            stats = {
+                "policy_loss": pg.detach(),
+                "value_loss": vf.detach(),
+                "entropy": entropy.detach(),
+                "clip_ratio": clipfrac,
+                "value_clip_ratio": vf_clipfrac,
+                "approx_kl": approx_kl,
+            }
+            if hp["kl_mode"] == "loss" and ref_lp is not None:
+                kl_loss = algos.masked_mean(algos.kl_penalty(logprobs, ref_lp, hp["kl_estimator"]), m)
+                loss = loss + kl_coef * kl_loss
+                stats["kl_loss"] = kl_loss.detach()
+            return loss, stats
+
+        loss, stats = total(mask)
+        if not self.pcgrad:
+            return {"all": loss}, stats
+        n_tokens = mask.sum().clamp_min(1.0)
+        domains = [ro.domains[i] for i in idx.tolist()]
+        shares = {}
+        for d in sorted(set(domains)):
+            rows = torch.tensor([x == d for x in domains], device=mask.device)
+            m_d = mask * rows[:, None].to(mask.dtype)
+            loss_d, _ = total(m_d)
+            shares[d] = loss_d * (m_d.sum() / n_tokens)
+        return shares, stats
+
+    def update(self, ro: Rollout) -> dict[str, float]:
+        """``ppo_epochs`` passes of minibatch Adam steps over the rollout; returns mean statistics."""
+        hp = self.hp
+        self.policy.train()
+        self.critic.train()
+        sums: dict[str, list[float]] = defaultdict(list)
+        n = len(ro)
+        all_params = self.param_groups["policy"] + self.param_groups["critic"]
+        for _ in range(hp["ppo_epochs"]):
+            order = torch.randperm(n)
+            for start in range(0, n, hp["minibatch_size"]):
+                idx = order[start : start + hp["minibatch_size"]].to(self.device)
+                losses, stats = self._losses(ro, idx)
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.pcgrad:
+                    pc = pcgrad_backward(all_params, losses, self.pcgrad_gen)
+                    sums["pcgrad/projections"].append(float(pc.num_projections))
+                    for i, a in enumerate(pc.domains):
+                        sums[f"pcgrad/grad_norm/{a}"].append(float(pc.grad_norms[i]))
+                        for j in range(i + 1, len(pc.domains)):
+                            sums[f"pcgrad/cos/{a}__{pc.domains[j]}"].append(float(pc.cosine[i, j]))
+                else:
+                    losses["all"].backward()
+                for group, params in self.param_groups.items():
+                    if params:
+                        norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
+                        sums["grad_norm" if group == "policy" else "critic_grad_norm"].append(float(norm))
+                self.optimizer.step()
+                self.optimizer_steps += 1
+                for key, value in stats.items():
+                    sums[key].append(float(value))
+        return {k: sum(v) / len(v) for k, v in sums.items()}
+
+    # ----------------------------------------------------------------- train
+    def _metrics(self, ro: Rollout, upd: dict[str, float], step_s: float, rollout_s: float) -> dict[str, Any]:
+        k = self.hp["samples_per_prompt"]
+        scores = ro.scores.float().cpu()
+        row: dict[str, Any] = {
+            "step": self.step,
+            "time_s": round(self.elapsed_s, 3),
+            "run": self.run["name"],
+            "reward": float(scores.mean()),
+            "reward_std": float(scores.std()) if len(scores) > 1 else 0.0,
+        }
+        by_domain: dict[str, list[float]] = defaultdict(list)
+        for d, s in zip(ro.domains, scores.tolist(), strict=True):
+            by_domain[d].append(s)
+        for d, values in sorted(by_domain.items()):
+            row[f"reward/{d}"] = sum(values) / len(values)
+        if k > 1:
+            groups = scores.view(-1, k)
+            row["frac_reward_zero_std"] = float((groups.std(dim=1) == 0).float().mean())
+        row.update(upd)
+        row.update(ro.stats)
+        row["kl_coef"] = self.kl_ctl.value
+        lengths = ro.mask.sum(dim=1).cpu()
+        row["completions/mean_length"] = float(lengths.mean())
+        row["completions/clipped_ratio"] = float(ro.clipped.float().mean())
+        row["tokens_per_s"] = float(lengths.sum()) / step_s if step_s > 0 else 0.0
+        row["learning_rate"] = self.hp["learning_rate"]
+        row["optimizer_steps"] = self.optimizer_steps
+        row["time/rollout_s"] = rollout_s
+        row["time/step_s"] = step_s
+        return _finite(row)
+
+    def _trim_metrics(self) -> None:
+        """Drop metric lines past the resumed step so that no step is counted twice."""
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.metrics_path.exists():
+            kept = [
+                line
+                for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.step
+            ]
+            self.metrics_path.write_text("".join(line + "\n" for line in kept))
+
+    def train(self) -> None:
+        """Run to ``run["steps"]``; on SIGTERM/SIGUSR1 save after the current step and raise."""
+        total = self.run["steps"]
+        self._restore_exports()
+        self._trim_metrics()
+        if self.step >= total:
+            log.info("run %s already finished (%d steps)", self.run["name"], self.step)
+            return
+        progress = Progress(log, f"ppo[{self.run['name']}] steps", total - self.step, every_s=10.0)
+        with StopRequest() as stop:
+            while self.step < total:
+                t0 = time.monotonic()
+                ro = self.rollout(self.next_rows())
+                rollout_s = time.monotonic() - t0
+                upd = self.update(ro)
+                if "kl" in ro.stats:
+                    self.kl_ctl.update(ro.stats["kl"], len(ro))
+                self.step += 1
+                step_s = time.monotonic() - t0
+                self.elapsed_s += step_s
+                with open(self.metrics_path, "a") as fh:
+                    fh.write(json.dumps(self._metrics(ro, upd, step_s, rollout_s)) + "\n")
+                progress.update()
+                saved = self.step in self.schedule
+                if saved:
+                    self.save()
+                if stop.requested is not None and self.step < total:
+                    if not saved:
+                        self.save()
+                    raise TrainingInterrupted(stop.requested, self.step)
+
+
+def train_ppo(
+    policy_dir: str,
+    rows: list[dict[str, Any]],
+    *,
+    run: dict[str, Any],
+    checkpoints_dir: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str],
+    metrics_path: str | os.PathLike[str],
+) -> None:
+    """Train one PPO run; resumes from the latest complete checkpoint in ``state_dir``."""
+    trainer = PPOTrainer(
+        policy_dir,
+        rows,
+        run=run,
+        checkpoints_dir=checkpoints_dir,
+        state_dir=state_dir,
+        metrics_path=metrics_path,
+    )
+    trainer.train()
+    Path(metrics_path).touch()
