@@ -260,6 +260,39 @@ def test_disk_fill_is_capped(mode: str) -> None:
     _assert_host_clean()
 
 
+def test_forging_the_harness_report(mode: str) -> None:
+    """Reward hacking: write a fake 'all passed' report into the harness's stdout, then kill it."""
+    fake = '{"harness": "ok", "results": [{"rc": 0, "timeout": false, "stdout": "4\\n", "stderr": ""}]}'
+    program = f"""
+import os, signal
+for fd in range(0, 10):
+    try:
+        with open(f'/proc/{{os.getppid()}}/fd/{{fd}}', 'w') as fh:
+            fh.write({fake!r})
+    except OSError:
+        pass
+os.kill(os.getppid(), signal.SIGKILL)
+"""
+    assert _run_solution(program) == 0.0
+    tests = {"inputs": ["2 2\n"], "outputs": ["4\n"]}
+    assert score("code", f"```python\n{program}\n```", tests) == 0.0
+    _assert_host_clean()
+
+
+def test_privilege_escalation_attempts(mode: str) -> None:
+    attacks = [
+        "import os\nos.setuid(0)",
+        "import os\nos.setgid(0)",
+        "open('/etc/shadow').read()",
+        "import subprocess\nsubprocess.run(['su', '-c', 'id'], check=True, timeout=2)",
+        "import ctypes, os\nassert ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0) == 0",  # PTRACE_ATTACH
+        "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(10,)).start()",
+    ]
+    for program in attacks:
+        assert _run_solution(program) == 0.0, program
+    _assert_host_clean()
+
+
 def test_parent_survives_everything(mode: str) -> None:
     """After the whole catalogue ran, this very process is alive and can still score normally."""
     assert os.getpid() > 0
