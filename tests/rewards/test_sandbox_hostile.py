@@ -36,7 +36,11 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 def _live_sandbox_pids() -> list[int]:
-    """Processes still running under a sandbox uid (zombies excluded)."""
+    """Processes still running under a sandbox uid of THIS process (zombies excluded).
+
+    Only this process's uid block counts: other sessions may run sandboxes on the same machine.
+    """
+    low = sbx._UID_BASE + ((os.getpid() & 0xFFFF) << 12)
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -47,7 +51,7 @@ def _live_sandbox_pids() -> list[int]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uid = int(fields["Uid"].split()[0])
-        if uid >= sbx._UID_BASE and not fields["State"].strip().startswith(("Z", "X")):
+        if low <= uid < low + 4096 and not fields["State"].strip().startswith(("Z", "X")):
             out.append(int(pid))
     return out
 
