@@ -304,14 +304,16 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
                     f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}"
                 )
         else:
-            # Data sources: a pinned revision, and RLPIPE_DATA_ROOT (a local mirror of the hub, e.g.
-            # tests/fixtures/hf) redirecting every hub source, checked here so a bad suite fails at parse.
+            # Data sources, checked here so a bad suite fails at parse: a pinned hub revision, local files
+            # that exist, and RLPIPE_DATA_ROOT (a local mirror of the hub, e.g. tests/fixtures/hf)
+            # redirecting every hub source.
             import os
 
-            from rlpipe.data.sources import SourceError, check_source, with_data_root
+            from rlpipe.data.sources import SourceError, check_source, with_data_root, with_local_path
 
             try:
                 check_source(src)
+                merged["source"] = src = with_local_path(src, workdir)
                 if os.environ.get("RLPIPE_DATA_ROOT"):
                     merged["source"] = with_data_root(src, os.environ["RLPIPE_DATA_ROOT"])
             except SourceError as exc:

@@ -344,3 +344,34 @@ def test_data_root_redirects_hub_sources(tmp_path: Path, monkeypatch: pytest.Mon
         ConfigError, match=r"tasks.gsm8k.source: data root .*empty: .*test-00000-of-00001.parquet"
     ):
         load_suite(str(write_suite(tmp_path, hub_source())))
+
+
+def test_relative_local_path_resolves_against_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rel = GSM8K_FILE.relative_to(ROOT)
+    monkeypatch.chdir(tmp_path)  # as a job run with --directory elsewhere
+    suite = load_suite(str(write_suite(tmp_path, {"type": "parquet", "path": str(rel)})), workdir=ROOT)
+    assert suite["tasks"]["gsm8k"]["source"]["path"] == str(GSM8K_FILE)
+    with pytest.raises(ConfigError, match=r"tasks.gsm8k.source: nowhere.jsonl: file not found"):
+        load_suite(str(write_suite(tmp_path, {"type": "jsonl", "path": "nowhere.jsonl"})), workdir=ROOT)
+
+
+def test_config_split_source_reads_a_mirror(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror" / "openai" / "gsm8k" / "main" / "test.parquet"
+    mirror.parent.mkdir(parents=True)
+    shutil.copy(GSM8K_FILE, mirror)
+    source = {**hub_source(config="main", split="test", data_root=str(tmp_path / "mirror"))}
+    del source["data_files"]
+    rows, meta = load_rows("gsm8k", task(source, scorer="gsm8k"))
+    assert len(rows) == 3 and meta["config"] == "main" and meta["split"] == "test"
+    assert meta["files"][0]["file"] == "main/test.parquet"
+
+
+def test_config_split_source_offline_missing_names_the_dataset() -> None:
+    source = hub_source(config="main", split="test")
+    del source["data_files"]
+    with pytest.raises(
+        SourceError, match=r"^dataset openai/gsm8k@\w+ is not in the cache .*hf download openai/gsm8k"
+    ):
+        load_rows("gsm8k", task(source, scorer="gsm8k"))

@@ -13,8 +13,8 @@ Source types (see ``workflow/schemas/suite.schema.yaml``):
   fetched with ``huggingface_hub.hf_hub_download`` into the cache under ``HF_HOME``) or ``config`` /
   ``split`` (read with ``datasets.load_dataset``). With ``HF_HUB_OFFLINE=1`` only the cache is used;
   a dataset missing from it fails at once with one line naming it and the command that fetches it.
-* ``parquet`` / ``jsonl``: a local file ``path`` (relative paths are relative to the working
-  directory, i.e. Snakemake's ``--directory``).
+* ``parquet`` / ``jsonl``: a local file ``path``; a relative path is looked up in the current
+  directory, then in the project root (``rlpipe.config.load_suite`` resolves it when the suite loads).
 * ``data_root`` (hf only): read ``<data_root>/<repo_id>/<file>`` instead of the hub -- a local mirror
   on a cluster without internet, or the offline test fixtures. ``rlpipe.config.load_suite`` fills it
   in for every hub source when the environment variable ``RLPIPE_DATA_ROOT`` is set.
@@ -127,6 +127,23 @@ def with_data_root(source: dict[str, Any], data_root: str | os.PathLike[str]) ->
         if not path.is_file():
             raise SourceError(f"data root {out['data_root']}: {path} does not exist")
     return out
+
+
+def with_local_path(source: dict[str, Any], workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A copy of a ``parquet``/``jsonl`` source whose relative ``path`` is resolved like a suite reference.
+
+    A relative path is tried as given (the current directory), then under ``workdir`` (the project
+    root, where ``config/`` lives); the first existing file wins, so a job run with Snakemake's
+    ``--directory`` elsewhere still finds it. A file found nowhere is an error now, not at job time.
+    """
+    if source["type"] not in ("parquet", "jsonl"):
+        return source
+    path = Path(source["path"])
+    candidates = [path] if path.is_absolute() else [path, Path(workdir) / path]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise SourceError(f"{source['path']}: file not found (looked in {', '.join(map(str, candidates))})")
+    return {**source, "path": str(found.resolve())}
 
 
 def _data_files(source: dict[str, Any]) -> list[str]:
@@ -312,8 +329,6 @@ def _fetch_with_datasets(source: dict[str, Any], meta: dict[str, Any]) -> Fetche
     import datasets
 
     repo_id, revision = source["repo_id"], str(source["revision"])
-    if _offline():
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
     try:
         dataset = datasets.load_dataset(
             repo_id, name=source.get("config"), split=source["split"], revision=revision
