@@ -52,6 +52,39 @@ def test_data_analysis() -> None:
 
 def test_uncovered_task_scores_zero_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        assert lb("anything", "anything", "tablereformat") == 0.0
-    assert "tablereformat" in caplog.text
+        assert lb("anything", "anything", "house_traversal") == 0.0
+    assert "house_traversal" in caplog.text
     assert score("livebench", "**yes**", "yes", None) == 0.0
+
+
+TSV = "name\tage\nAnn\t30\nBob\t4.50\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '```json\n[{"name": "Ann", "age": 30}, {"name": "Bob", "age": 4.5}]\n```',
+        '{"name": {"0": "Ann", "1": "Bob"}, "age": {"0": 30, "1": 4.5}}',  # orient="columns"
+        '{"0": {"name": "Ann", "age": 30}, "1": {"name": "Bob", "age": 4.5}}',  # orient="index"
+        '{"name": "Bob", "age": 4.5}\n{"name": "Ann", "age": 30}',  # JSONL, other row order
+        "<table><tr><th>name</th><th>age</th></tr><tr><td>Ann</td><td>30</td></tr>"
+        "<tr><td>Bob</td><td>4.5</td></tr></table>",
+        "| name | age |\n|---|---|\n| Ann | 30 |\n| Bob | 4.5 |",
+        "name,age\nann,30.0\nBob,4.5",
+    ],
+)
+def test_tablereformat_positive(answer: str) -> None:
+    assert lb(answer, TSV, "tablereformat") == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '[{"name": "Ann", "age": 31}, {"name": "Bob", "age": 4.5}]',
+        '[{"name": "Ann", "age": 30}]',  # a row missing
+        '[{"name": "Ann", "years": 30}, {"name": "Bob", "years": 4.5}]',  # renamed column
+        "I cannot convert this table.",
+    ],
+)
+def test_tablereformat_negative(answer: str) -> None:
+    assert lb(answer, TSV, "tablereformat") == 0.0

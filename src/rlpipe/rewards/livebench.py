@@ -17,17 +17,24 @@
   punctuation, equals the class name case-insensitively.
 * data_analysis ``tablejoin``: the last ``{...}`` mapping (JSON or Python literal) vs the ground-truth
   mapping: F1 over (left column, right column) pairs.
+* data_analysis ``tablereformat``: ground truth and answer (the last fenced block, else the whole answer
+  region) are read as tables in any of JSON records, JSON ``{row: {col: v}}`` / ``{col: {row: v}}``, JSONL,
+  HTML, markdown, TSV, CSV; 1 when some reading of the answer has the same set of rows (column name to
+  cell; cells whitespace-normalised and case-folded, numbers compared as numbers) as some reading of
+  the ground truth. Row order is ignored (JSON objects do not keep it across orientations).
 
-Not covered (score 0, logged once per task): ``tablereformat``, ``house_traversal`` and any other task.
+Not covered (score 0, logged once per task): ``house_traversal`` and any other task.
 """
 
 from __future__ import annotations
 
 import ast
+import csv
 import difflib
 import json
 import logging
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 from rlpipe.rewards.extract import answer_region, last_boxed, strip_text_macro
@@ -183,6 +190,102 @@ def _tablejoin(region: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def _cell_text(value: Any) -> str:
+    text = " ".join(str(value).split()).strip().strip('"').casefold()
+    try:
+        number = float(text.replace(",", "")) if text not in ("nan", "inf", "-inf") else None
+    except ValueError:
+        number = None
+    return format(number, ".10g") if number is not None else text
+
+
+class _HtmlTable(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _grid_to_rows(grid: list[list[str]]) -> list[dict[str, Any]] | None:
+    grid = [row for row in grid if any(c.strip() for c in row)]
+    if len(grid) < 2 or any(len(row) != len(grid[0]) for row in grid):
+        return None
+    return [dict(zip(grid[0], row, strict=True)) for row in grid[1:]]
+
+
+def _table_views(text: str) -> list[list[dict[str, Any]]]:
+    """Every plausible reading of ``text`` as a table (list of row dicts), over the formats LiveBench uses."""
+    text = text.strip()
+    fence = re.search(r"```[a-zA-Z]*\n(.*?)```", text, re.DOTALL)
+    if fence:
+        text = fence.group(1).strip()
+    views: list[list[dict[str, Any]]] = []
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        views.append(value)
+    elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        views.append(list(value.values()))  # orient="index": {row: {col: value}}
+        keys = list(dict.fromkeys(k for v in value.values() for k in v))
+        views.append([{col: value[col].get(k) for col in value} for k in keys])  # orient="columns"
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        records = [json.loads(line) for line in lines]
+        if records and all(isinstance(r, dict) for r in records):
+            views.append(records)
+    except (ValueError, RecursionError):
+        pass
+    if "<tr" in text.lower():
+        parser = _HtmlTable()
+        parser.feed(text)
+        if rows := _grid_to_rows(parser.rows):
+            views.append(rows)
+    if lines and all("|" in line for line in lines):
+        grid = [
+            [c.strip() for c in line.strip().strip("|").split("|")]
+            for line in lines
+            if not re.fullmatch(r"[\s|:-]+", line)
+        ]
+        if rows := _grid_to_rows(grid):
+            views.append(rows)
+    for delimiter in ("\t", ","):
+        if (
+            lines
+            and delimiter in lines[0]
+            and (rows := _grid_to_rows(list(csv.reader(lines, delimiter=delimiter))))
+        ):
+            views.append(rows)
+    return views
+
+
+def _canonical(rows: list[dict[str, Any]]) -> tuple:
+    return tuple(
+        sorted(tuple(sorted((_cell_text(k), _cell_text(v)) for k, v in row.items())) for row in rows)
+    )
+
+
+def _tablereformat(region: str, truth: str) -> float:
+    truths = {_canonical(v) for v in _table_views(truth)}
+    return float(bool(truths) and any(_canonical(v) in truths for v in _table_views(region)))
+
+
 _RULES = {
     "web_of_lies": _web_of_lies,
     "zebra_puzzle": _zebra,
@@ -192,6 +295,7 @@ _RULES = {
     "plot_unscrambling": _plot,
     "cta": _cta,
     "tablejoin": _tablejoin,
+    "tablereformat": _tablereformat,
 }
 
 
