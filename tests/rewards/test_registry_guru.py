@@ -37,3 +37,14 @@ def test_never_raises_and_is_bounded(name: str) -> None:
                 name, response, truth, {"task": "cta", "instruction_id_list": ["x"], "kwargs": [{}]}
             )
             assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize(
+    "task",
+    ["web_of_lies_v2", "zebra_puzzle", "spatial", "connections", "typos", "plot_unscrambling", "cta"]
+    + ["tablejoin", "tablereformat"],
+)
+def test_livebench_rules_never_raise(task: str) -> None:
+    for response in [*JUNK, "<solution>" * 20, "**" * 999, "<tr><td>" * 500]:
+        for truth in ["", "a, b", "{'a': 'b'}", "x\ty\n1\t2", "[" * 3000]:
+            assert 0.0 <= score("livebench", response, truth, {"task": task}) <= 1.0
