@@ -2,20 +2,21 @@
 
 Importing this package registers every scorer module listed below. The GURU suite's scorers:
 
-============================  ===================================================================
-``math``, ``gsm8k``           ``math_answers``: last ``\\boxed{}`` after ``</think>``, equivalence
-``code``                      ``code``: fenced program run against tests in ``sandbox``
-``mc``                        ``mc``: option letter A-J, deterministic
-``arc_grid``, ``zebra``,      ``logic``: ``<answer>`` blocks (multi-line), exact grid / cell
-``ordering``                  accuracy / exact list
-``codeio``, ``cruxeval_i``,   ``simulation``: JSON compare; CruxEval checked by sandboxed execution
+===========================  =====================================================================
+``math``, ``gsm8k``          ``math_answers``: last ``\\boxed{}`` after ``</think>``, equivalence
+``code``                     ``code``: fenced program run against tests in ``sandbox``
+``mc``                       ``mc``: option letter A-J, deterministic
+``arc_grid``, ``zebra``,     ``logic``: ``<answer>`` blocks (multi-line), exact grid / cell
+``ordering``                 accuracy / exact list
+``codeio``, ``cruxeval_i``,  ``simulation``: JSON compare; CruxEval checked by sandboxed execution
 ``cruxeval_o``
-``tabular``                   ``tabular``: numbers within 1e-3 relative, ``|`` multi-answers
-``ifeval_strict``,            ``ifeval``: prompt-level instruction following, 25 instruction types
+``tabular``                  ``tabular``: numbers within 1e-3 relative, ``|`` multi-answers
+``ifeval_strict``,           ``ifeval``: prompt-level instruction following, 25 instruction types
 ``ifeval_loose``
-``livebench``                 ``livebench``: per-subtask rules (``extra_info["task"]``)
-``musique_em``, ``musique_f1``  ``musique``: SQuAD-normalised exact match and token F1
-============================  ===================================================================
+``livebench``                ``livebench``: per-subtask rules (``extra_info["task"]``)
+``musique_em``,              ``musique``: SQuAD-normalised exact match and token F1
+``musique_f1``
+===========================  =====================================================================
 
 Each module's docstring states the exact semantics. Scorers never raise on model output.
 """
