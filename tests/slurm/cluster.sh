@@ -219,6 +219,7 @@ DefMemPerCPU=1024
 SchedulerType=sched/backfill
 ReturnToService=2
 MinJobAge=300
+EnforcePartLimits=ALL
 KillWait=5
 InactiveLimit=0
 SlurmdTimeout=300
