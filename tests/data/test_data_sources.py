@@ -375,3 +375,26 @@ def test_config_split_source_offline_missing_names_the_dataset() -> None:
         SourceError, match=r"^dataset openai/gsm8k@\w+ is not in the cache .*hf download openai/gsm8k"
     ):
         load_rows("gsm8k", task(source, scorer="gsm8k"))
+
+
+def test_bad_row_in_the_second_of_several_files_names_that_file(tmp_path: Path) -> None:
+    repo = tmp_path / "mirror" / "LLM360" / "guru-RL-92k"
+    repo.mkdir(parents=True)
+    shutil.copy(OFFLINE / "math__math_500.parquet", repo / "a.parquet")
+    records = pq.read_table(OFFLINE / "math__math_500.parquet").to_pylist()
+    records[1]["extra_info"] = None
+    records[1]["reward_model"] = None
+    pq.write_table(pa.Table.from_pylist(records), repo / "b.parquet")
+    source = {
+        "type": "hf",
+        "repo_id": "LLM360/guru-RL-92k",
+        "revision": "v1",
+        "data_files": ["a.parquet", "b.parquet"],
+        "data_root": str(tmp_path / "mirror"),
+    }
+    with pytest.raises(SourceError, match=rf"^{repo / 'b.parquet'}: row 1: reward_model: no ground_truth$"):
+        load_rows("t", task(source))
+    records[1] = pq.read_table(OFFLINE / "math__math_500.parquet").to_pylist()[1]
+    pq.write_table(pa.Table.from_pylist(records), repo / "b.parquet")
+    rows, meta = load_rows("t", task(source))
+    assert [r["id"] for r in rows] == [f"t/{i}" for i in range(6)] and len(meta["files"]) == 2

@@ -78,6 +78,16 @@ class Fetched:
     records: list[dict[str, Any]]
     label: str  # names the data in error messages: a file path or repo@revision
     meta: dict[str, Any] = field(default_factory=dict)
+    # (label, number of records) per file, in order: errors name the file and the row within it
+    parts: list[tuple[str, int]] = field(default_factory=list)
+
+    def where(self, index: int) -> str:
+        """``<file>: row <n>`` of the record at ``index`` of the concatenation."""
+        for label, count in self.parts:
+            if index < count:
+                return f"{label}: row {index}"
+            index -= count
+        return f"{self.label}: row {index}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,9 +299,9 @@ def fetch(source: dict[str, Any]) -> Fetched:
     kind = source["type"]
     if kind in ("parquet", "jsonl"):
         path = Path(source["path"])
-        return Fetched(
-            read_records(path, kind), str(path), {"type": kind, "files": [_file_entry(None, path)]}
-        )
+        records = read_records(path, kind)
+        meta = {"type": kind, "files": [_file_entry(None, path)]}
+        return Fetched(records, str(path), meta, [(str(path), len(records))])
     if kind != "hf":
         raise SourceError(f"unknown source type {kind!r}")
     check_source(source)
@@ -300,28 +310,33 @@ def fetch(source: dict[str, Any]) -> Fetched:
     for key in ("config", "split"):
         if source.get(key):
             meta[key] = source[key]
-    records: list[dict[str, Any]] = []
-    labels = []
+    out = Fetched([], f"{repo_id}@{revision}", meta)
     if source.get("data_root"):
         meta["data_root"] = source["data_root"]
         for rel in _mirror_files(source):
             path = Path(source["data_root"]) / repo_id / rel
-            records += read_records(path)
-            meta["files"].append(_file_entry(rel, path))
-            labels.append(str(path))
-        return Fetched(records, ", ".join(labels), meta)
+            _add(out, read_records(path), str(path), _file_entry(rel, path))
+        return out
     files = _data_files(source)
     if not files:
         return _fetch_with_datasets(source, meta)
     for rel in files:
         path, commit = download_hub_file(repo_id, rel, revision)
-        records += read_records(path, "parquet" if rel.endswith(".parquet") else "jsonl")
-        meta["files"].append(_file_entry(rel, path))
+        records = read_records(path, "parquet" if rel.endswith(".parquet") else "jsonl")
+        _add(out, records, f"{repo_id}@{revision}:{rel} ({path})", _file_entry(rel, path))
         meta["commit"] = commit or meta.get("commit")
-        labels.append(f"{repo_id}@{revision}:{rel}")
-    if meta.get("commit") and meta["commit"] != revision:
-        log.info("%s: revision %s resolved to commit %s", repo_id, revision, meta["commit"])
-    return Fetched(records, ", ".join(labels), meta)
+    if not is_pinned(revision):
+        log.warning(
+            "%s: revision %r is not pinned; it read commit %s (set revision: %s to pin it)",
+            repo_id, revision, meta.get("commit"), meta.get("commit"),
+        )  # fmt: skip
+    return out
+
+
+def _add(fetched: Fetched, records: list[dict[str, Any]], label: str, entry: dict[str, Any]) -> None:
+    fetched.records += records
+    fetched.parts.append((label, len(records)))
+    fetched.meta["files"].append(entry)
 
 
 def _fetch_with_datasets(source: dict[str, Any], meta: dict[str, Any]) -> Fetched:
@@ -578,7 +593,7 @@ def load_rows(name: str, task: dict[str, Any]) -> tuple[list[dict[str, Any]], di
         try:
             row = normalise(record)
         except RowError as exc:
-            raise SourceError(f"{fetched.label}: row {index}: {exc}") from None
+            raise SourceError(f"{fetched.where(index)}: {exc}") from None
         if row is None:
             skipped += 1
             continue
