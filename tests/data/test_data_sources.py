@@ -398,3 +398,15 @@ def test_bad_row_in_the_second_of_several_files_names_that_file(tmp_path: Path) 
     pq.write_table(pa.Table.from_pylist(records), repo / "b.parquet")
     rows, meta = load_rows("t", task(source))
     assert [r["id"] for r in rows] == [f"t/{i}" for i in range(6)] and len(meta["files"]) == 2
+
+
+def test_sha256_pin_is_checked_on_hub_files(tmp_path: Path) -> None:
+    repo = tmp_path / "hf_home" / "hub" / "datasets--openai--gsm8k"
+    snapshot = repo / "snapshots" / GSM8K_SHA / "main" / "test-00000-of-00001.parquet"
+    snapshot.parent.mkdir(parents=True)
+    shutil.copy(GSM8K_FILE, snapshot)
+    good = sha256_file(GSM8K_FILE)
+    rows, _ = load_rows("g", task(hub_source(sha256=good), scorer="gsm8k"))
+    assert len(rows) == 3
+    with pytest.raises(SourceError, match=rf"sha256 {good} is not the expected {'0' * 64}"):
+        load_rows("g", task(hub_source(sha256="0" * 64), scorer="gsm8k"))

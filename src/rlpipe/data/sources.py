@@ -15,6 +15,9 @@ Source types (see ``workflow/schemas/suite.schema.yaml``):
   a dataset missing from it fails at once with one line naming it and the command that fetches it.
 * ``parquet`` / ``jsonl``: a local file ``path``; a relative path is looked up in the current
   directory, then in the project root (``rlpipe.config.load_suite`` resolves it when the suite loads).
+* ``sha256`` (hf only): the hash each downloaded file must have (one string for one file, or a map
+  file -> hash); a commit pin trusts the host, the hash proves the bytes. A ``data_root`` mirror is
+  not checked (the test fixtures stand in for the real files).
 * ``data_root`` (hf only): read ``<data_root>/<repo_id>/<file>`` instead of the hub -- a local mirror
   on a cluster without internet, or the offline test fixtures. ``rlpipe.config.load_suite`` fills it
   in for every hub source when the environment variable ``RLPIPE_DATA_ROOT`` is set.
@@ -320,8 +323,14 @@ def fetch(source: dict[str, Any]) -> Fetched:
     files = _data_files(source)
     if not files:
         return _fetch_with_datasets(source, meta)
+    expected = _expected_sha256(source, files)
     for rel in files:
         path, commit = download_hub_file(repo_id, rel, revision)
+        if rel in expected and sha256_file(path) != expected[rel]:
+            raise SourceError(
+                f"dataset {repo_id}@{revision} file {rel} ({path}): sha256 {sha256_file(path)} is not the "
+                f"expected {expected[rel]}; the bytes changed under the pin (or the cache is damaged)"
+            )
         records = read_records(path, "parquet" if rel.endswith(".parquet") else "jsonl")
         _add(out, records, f"{repo_id}@{revision}:{rel} ({path})", _file_entry(rel, path))
         meta["commit"] = commit or meta.get("commit")
@@ -331,6 +340,18 @@ def fetch(source: dict[str, Any]) -> Fetched:
             repo_id, revision, meta.get("commit"), meta.get("commit"),
         )  # fmt: skip
     return out
+
+
+def _expected_sha256(source: dict[str, Any], files: list[str]) -> dict[str, str]:
+    """``file -> sha256`` the downloaded bytes must have (``sha256``: one hash for one file, or a map)."""
+    expected = source.get("sha256")
+    if not expected:
+        return {}
+    if isinstance(expected, str):
+        if len(files) != 1:
+            raise SourceError("sha256 as one string needs exactly one data file; give a file -> hash map")
+        return {files[0]: expected.lower()}
+    return {k: v.lower() for k, v in expected.items()}
 
 
 def _add(fetched: Fetched, records: list[dict[str, Any]], label: str, entry: dict[str, Any]) -> None:
