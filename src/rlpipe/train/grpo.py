@@ -206,7 +206,7 @@ def train_grpo(
     with stop:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stop_callback.stopped_at is not None:
-        raise TrainingInterrupted(stop.requested or 0, stop_callback.stopped_at)
+        raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
     Path(metrics_path).touch()
 
 

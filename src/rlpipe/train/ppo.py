@@ -625,7 +625,7 @@ class PPOTrainer:
                 if stop.requested is not None and self.step < total:
                     if not saved:
                         self.save()
-                    raise TrainingInterrupted(stop.requested, self.step)
+                    raise TrainingInterrupted.logged(stop.requested, self.step)
 
 
 def train_ppo(

@@ -34,6 +34,13 @@ class TrainingInterrupted(SystemExit):
         super().__init__(128 + signum)
         self.signum, self.step = signum, step
 
+    @classmethod
+    def logged(cls, signum: int, step: int) -> TrainingInterrupted:
+        """The exception, after logging why (a ``SystemExit`` with a status prints nothing itself)."""
+        exc = cls(signum, step)
+        log.warning("%s", exc)
+        return exc
+
     def __str__(self) -> str:
         return (
             f"training interrupted by {signal.Signals(self.signum).name} after step {self.step}; "
