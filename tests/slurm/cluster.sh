@@ -41,12 +41,18 @@ die() {
 }
 
 # ---------------------------------------------------------------------------------------------- helpers
-pid_alive() { # pid_alive PIDFILE -> 0 if the pid in PIDFILE is a live process
-    local pidfile=$1 pid
+pid_alive() { # pid_alive PIDFILE -> 0 if the pid in PIDFILE is a live daemon of the expected name
+    local pidfile=$1 pid comm state
     [[ -s "${pidfile}" ]] || return 1
     pid=$(<"${pidfile}")
     [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "${pid}" 2>/dev/null
+    kill -0 "${pid}" 2>/dev/null || return 1
+    # a stale pid file (e.g. after a reboot) may name an unrelated process that reuses the pid
+    comm=$(cat "/proc/${pid}/comm" 2>/dev/null) || return 1
+    [[ "${comm}" =~ ^(munged|mariadbd|mysqld|slurmdbd|slurmctld|slurmd)$ ]] || return 1
+    # a daemon that died but was not reaped yet (no init reaping in some containers) is a zombie
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/${pid}/status" 2>/dev/null)
+    [[ -n "${state}" && "${state}" != Z && "${state}" != X ]]
 }
 
 wait_for() { # wait_for SECONDS DESCRIPTION CMD... -> polls CMD every 0.2 s
@@ -211,6 +217,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CryptoType=crypto/munge
 MpiDefault=none
+MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
