@@ -41,18 +41,22 @@ die() {
 }
 
 # ---------------------------------------------------------------------------------------------- helpers
+proc_running() { # proc_running PID -> 0 if PID exists and is not a zombie
+    local state
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+    # a daemon that died but was not reaped yet (no init reaping in some containers) is a zombie
+    [[ -n "${state}" && "${state}" != Z && "${state}" != X ]]
+}
+
 pid_alive() { # pid_alive PIDFILE -> 0 if the pid in PIDFILE is a live daemon of the expected name
-    local pidfile=$1 pid comm state
+    local pidfile=$1 pid comm
     [[ -s "${pidfile}" ]] || return 1
     pid=$(<"${pidfile}")
     [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "${pid}" 2>/dev/null || return 1
+    proc_running "${pid}" || return 1
     # a stale pid file (e.g. after a reboot) may name an unrelated process that reuses the pid
     comm=$(cat "/proc/${pid}/comm" 2>/dev/null) || return 1
-    [[ "${comm}" =~ ^(munged|mariadbd|mysqld|slurmdbd|slurmctld|slurmd)$ ]] || return 1
-    # a daemon that died but was not reaped yet (no init reaping in some containers) is a zombie
-    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/${pid}/status" 2>/dev/null)
-    [[ -n "${state}" && "${state}" != Z && "${state}" != X ]]
+    [[ "${comm}" =~ ^(munged|mariadbd|mysqld|slurmdbd|slurmctld|slurmd)$ ]]
 }
 
 wait_for() { # wait_for SECONDS DESCRIPTION CMD... -> polls CMD every 0.2 s
@@ -76,10 +80,10 @@ stop_pidfile() { # stop_pidfile NAME PIDFILE -> SIGTERM, then SIGKILL after 15 s
     pid=$(<"${pidfile}")
     kill -TERM "${pid}" 2>/dev/null || true
     for ((i = 0; i < 75; i++)); do
-        kill -0 "${pid}" 2>/dev/null || break
+        proc_running "${pid}" || break
         sleep 0.2
     done
-    if kill -0 "${pid}" 2>/dev/null; then
+    if proc_running "${pid}"; then
         log "${name} (pid ${pid}) ignored SIGTERM, sending SIGKILL"
         kill -KILL "${pid}" 2>/dev/null || true
     fi
