@@ -10,9 +10,9 @@ rule aggregate:
         ),
     log:
         f"{OUT}/logs/aggregate.log",
-    threads: 1
     conda:
         "../envs/analysis.yaml"
+    threads: 1
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -35,12 +35,12 @@ rule plot_evolution:
         ),
     log:
         f"{OUT}/logs/plot_evolution.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     params:
         runs=list(EXP.base_runs) + list(RUNS),
         base_of=BASE_OF,
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/plot_evolution.py"
 
@@ -62,6 +62,8 @@ rule report:
         ),
     log:
         f"{OUT}/logs/report.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     params:
         experiment=EXP.name,
@@ -71,7 +73,5 @@ rule report:
         base_runs=EXP.base_runs,
         suite=SUITE["name"],
         sample_scores=sample_scores(),
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/report.py"

@@ -3,12 +3,12 @@ rule prepare_model:
         directory(f"{OUT}/models/{{model}}/init"),
     log:
         f"{OUT}/logs/prepare_model/{{model}}.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     params:
         model=lambda wc: EXP.models[wc.model],
         seed=EXP.seeds[0],
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_model.py"
 
@@ -19,13 +19,13 @@ rule prepare_train_data:
         validation=f"{OUT}/data/validation.jsonl",
     log:
         f"{OUT}/logs/prepare_train_data.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     params:
         tasks=EXP.config["data"]["tasks"],
         validation_per_task=EXP.config["data"].get("validation_per_task", 100),
         seed=EXP.seeds[0],
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_train_data.py"
 
@@ -35,12 +35,12 @@ rule prepare_suite_task:
         f"{OUT}/data/suite/{{task}}.jsonl",
     log:
         f"{OUT}/logs/prepare_suite_task/{{task}}.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     params:
         task=lambda wc: SUITE["tasks"][wc.task],
         seed=EXP.seeds[0],
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow/scripts/prepare_suite_task.py"
 
@@ -53,6 +53,8 @@ rule warmup:
         directory(f"{OUT}/models/{{model}}/warmup"),
     log:
         f"{OUT}/logs/warmup/{{model}}.log",
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gpu=0,
@@ -60,7 +62,5 @@ rule warmup:
         warmup=WARMUP,
         seed=EXP.seeds[0],
         work_dir=lambda wc: f"{OUT}/models/{wc.model}/warmup-state",
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/warmup.py"

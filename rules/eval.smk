@@ -8,6 +8,8 @@ rule generate:
         f"{OUT}/eval/{{run}}/step_{{step}}/completions.jsonl",
     log:
         f"{OUT}/logs/generate/{{run}}/step_{{step}}.log",
+    conda:
+        "../envs/train.yaml"
     threads: THREADS
     resources:
         gpu=run_gpus,
@@ -16,8 +18,6 @@ rule generate:
         backend=EXP.config["evaluation"].get("backend", "hf"),
         batch_size=EXP.config["evaluation"].get("batch_size", 64),
         seed=EXP.seeds[0],
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/generate.py"
 
@@ -31,6 +31,8 @@ rule score:
         summary=f"{OUT}/eval/{{run}}/step_{{step}}/summary.csv",
     log:
         f"{OUT}/logs/score/{{run}}/step_{{step}}.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     params:
         suite=SUITE,
@@ -40,7 +42,5 @@ rule score:
             "method": RUNS[wc.run]["method"] if wc.run in RUNS else "base",
             "step": int(wc.step),
         },
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow/scripts/score.py"

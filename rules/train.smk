@@ -7,13 +7,13 @@ rule train:
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
     log:
         f"{OUT}/logs/train/{{run}}.log",
+    conda:
+        "../envs/train.yaml"
     threads: THREADS
     resources:
         gpu=run_gpus,
     params:
         run=lambda wc: RUNS[wc.run],
         state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/train.py"

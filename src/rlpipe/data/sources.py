@@ -51,7 +51,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("guru", "gsm8k", "musique", "rlpipe")
 # Branch names move; a revision that names one is not a pin.
 _MOVING_REFS = {"main", "master", "head"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
