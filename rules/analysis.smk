@@ -13,6 +13,8 @@ rule aggregate:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -38,6 +40,8 @@ rule plot_evolution:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         runs=list(EXP.base_runs) + list(RUNS),
         base_of=BASE_OF,
@@ -65,6 +69,8 @@ rule report:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         experiment=EXP.name,
         description=EXP.config.get("description", ""),

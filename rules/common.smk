@@ -1,6 +1,7 @@
 # Shared names and input functions. All experiment logic (expansion, validation) lives in
 # rlpipe.config; these helpers only map wildcards to paths and parameters.
 from rlpipe.config import checkpoint_steps
+from rlpipe.resources import gpu_job_resources, model_gpu_resources
 
 OUT = EXP.out
 RUNS = EXP.runs
@@ -51,9 +52,24 @@ def generate_inputs(wildcards):
     return inputs
 
 
-def run_gpus(wildcards):
-    run = RUNS.get(wildcards.run)
-    return run["resources"].get("gpus", 0) if run else 0
+def gpu_resource(kind, key):
+    """Resource callable: ``key`` of a ``kind`` job (train, warmup, generate), sized by rlpipe.resources.
+
+    A run's jobs follow its ``resources``; warm-up and base-model generation follow the first GPU
+    run on that model. Grows with the retry attempt.
+    """
+
+    def resource(wildcards, attempt):
+        run = RUNS.get(wildcards.get("run"))
+        if run is not None:
+            model, res = run["model"], run["resources"]
+        else:
+            model = wildcards.model if kind == "warmup" else run_model(wildcards.run)
+            res = model_gpu_resources(RUNS, model)
+        return gpu_job_resources(kind, EXP.models[model], res, attempt)[key]
+
+    resource.__name__ = f"{kind}_{key}"
+    return resource
 
 
 BASE_OF = {name: EXP.base_run(run["model"]) for name, run in RUNS.items()}

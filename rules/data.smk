@@ -6,6 +6,8 @@ rule prepare_model:
     conda:
         "../envs/data.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         model=lambda wc: EXP.models[wc.model],
         seed=EXP.seeds[0],
@@ -22,6 +24,8 @@ rule prepare_train_data:
     conda:
         "../envs/data.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         tasks=EXP.config["data"]["tasks"],
         validation_per_task=EXP.config["data"].get("validation_per_task", 100),
@@ -38,6 +42,8 @@ rule prepare_suite_task:
     conda:
         "../envs/data.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         task=lambda wc: SUITE["tasks"][wc.task],
         seed=EXP.seeds[0],
@@ -57,7 +63,12 @@ rule warmup:
         "../envs/train.yaml"
     threads: 2
     resources:
-        gpu=0,
+        gpu=gpu_resource("warmup", "gpu"),
+        gpu_model=gpu_resource("warmup", "gpu_model"),
+        constraint=gpu_resource("warmup", "constraint"),
+        mem_mb=gpu_resource("warmup", "mem_mb"),
+        runtime=gpu_resource("warmup", "runtime"),
+        slurm_extra=gpu_resource("warmup", "slurm_extra"),
     params:
         warmup=WARMUP,
         seed=EXP.seeds[0],

@@ -12,7 +12,12 @@ rule generate:
         "../envs/train.yaml"
     threads: THREADS
     resources:
-        gpu=run_gpus,
+        gpu=gpu_resource("generate", "gpu"),
+        gpu_model=gpu_resource("generate", "gpu_model"),
+        constraint=gpu_resource("generate", "constraint"),
+        mem_mb=gpu_resource("generate", "mem_mb"),
+        runtime=gpu_resource("generate", "runtime"),
+        slurm_extra=gpu_resource("generate", "slurm_extra"),
     params:
         suite=SUITE,
         backend=EXP.config["evaluation"].get("backend", "hf"),
@@ -34,6 +39,8 @@ rule score:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    resources:
+        gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         suite=SUITE,
         meta=lambda wc: {

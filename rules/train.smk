@@ -11,7 +11,12 @@ rule train:
         "../envs/train.yaml"
     threads: THREADS
     resources:
-        gpu=run_gpus,
+        gpu=gpu_resource("train", "gpu"),
+        gpu_model=gpu_resource("train", "gpu_model"),
+        constraint=gpu_resource("train", "constraint"),
+        mem_mb=gpu_resource("train", "mem_mb"),
+        runtime=gpu_resource("train", "runtime"),
+        slurm_extra=gpu_resource("train", "slurm_extra"),
     params:
         run=lambda wc: RUNS[wc.run],
         state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",

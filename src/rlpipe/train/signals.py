@@ -1,11 +1,14 @@
-"""Graceful stop on SIGTERM / SIGUSR1: save at the end of the current step, exit non-zero, resume later.
+"""Graceful stop on SIGTERM / SIGUSR1 / SIGURG: save at the end of the current step, exit non-zero, resume.
 
-SLURM sends SIGTERM when a job is preempted or cancelled and, with ``--signal=USR1@<seconds>``,
-SIGUSR1 shortly before the time limit. Killing a trainer mid-step would lose every step since the
-last scheduled checkpoint; instead the handler only records the request, the trainer finishes the
-step it is in, writes a complete resumable checkpoint and raises ``TrainingInterrupted``. The
-non-zero exit tells Snakemake (and SLURM requeue logic) that the job is unfinished; rerunning it
-resumes from that checkpoint.
+SLURM sends SIGTERM when a job is preempted or cancelled and, with ``--signal=<SIG>@<seconds>``,
+the chosen signal shortly before the time limit. rlpipe's SLURM jobs ask for SIGURG
+(rlpipe.resources): it is ignored by default, so the Snakemake processes that wrap the trainer in
+the job survive it, whereas SIGUSR1 would kill them (profiles/slurm/README.md).
+
+Killing a trainer mid-step would lose every step since the last scheduled checkpoint; instead the
+handler only records the request, the trainer finishes the step it is in, writes a complete
+resumable checkpoint and raises ``TrainingInterrupted``. The non-zero exit tells Snakemake (and
+SLURM requeue logic) that the job is unfinished; rerunning it resumes from that checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
 
 
 class TrainingInterrupted(SystemExit):
@@ -49,7 +52,7 @@ class TrainingInterrupted(SystemExit):
 
 
 class StopRequest:
-    """Context manager recording SIGTERM/SIGUSR1 instead of dying; ``requested`` is the signal or None.
+    """Context manager recording SIGTERM/SIGUSR1/SIGURG instead of dying; ``requested`` is the signal or None.
 
     Handlers can only be installed from the main thread; elsewhere (e.g. a trainer driven from a
     worker thread) the context is inert and training runs to the end as before.
