@@ -13,6 +13,11 @@ if not workflow.overwrite_configfiles:
 EXP = load_experiment(config, workflow.configfiles, workdir=workflow.basedir)
 
 
+# Only used with --sdm apptainer: `--sdm conda apptainer` builds envs/*.yaml inside this image
+# (profiles/slurm/README.md: software environments; rlpipe's own image: snakemake --containerize).
+container: "docker://condaforge/miniforge3:24.11.3-0"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
