@@ -52,6 +52,9 @@ def generate_inputs(wildcards):
     return inputs
 
 
+GENERATION_GPUS = EXP.config["evaluation"].get("tensor_parallel_size", 1)
+
+
 def gpu_resource(kind, key):
     """Resource callable: ``key`` of a ``kind`` job (train, warmup, generate), sized by rlpipe.resources.
 
@@ -66,7 +69,9 @@ def gpu_resource(kind, key):
         else:
             model = wildcards.model if kind == "warmup" else run_model(wildcards.run)
             res = model_gpu_resources(RUNS, model)
-        return gpu_job_resources(kind, EXP.models[model], res, attempt)[key]
+        return gpu_job_resources(
+            kind, EXP.models[model], res, attempt, generation_gpus=GENERATION_GPUS
+        )[key]
 
     resource.__name__ = f"{kind}_{key}"
     return resource

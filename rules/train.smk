@@ -14,6 +14,7 @@ rule train:
         gpu=gpu_resource("train", "gpu"),
         gpu_model=gpu_resource("train", "gpu_model"),
         constraint=gpu_resource("train", "constraint"),
+        nodes=gpu_resource("train", "nodes"),
         mem_mb=gpu_resource("train", "mem_mb"),
         runtime=gpu_resource("train", "runtime"),
         slurm_extra=gpu_resource("train", "slurm_extra"),

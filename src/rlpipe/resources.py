@@ -9,10 +9,12 @@ does not limit ``gpu`` unless ``--resources gpu=N`` is given).
 Sizing rules (all overridable per run in ``runs[].resources`` or per rule with ``--set-resources``):
 
 * GPUs come from the run's ``resources.gpus``. Training uses all of them (one process per GPU
-  through ``accelerate launch``); warm-up (SFT) and generation load the model once in one process,
-  so they ask for one GPU when the runs on that model use GPUs, and none otherwise.
+  through ``accelerate launch``, over ``resources.nodes`` nodes); warm-up (SFT) loads the model once
+  in one process and asks for one GPU when the runs on that model use GPUs, none otherwise;
+  generation likewise, times the evaluation backend's tensor-parallel size.
 * Host memory (``--mem``, not GPU memory) covers loading the weights on the host before they move to
-  the GPU: a base plus ``MEM_MB_PER_BILLION`` per billion parameters per process. The parameter count
+  the GPU: a base plus ``MEM_MB_PER_BILLION`` per billion parameters per process on a node
+  (``--mem`` is per node). The parameter count
   is read from the model spec (``tiny`` arch, or the ``7B`` / ``0.5B`` in a hub repo id or a local
   directory name); unknown sizes get the base only.
 * Memory and time limit are multiplied by the retry attempt (1, 2, 3, ...): a job killed for its
@@ -72,19 +74,22 @@ def warning_s(res: dict[str, Any], runtime_min: int) -> int:
 
 
 def gpu_job_resources(
-    kind: str, model: dict[str, Any], res: dict[str, Any], attempt: int = 1
+    kind: str, model: dict[str, Any], res: dict[str, Any], attempt: int = 1, *, generation_gpus: int = 1
 ) -> dict[str, Any]:
     """Snakemake resources of one GPU-family job (``train``, ``warmup`` or ``generate``).
 
     ``res`` is the run's ``resources`` section (for warm-up and generation of a base model: that of
-    the model's first GPU run, or ``{}``). Keys whose value is None are unset for the executor.
+    the model's first GPU run, or ``{}``); ``generation_gpus`` is the tensor-parallel size of the
+    evaluation backend (``evaluation.tensor_parallel_size``; the hf backend uses one GPU). Keys whose
+    value is None are unset for the executor.
     """
     if kind not in RUNTIME_MIN:
         raise ValueError(f"unknown GPU rule family {kind!r}; expected one of {', '.join(RUNTIME_MIN)}")
     gpus = int(res.get("gpus", 0))
+    nodes = int(res.get("nodes", 1)) if kind == "train" else 1
     if kind != "train":
-        gpus = min(gpus, 1)
-    processes = max(1, gpus) if kind == "train" else 1
+        gpus = (max(1, generation_gpus) if kind == "generate" else 1) if gpus else 0
+    processes = -(-max(1, gpus) // nodes) if kind == "train" else 1  # per node: --mem is per node
     runtime, mem_mb = RUNTIME_MIN[kind], host_mem_mb(model, processes)
     if kind == "train":  # the run's own limits are those of its training job
         runtime, mem_mb = res.get("runtime", runtime), res.get("mem_mb", mem_mb)
@@ -93,6 +98,7 @@ def gpu_job_resources(
         "gpu": gpus,
         "gpu_model": res.get("gpu_model") if gpus else None,
         "constraint": res.get("constraint") if gpus else None,
+        "nodes": nodes if nodes > 1 else None,
         "mem_mb": mem_mb,
         "runtime": runtime,
         "slurm_extra": f"--signal=URG@{warning_s(res, runtime)}" if kind == "train" else None,

@@ -180,6 +180,7 @@ def test_every_rule_ran_as_its_own_job_gpu_rules_with_a_gpu(run):
             assert "gres/gpu=1" in row["AllocTRES"], row
         else:
             assert "gres/gpu" not in row["AllocTRES"], row
+        assert "--requeue" in row["SubmitLine"], row  # the profile's slurm-requeue
         if rule == "train":
             assert "--signal=URG@60" in row["SubmitLine"], row  # warning_s: 60 in the config
         else:
