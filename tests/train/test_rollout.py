@@ -199,3 +199,23 @@ def test_ppo_fast_rollout_masks_and_lora_training(model_dir, rows, tmp_path, sam
     assert [m["step"] for m in lines] == [1, 2]
     assert all(m["completions/mean_length"] > 0 for m in lines)
     assert (tmp_path / "ck" / "step_2" / "adapter_config.json").exists()
+
+
+def test_config_accepts_rollout_section_and_leaves_runs_without_it_unchanged():
+    import copy
+
+    import yaml
+
+    from rlpipe.config import ConfigError, load_experiment
+
+    root = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["runs"] = [{"name": "grpo"}, {"name": "ppo", "method": "ppo", "rollout": {"engine": "hf"}}]
+    config["baseline"] = "grpo"
+    exp = load_experiment(config, ["x.yaml"])
+    assert exp.runs["ppo"]["rollout"] == {"engine": "hf"}
+    assert "rollout" not in exp.runs["grpo"]  # nothing added: existing runs' params (and outputs) stay
+    config["runs"][1]["rollout"] = {"engine": "vllm"}
+    with pytest.raises(ConfigError, match="rollout"):
+        load_experiment(config, ["x.yaml"])
