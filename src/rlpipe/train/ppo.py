@@ -251,6 +251,14 @@ class PPOTrainer:
         gen = self.policy.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos])})
+        self.fast_rollout = None
+        from rlpipe.train.rollout import TrainingRollout, rollout_engine
+
+        if rollout_engine(self.run) == "fast":  # CPU default stays HF generate
+            max_batch = (self.run.get("rollout") or {}).get("max_batch_size")
+            self.fast_rollout = TrainingRollout(
+                self.policy, self.tokenizer, self.eos_ids, max_batch_size=max_batch
+            )
         n_policy = sum(p.numel() for p in policy_params)
         n_critic = sum(p.numel() for p in critic_params)
         log.info(
@@ -403,17 +411,27 @@ class PPOTrainer:
         prompt_ids, prompt_mask = enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
         self.policy.eval()
         self.critic.eval()
-        seqs = self.policy.generate(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            do_sample=True,
-            temperature=hp["temperature"],
-            top_p=1.0,
-            top_k=0,
-            max_new_tokens=hp["max_new_tokens"],
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=self.eos_ids,
-        )
+        if self.fast_rollout is not None:  # rollout.engine fast (the CUDA default)
+            seqs = self.fast_rollout.sequences(
+                prompt_ids,
+                prompt_mask,
+                temperature=hp["temperature"],
+                max_new_tokens=hp["max_new_tokens"],
+                seed=int(self.run["seed"]) * 1_000_003 + self.step,
+                pad_token_id=tok.pad_token_id,
+            )
+        else:
+            seqs = self.policy.generate(
+                input_ids=prompt_ids,
+                attention_mask=prompt_mask,
+                do_sample=True,
+                temperature=hp["temperature"],
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=hp["max_new_tokens"],
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=self.eos_ids,
+            )
         p = prompt_ids.shape[1]
         completion = seqs[:, p:]
         is_eos = torch.isin(completion, torch.tensor(self.eos_ids, device=completion.device))
