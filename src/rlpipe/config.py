@@ -454,6 +454,11 @@ def load_experiment(
     validate(config, "config.schema.yaml", source)
     from rlpipe.data.tasks import TASKS
 
+    if not config["data"].get("tasks") and not config["data"].get("sources"):
+        raise ConfigError(
+            f"{source}: data: no training data; give data.tasks (procedural task -> n) and/or "
+            "data.sources (datasets)"
+        )
     for task in config["data"].get("tasks", {}):
         if task not in TASKS:
             raise ConfigError(
