@@ -275,9 +275,8 @@ def _check_run(
         domains = training_domains(data or {})
         if len(domains) < 2:
             raise ConfigError(
-                f"{where}: pcgrad: true needs training data of at least two domains in data.tasks / "
-                f"data.sources (found {domains or 'none'}); PCGrad projects one domain's gradient against "
-                "another's"
+                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks / data.sources "
+                f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
             )
     _check_launch(run, where)
     if run["method"] == "ppo":

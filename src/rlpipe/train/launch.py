@@ -287,14 +287,16 @@ def run_forwarding_signals(cmd: Sequence[str], log_path: str | os.PathLike[str] 
 
 
 def launch(run: dict[str, Any], paths: Mapping[str, str], threads: int = 1) -> None:
-    """Train ``run`` on its GPUs through accelerate (see ``launch_spec`` for ``paths``).
+    """Train ``run`` on its GPUs through accelerate (see ``launch_spec`` for ``paths``); ``threads`` is
+    the job's CPU thread count, split over the processes of a node.
 
     Raises ``SystemExit`` with the launcher's status when it fails or is interrupted, so the job fails
     and a retry resumes from the workers' last checkpoint.
     """
     from rlpipe.tracking.io import write_json
 
-    spec = launch_spec(run, paths, threads=threads)
+    # the job's CPU threads are shared by the processes of its node
+    spec = launch_spec(run, paths, threads=max(1, threads // processes_per_node(run)))
     spec_path = Path(spec["paths"]["state_dir"]) / "launch.json"
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(spec_path, spec)
