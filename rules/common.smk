@@ -52,8 +52,13 @@ def generate_inputs(wildcards):
 
 
 def run_gpus(wildcards):
+    """GPUs of a run's jobs; a base pseudo-run is evaluated on as many as the runs that train its model."""
     run = RUNS.get(wildcards.run)
-    return run["resources"].get("gpus", 0) if run else 0
+    if run is None:
+        model = EXP.base_runs.get(wildcards.run)
+        trained = [r for r in RUNS.values() if r["model"] == model]
+        return max((r["resources"].get("gpus", 0) for r in trained), default=0)
+    return run["resources"].get("gpus", 0)
 
 
 BASE_OF = {name: EXP.base_run(run["model"]) for name, run in RUNS.items()}

@@ -107,3 +107,47 @@ def test_sweep_expands_to_one_run_per_combination_and_seed():
 def test_checkpoint_schedule_includes_last_step():
     assert checkpoint_steps({"steps": 100, "save_every": 50}) == [50, 100]
     assert checkpoint_steps({"steps": 70, "save_every": 30}) == [30, 60, 70]
+
+
+def test_paired_sweep_keys_vary_together():
+    """alpha = 2r: a paired group walks its lists together; the other keys still multiply."""
+    from rlpipe.config import sweep_combinations
+
+    sweep = {"lora.r": [8, 16, 64], "lora.alpha": [16, 32, 128], "grpo.beta": [0.0, 0.04]}
+    combos = sweep_combinations(sweep, [["lora.r", "lora.alpha"]])
+    assert combos == [
+        {"grpo.beta": 0.0, "lora.alpha": 16, "lora.r": 8},
+        {"grpo.beta": 0.0, "lora.alpha": 32, "lora.r": 16},
+        {"grpo.beta": 0.0, "lora.alpha": 128, "lora.r": 64},
+        {"grpo.beta": 0.04, "lora.alpha": 16, "lora.r": 8},
+        {"grpo.beta": 0.04, "lora.alpha": 32, "lora.r": 16},
+        {"grpo.beta": 0.04, "lora.alpha": 128, "lora.r": 64},
+    ]
+    # without `paired`, the same keys multiply (3 x 3 x 2), in the order sweeps always had
+    assert len(sweep_combinations(sweep)) == 18
+    assert sweep_combinations({"b": [1, 2], "a": [3]}) == [{"a": 3, "b": 1}, {"a": 3, "b": 2}]
+
+    config = cfg(runs=[{"name": "lora", "lora": {"r": 1, "alpha": 1}, "sweep": sweep,
+                        "paired": [["lora.r", "lora.alpha"]]}])  # fmt: skip
+    runs = expand_runs(config, "x.yaml")
+    assert len(runs) == 6
+    assert all(run["lora"]["alpha"] == 2 * run["lora"]["r"] for run in runs.values())
+    run = runs["lora_beta0p04_alpha128_r64"]
+    assert run["sweep"] == {"grpo.beta": 0.04, "lora.alpha": 128, "lora.r": 64}
+    assert "paired" not in run
+
+
+def test_paired_sweep_errors_name_the_run():
+    bad_length = cfg(runs=[{"name": "l", "sweep": {"lora.r": [8, 16], "lora.alpha": [16]},
+                            "paired": [["lora.r", "lora.alpha"]]}])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^x.yaml: runs\[0\] \(l\): paired keys need lists of one length"):
+        expand_runs(bad_length, "x.yaml")
+    not_swept = cfg(runs=[{"name": "l", "sweep": {"lora.r": [8]}, "paired": [["lora.r", "lora.alpha"]]}])
+    with pytest.raises(ConfigError, match=r"paired key 'lora.alpha' is not a sweep key"):
+        expand_runs(not_swept, "x.yaml")
+    twice = cfg(runs=[{"name": "l", "sweep": {"a.x": [1], "a.y": [1], "a.z": [1]},
+                       "paired": [["a.x", "a.y"], ["a.y", "a.z"]]}])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"paired key 'a.y' is in more than one group"):
+        expand_runs(twice, "x.yaml")
+    with pytest.raises(ConfigError, match=r"runs\[0\].paired\[0\]: \['a.x'\] is too short"):
+        load_experiment(cfg(runs=[{"name": "l", "sweep": {"a.x": [1]}, "paired": [["a.x"]]}]), ["x.yaml"])

@@ -64,6 +64,8 @@ class Experiment:
     seeds: list[int]
     baseline: str | None
     sources: list[str] = field(default_factory=list)
+    # data.sources resolved (rlpipe.config.load_train_sources): task -> {domain, scorer, source, validation}
+    train_sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> str:
@@ -99,12 +101,27 @@ def _key_path(parts: Any) -> str:
     return out or "<top level>"
 
 
+def _schema_registry() -> Any:
+    """Every schema under ``workflow/schemas`` by file name, so one can ``$ref`` another's ``$defs``.
+
+    The experiment schema reuses the suite schema's data-source definition (``data.sources``): one
+    definition of a source, however it is used.
+    """
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    return Registry().with_resources(
+        (path.name, Resource.from_contents(load_yaml(path), default_specification=DRAFT202012))
+        for path in sorted(SCHEMAS.glob("*.schema.yaml"))
+    )
+
+
 def validate(obj: Any, schema_name: str, source: str) -> None:
     """Validate ``obj`` against ``workflow/schemas/<schema_name>``; raise one readable line."""
     import jsonschema
 
     schema = load_yaml(SCHEMAS / schema_name)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema, registry=_schema_registry())
     errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if not errors:
         return
@@ -156,21 +173,55 @@ def _value_tag(value: Any) -> str:
     )
 
 
+def sweep_combinations(
+    sweep: dict[str, list[Any]], paired: list[list[str]] | None = None, where: str = "sweep"
+) -> list[dict[str, Any]]:
+    """One ``{dotted key: value}`` per run of a sweep: the product over its axes.
+
+    An axis is one key, or a ``paired`` group of keys whose lists are walked together (zip): with
+    ``paired: [[lora.r, lora.alpha]]``, ``lora.r: [8, 16]`` and ``lora.alpha: [16, 32]`` give two
+    combinations, not four -- how ``alpha = 2r`` is swept. Axes are ordered by their first key, so a
+    sweep without ``paired`` expands exactly as before.
+    """
+    groups = [list(g) for g in paired or []]
+    grouped = [key for group in groups for key in group]
+    for key in grouped:
+        if key not in sweep:
+            raise ConfigError(f"{where}: paired key {key!r} is not a sweep key (sweep: {', '.join(sweep)})")
+        if grouped.count(key) > 1:
+            raise ConfigError(f"{where}: paired key {key!r} is in more than one group")
+    for group in groups:
+        lengths = {key: len(sweep[key]) for key in group}
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            raise ConfigError(f"{where}: paired keys need lists of one length ({listed})")
+    axes = [sorted(g) for g in groups] + [[k] for k in sweep if k not in grouped]
+    axes.sort(key=lambda axis: axis[0])
+    combos = []
+    for picks in itertools.product(*(range(len(sweep[axis[0]])) for axis in axes)):
+        combo = {key: sweep[key][i] for axis, i in zip(axes, picks, strict=True) for key in axis}
+        combos.append({key: combo[key] for key in sorted(combo)})
+    return combos
+
+
 def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
     """Complete run specs: defaults merged, sweeps expanded (one run per combination), seeds applied.
 
     A sweep over ``{lora.r: [8, 16], grpo.beta: [0, 0.04]}`` of run ``lora`` yields runs
-    ``lora_r8_beta0`` ... ; with several seeds every run gets a ``_s<seed>`` suffix.
+    ``lora_r8_beta0`` ... ; ``paired`` groups of sweep keys vary together (``sweep_combinations``);
+    with several seeds every run gets a ``_s<seed>`` suffix.
     """
     defaults = config.get("run_defaults", {})
     seeds = config.get("seeds", [0])
     every = config.get("checkpoints", {}).get("every")
     runs: dict[str, dict[str, Any]] = {}
     for index, raw in enumerate(config["runs"]):
-        spec = _deep_merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
+        spec = _deep_merge(defaults, {k: v for k, v in raw.items() if k not in ("sweep", "paired")})
         sweep = raw.get("sweep", {})
         keys = sorted(sweep)
-        for combo in itertools.product(*(sweep[k] for k in keys)):
+        where = f"{source}: runs[{index}] ({raw['name']})"
+        for combination in sweep_combinations(sweep, raw.get("paired"), where):
+            combo = [combination[k] for k in keys]
             variant = copy.deepcopy(spec)
             suffix = ""
             for key, value in zip(keys, combo, strict=True):
@@ -206,32 +257,55 @@ def checkpoint_steps(run: dict[str, Any]) -> list[int]:
     return steps
 
 
+def training_domains(data: dict[str, Any]) -> list[str]:
+    """The domains of the training mix: procedural tasks' and real datasets' (``data.sources``)."""
+    from rlpipe.data.tasks import TASKS
+
+    procedural = {TASKS[t].domain for t in data.get("tasks", {}) if t in TASKS}
+    return sorted(procedural | {spec["domain"] for spec in data.get("sources", {}).values()})
+
+
 def _check_run(
-    run: dict[str, Any], models: dict[str, Any], source: str, tasks: dict[str, Any] | None = None
+    run: dict[str, Any], models: dict[str, Any], source: str, data: dict[str, Any] | None = None
 ) -> None:
     where = f"{source}: run {run['name']}"
     if run["model"] not in models:
         raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
     if run.get("pcgrad"):
-        from rlpipe.data.tasks import TASKS
-
-        domains = sorted({TASKS[t].domain for t in tasks or {} if t in TASKS})
+        domains = training_domains(data or {})
         if len(domains) < 2:
             raise ConfigError(
-                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks "
+                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks / data.sources "
                 f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
             )
+    _check_launch(run, where)
     if run["method"] == "ppo":
         _check_ppo(run["ppo"], where)
         return
     hp = run["grpo"]
     gens = hp.get("num_generations", 8)
-    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1)
+    # TRL generates per_device_train_batch_size * processes * steps_per_generation completions per
+    # generation round and groups them by num_generations across processes.
+    processes = max(1, run["resources"].get("gpus", 0))
+    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1) * processes
     if batch % gens:
         raise ConfigError(
-            f"{where}: grpo.per_device_train_batch_size ({batch}) must be divisible by "
-            f"grpo.num_generations ({gens}); change one of them"
+            f"{where}: grpo.per_device_train_batch_size x steps_per_generation x resources.gpus ({batch}) "
+            f"must be divisible by grpo.num_generations ({gens}); change one of them"
         )
+
+
+def _check_launch(run: dict[str, Any], where: str) -> None:
+    """A multi-GPU run's topology and ``accelerate`` config (see ``rlpipe.train.launch``)."""
+    from rlpipe.train.launch import LaunchError, accelerate_config, processes_per_node
+
+    if run["resources"].get("gpus", 0) <= 1 and run["resources"].get("nodes", 1) <= 1:
+        return
+    try:
+        processes_per_node(run)
+        accelerate_config(run)
+    except LaunchError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_ppo(hp: dict[str, Any], where: str) -> None:
@@ -269,6 +343,68 @@ def _check_model(name: str, model: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{where}: path {path!r} is not a model directory (no config.json there)")
 
 
+def resolve_source(
+    source: dict[str, Any], where: str, workdir: str | Path = ".", require_cached: bool = False
+) -> dict[str, Any]:
+    """A data source checked and resolved at parse time, so a bad one fails before any job starts.
+
+    A pinned hub revision, local files that exist (relative paths resolved against ``workdir``), and
+    ``RLPIPE_DATA_ROOT`` (a local mirror of the hub, e.g. tests/fixtures/hf) redirecting every hub
+    source. ``require_cached``: offline (``HF_HUB_OFFLINE=1``) without a mirror, every hub file must
+    already be in the Hugging Face cache; the error names the dataset and the command that fetches it.
+    """
+    import os
+
+    from rlpipe.data.sources import (
+        SourceError,
+        check_cached,
+        check_source,
+        with_data_root,
+        with_local_path,
+    )
+
+    try:
+        check_source(source)
+        source = with_local_path(source, workdir)
+        if os.environ.get("RLPIPE_DATA_ROOT"):
+            source = with_data_root(source, os.environ["RLPIPE_DATA_ROOT"])
+        if require_cached:
+            check_cached(source)
+    except SourceError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return source
+
+
+def load_train_sources(config: dict[str, Any], source: str, workdir: str | Path = ".") -> dict[str, Any]:
+    """``data.sources`` with scorers checked and every source resolved (see ``resolve_source``).
+
+    Each entry gets ``validation`` (rows carved out for the validation split; default
+    ``data.validation_per_task``). A name may not repeat a procedural task of ``data.tasks``: the name
+    is every row's task label.
+    """
+    from rlpipe.rewards import SCORERS
+
+    data = config["data"]
+    out = {}
+    for name, spec in data.get("sources", {}).items():
+        where = f"{source}: data.sources.{name}"
+        if name in data.get("tasks", {}):
+            raise ConfigError(f"{where}: {name!r} is also a procedural task in data.tasks; rename one")
+        if spec["scorer"] not in SCORERS:
+            raise ConfigError(
+                f"{where}.scorer: unknown scorer {spec['scorer']!r} (known: {', '.join(sorted(SCORERS))})"
+            )
+        if spec["source"]["type"] == "procedural":
+            raise ConfigError(f"{where}.source: procedural tasks go in data.tasks (task -> n)")
+        resolved = resolve_source(spec["source"], f"{where}.source", workdir, require_cached=True)
+        out[name] = {
+            **spec,
+            "source": resolved,
+            "validation": spec.get("validation", data.get("validation_per_task", 100)),
+        }
+    return out
+
+
 def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
     """Load and validate a suite by name (``config/suites/<name>.yaml``) or path; apply defaults."""
     from rlpipe.rewards import SCORERS
@@ -304,20 +440,7 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
                     f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}"
                 )
         else:
-            # Data sources, checked here so a bad suite fails at parse: a pinned hub revision, local files
-            # that exist, and RLPIPE_DATA_ROOT (a local mirror of the hub, e.g. tests/fixtures/hf)
-            # redirecting every hub source.
-            import os
-
-            from rlpipe.data.sources import SourceError, check_source, with_data_root, with_local_path
-
-            try:
-                check_source(src)
-                merged["source"] = src = with_local_path(src, workdir)
-                if os.environ.get("RLPIPE_DATA_ROOT"):
-                    merged["source"] = with_data_root(src, os.environ["RLPIPE_DATA_ROOT"])
-            except SourceError as exc:
-                raise ConfigError(f"{path}: tasks.{name}.source: {exc}") from None
+            merged["source"] = resolve_source(src, f"{path}: tasks.{name}.source", workdir)
         tasks[name] = merged
     return {"name": suite["name"], "path": str(path), "tasks": tasks}
 
@@ -330,7 +453,12 @@ def load_experiment(
     validate(config, "config.schema.yaml", source)
     from rlpipe.data.tasks import TASKS
 
-    for task in config["data"]["tasks"]:
+    if not config["data"].get("tasks") and not config["data"].get("sources"):
+        raise ConfigError(
+            f"{source}: data: no training data; give data.tasks (procedural task -> n) and/or "
+            "data.sources (datasets)"
+        )
+    for task in config["data"].get("tasks", {}):
         if task not in TASKS:
             raise ConfigError(
                 f"{source}: data.tasks.{task}: unknown procedural task (known: {', '.join(TASKS)})"
@@ -338,9 +466,10 @@ def load_experiment(
     models = {MAIN_MODEL: config["model"], **config.get("models", {})}
     for name, model in models.items():
         _check_model(name, model, source)
+    train_sources = load_train_sources(config, source, workdir)
     runs = expand_runs(config, source)
     for run in runs.values():
-        _check_run(run, models, source, config["data"]["tasks"])
+        _check_run(run, models, source, config["data"])
     baseline = config.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")
@@ -354,4 +483,5 @@ def load_experiment(
         seeds=config.get("seeds", [0]),
         baseline=baseline,
         sources=list(sources or []),
+        train_sources=canonical(train_sources),
     )

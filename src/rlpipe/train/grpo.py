@@ -7,6 +7,7 @@ The trainer keeps its resumable state (optimizer, scheduler, RNG) in ``state_dir
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
@@ -43,24 +44,57 @@ GRPO_KEYS = (
 )
 
 
-def make_reward_fn() -> Any:
-    """A TRL reward function scoring completions with each row's own scorer and ground truth.
+# Dataset column holding each row's ground truth and extra_info as JSON text (see ``reward_dataset``).
+REWARD_INPUT = "reward_input"
 
-    Per-domain mean rewards are logged through TRL's ``log_metric`` so learning can be read per
-    domain in ``metrics.jsonl``.
+
+def reward_dataset(rows: list[dict[str, Any]]) -> Any:
+    """The ``datasets.Dataset`` GRPO trains on: prompt, scorer, domain, task and ``reward_input``.
+
+    Rows from real datasets mix ground-truth types (a string for maths, a grid for ARC, a dict for
+    zebra puzzles) and ``extra_info`` layouts (code prefixes, IFEval kwargs) that Arrow cannot hold in
+    one column, and several scorers need ``extra_info``. Both travel as one JSON string per row and
+    are decoded in the reward function, so every row is scored exactly as evaluation scores it.
+    """
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                **{k: r[k] for k in ("prompt", "scorer", "domain", "task")},
+                REWARD_INPUT: json.dumps([r["ground_truth"], r.get("extra_info") or {}]),
+            }
+            for r in rows
+        ]
+    )
+
+
+def make_reward_fn() -> Any:
+    """A TRL reward function scoring completions with each row's own scorer, ground truth and extra_info.
+
+    Reads the ``reward_input`` column of ``reward_dataset``; a dataset with a plain ``ground_truth``
+    column (no extra_info) is scored too. Per-domain mean rewards are logged through TRL's
+    ``log_metric`` so learning can be read per domain in ``metrics.jsonl``.
     """
 
     def reward(
         prompts: list[Any],
         completions: list[Any],
-        ground_truth: list[Any],
         scorer: list[str],
         domain: list[str],
+        reward_input: list[str] | None = None,
+        ground_truth: list[Any] | None = None,
         log_metric: Any = None,
         **kwargs: Any,
     ) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        rewards = [score(s, t, g) for s, t, g in zip(scorer, texts, ground_truth, strict=True)]
+        if reward_input is not None:
+            truths = [json.loads(x) for x in reward_input]
+        elif ground_truth is not None:
+            truths = [[g, None] for g in ground_truth]
+        else:
+            raise ValueError("the training dataset has neither a reward_input nor a ground_truth column")
+        rewards = [score(s, t, g, e) for s, t, (g, e) in zip(scorer, texts, truths, strict=True)]
         if log_metric is not None:
             by_domain: dict[str, list[float]] = defaultdict(list)
             for d, r in zip(domain, rewards, strict=True):
@@ -142,7 +176,6 @@ def train_grpo(
     On SIGTERM/SIGUSR1 the step in progress finishes, a checkpoint is saved and
     ``TrainingInterrupted`` (a non-zero exit) is raised; ``pcgrad: true`` uses PCGrad over domains.
     """
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -172,9 +205,7 @@ def train_grpo(
         dataloader_num_workers=0,
         **{k: hp[k] for k in GRPO_KEYS if k in hp},
     )
-    dataset = Dataset.from_list(
-        [{k: r[k] for k in ("prompt", "ground_truth", "scorer", "domain", "task")} for r in rows]
-    )
+    dataset = reward_dataset(rows)
     stop = StopRequest()
     stop_callback = StopOnSignalCallback(stop)
     extra: dict[str, Any] = {}

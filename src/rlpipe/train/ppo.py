@@ -446,7 +446,10 @@ class PPOTrainer:
             for c, m in zip(completion.tolist(), mask, strict=True)
         ]
         scores = torch.tensor(
-            [score(r["scorer"], t, r["ground_truth"]) for r, t in zip(expanded, decoded, strict=True)],
+            [
+                score(r["scorer"], t, r["ground_truth"], r.get("extra_info"))
+                for r, t in zip(expanded, decoded, strict=True)
+            ],
             dtype=torch.float32,
             device=self.device,
         )
