@@ -152,12 +152,12 @@ def progress_line(what: str, done: int, total: int, elapsed: float, unit: str = 
     frac = min(1.0, done / total) if total > 0 else 1.0
     width = 20
     filled = int(round(frac * width))
-    rate = done / elapsed if elapsed > 0 else float("inf")
-    left = max(total - done, 0)
-    eta = left / rate if rate > 0 else float("inf")
+    rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
+    eta = max(total - done, 0) / rate if rate > 0 else float("nan")
+    shown = f"{rate:.2f}" if rate == rate else "?"
     return (
         f"{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{unit} ({100 * frac:.0f}%) "
-        f"{rate:.2f}{unit or ' it'}/s elapsed {_duration(elapsed)} ETA {_duration(eta)}"
+        f"{shown}{unit or ' it'}/s elapsed {_duration(elapsed)} ETA {_duration(eta)}"
     )
 
 
