@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from rlpipe.tracking.logs import read_timing
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "configs" / "e2e.yaml"
 EXP = "e2e"
@@ -111,12 +113,7 @@ def test_every_artifact_is_there(run_dir):
         verdict = json.loads((out / "diagnostics" / f"{run}.json").read_text())
         assert verdict["verdict"] in ("learning", "flat", "unstable") and verdict["line"].startswith(run)
         # the DAG ran the pre-flight check before training, and every job recorded its timing
-        pre_t = [
-            json.loads(x) for x in (out / "logs" / "preflight" / f"{run}.timing.jsonl").read_text().split()
-        ]
-        train_t = [
-            json.loads(x) for x in (out / "logs" / "train" / f"{run}.timing.jsonl").read_text().split()
-        ]
+        pre_t, train_t = (read_timing(out / "logs" / rule / f"{run}.log") for rule in ("preflight", "train"))
         assert pre_t[-1]["status"] == train_t[-1]["status"] == "ok"
         assert pre_t[-1]["end"] <= train_t[-1]["start"]
     manifest = json.loads((out / "wandb" / "runs.json").read_text())
