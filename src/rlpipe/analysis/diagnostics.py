@@ -445,6 +445,11 @@ def _reward_checks(reward: _Series, evidence: dict[str, Any], unstable: list[str
         evidence["reward_no_trend"] = (
             f"reward trend significant but negligible: {gain:+.3g} over the run (< {LEARNING_MIN_GAIN:g})"
         )
+    elif trend.hi < 0:
+        evidence["reward_no_trend"] = (
+            f"reward drifting down: slope {trend.slope:+.2g}/step, "
+            f"95% CI [{trend.lo:+.2g}, {trend.hi:+.2g}], {gain:+.3g} over the run"
+        )
     else:
         evidence["reward_no_trend"] = "no significant reward trend (the 95% CI of the slope includes 0)"
     return False
