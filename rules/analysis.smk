@@ -21,7 +21,7 @@ rule aggregate:
 rule plot_evolution:
     input:
         scores=f"{OUT}/scores.csv",
-        sample_scores=list(sample_scores().values()),
+        sample_scores=lambda wc: list(sample_scores().values()),
     output:
         **{
             f"task_{task}": report(
@@ -55,7 +55,7 @@ rule plot_evolution:
     params:
         runs=list(EXP.base_runs) + list(RUNS),
         base_of=BASE_OF,
-        sample_scores=sample_scores(),
+        sample_scores=lambda wc: sample_scores(),
         tasks=sorted(SUITE["tasks"]),
     script:
         "../workflow/scripts/plot_evolution.py"
@@ -122,7 +122,7 @@ rule report:
         training_plots=[f"{OUT}/plots/training/{run}.png" for run in RUNS],
         preflight=list(preflight_results().values()),
         wandb=f"{OUT}/wandb/runs.json",
-        sample_scores=list(sample_scores().values()),
+        sample_scores=lambda wc: list(sample_scores().values()),
         template=f"{workflow.basedir}/workflow/templates/report.md.j2",
     output:
         report=report(
@@ -183,9 +183,9 @@ rule report:
         runs=RUNS,
         base_runs=EXP.base_runs,
         suite=SUITE["name"],
-        sample_scores=sample_scores(),
+        sample_scores=lambda wc: sample_scores(),
         preflight=preflight_results(),
-        job_logs=job_logs(),
+        job_logs=lambda wc: job_logs(),
         config=EXP.config,
         colors=run_colors(list(EXP.base_runs) + list(RUNS)),
     script:

@@ -65,3 +65,30 @@ def test_offline_runs_are_grouped_logged_by_step_and_hold_no_secret(tmp_path, mo
             data = path.read_bytes()
             for value in SENTINELS.values():
                 assert value.encode() not in data, f"{value} leaked into {path}"
+
+
+def test_a_failing_wandb_is_recorded_not_fatal(tmp_path, monkeypatch) -> None:
+    # online with a key W&B rejects locally (too short): each run is recorded as not written
+    monkeypatch.setenv("WANDB_API_KEY", SENTINELS["WANDB_API_KEY"])
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # never the real service
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(json.dumps({"step": 1, "reward": 0.5}) + "\n")
+    pd.DataFrame(
+        [{"run": "base", "step": 0, "task": "t", "domain": "d", "score": 0.1, "pass_at_k": 0.2}]
+    ).to_csv(tmp_path / "scores.csv", index=False)
+    manifest = tmp_path / "exp" / "wandb" / "runs.json"
+    out = log_experiment(
+        experiment="exp",
+        runs={"grpo": {"method": "grpo"}},
+        base_of={"grpo": "base"},
+        metrics={"grpo": str(metrics)},
+        scores_csv=str(tmp_path / "scores.csv"),
+        colors={"grpo": "#000000"},
+        cfg={"mode": "online"},
+        results_dir=str(tmp_path / "exp"),
+        manifest=str(manifest),
+    )
+    assert out["mode"] == "online"
+    for job in ("train", "eval"):
+        assert out["runs"]["grpo"][job]["error"] and out["runs"]["grpo"][job]["url"] is None
+    assert SENTINELS["WANDB_API_KEY"].encode() not in manifest.read_bytes()

@@ -152,43 +152,98 @@ def log_experiment(
             rid = run_id(experiment, name, job_type)
             if mode == "offline":
                 _clear_previous(root, rid)
-            run = wandb.init(
-                project=project,
-                entity=entity,
-                group=experiment,
-                job_type=job_type,
-                name=f"{name}/{job_type}",
-                id=rid,
-                dir=str(root),
-                mode=mode,
-                resume="allow",
-                tags=[experiment, spec.get("method", "grpo")],
-                config={
-                    "run": name,
-                    "color": colors[name],
-                    **json.loads(json.dumps(dict(spec), default=str)),
-                },
-                settings=settings,
-            )
-            for step, values in rows:
-                run.log(values, step=step)
-            if job_type == "eval" and images:
-                run.log(
-                    {f"plots/{k}": wandb.Image(v) for k, v in images.items()}, step=rows[-1][0] if rows else 0
+            try:
+                out["runs"][name][job_type] = _write_run(
+                    wandb,
+                    rows,
+                    mode=mode,
+                    project=project,
+                    entity=entity,
+                    experiment=experiment,
+                    name=name,
+                    job_type=job_type,
+                    rid=rid,
+                    root=root,
+                    spec=spec,
+                    color=colors[name],
+                    settings=settings,
+                    images=images if job_type == "eval" else None,
                 )
-            if rows:
-                run.summary.update({k: v for k, v in rows[-1][1].items()})
-            out["runs"][name][job_type] = {
-                "id": rid,
-                "name": f"{name}/{job_type}",
-                "steps": len(rows),
-                "url": run.url if mode == "online" else None,
-                "dir": os.path.relpath(run.dir, root) if run.dir else None,
-            }
-            run.finish()
+            except Exception as exc:  # W&B down or misconfigured must not cost the report
+                message = _redact(f"{type(exc).__name__}: {exc}")[:300]
+                log.warning("W&B run %s/%s not written: %s", name, job_type, message)
+                out["runs"][name][job_type] = {
+                    "id": rid,
+                    "name": f"{name}/{job_type}",
+                    "steps": 0,
+                    "url": None,
+                    "dir": None,
+                    "error": message,
+                }
     out["sync_command"] = (
         f"wandb sync --include-offline {root}/wandb/offline-run-*" if mode == "offline" else None
     )
     write_json(manifest, out)
     log.info("W&B (%s): %d runs x train/eval in project %s, group %s", mode, len(runs), project, experiment)
     return out
+
+
+def _write_run(
+    wandb: Any,
+    rows: list[tuple[int, dict[str, float]]],
+    *,
+    mode: str,
+    project: str,
+    entity: str | None,
+    experiment: str,
+    name: str,
+    job_type: str,
+    rid: str,
+    root: Path,
+    spec: Mapping[str, Any],
+    color: str,
+    settings: Any,
+    images: Mapping[str, str] | None,
+) -> dict:
+    """One W&B run: ``rows`` logged at their steps, the last row as summary; its manifest entry."""
+    run = wandb.init(
+        project=project,
+        entity=entity,
+        group=experiment,
+        job_type=job_type,
+        name=f"{name}/{job_type}",
+        id=rid,
+        dir=str(root),
+        mode=mode,
+        resume="allow",
+        tags=[experiment, spec.get("method", "grpo")],
+        config={"run": name, "color": color, **json.loads(json.dumps(dict(spec), default=str))},
+        settings=settings,
+    )
+    try:
+        for step, values in rows:
+            run.log(values, step=step)
+        if images:
+            run.log(
+                {f"plots/{k}": wandb.Image(v) for k, v in images.items()}, step=rows[-1][0] if rows else 0
+            )
+        if rows:
+            run.summary.update(dict(rows[-1][1]))
+        return {
+            "id": rid,
+            "name": f"{name}/{job_type}",
+            "steps": len(rows),
+            "url": run.url if mode == "online" else None,
+            "dir": os.path.relpath(run.dir, root) if run.dir else None,
+        }
+    finally:
+        run.finish()
+
+
+def _redact(text: str) -> str:
+    """``text`` with the values of secret environment variables replaced (error messages are kept)."""
+    for var in ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        value = os.environ.get(var, "")
+        if len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
