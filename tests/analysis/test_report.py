@@ -268,7 +268,10 @@ def test_cost_counts_gpu_hours_of_every_attempt(rendered) -> None:
 
 def test_wandb_links_tables_and_preflight(rendered) -> None:
     _, text, out = rendered
-    assert "[grpo/train](https://wandb.ai/team/p/runs/grpo-train)" in text and "Mode **online**" in text
+    assert "Mode **online**" in text
+    url = "https://wandb.ai/team/p/runs/"
+    wandb_rows = [line for line in text.splitlines() if url in line]
+    assert wandb_rows == [f"| {r} | [{r}/train]({url}{r}-train) | [{r}/eval]({url}{r}-eval) |" for r in RUNS]
     assert "| grpo | 20 × 4 |" in text and "| passed |" in text
     assert "domain math: 100% of its 9 prompt groups have identical rewards" in text
     comparison = pd.read_csv(out / "tables" / "comparison.csv")
