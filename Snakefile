@@ -13,8 +13,12 @@ if not workflow.overwrite_configfiles:
 EXP = load_experiment(config, workflow.configfiles, workdir=workflow.basedir)
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/preflight.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/analysis.smk"

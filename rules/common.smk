@@ -70,3 +70,54 @@ def sample_scores():
         (run, step): f"{OUT}/eval/{run}/step_{step}/scores.jsonl"
         for run, step in eval_targets()
     }
+
+
+# --- pre-flight, diagnostics, cost and W&B (rules/preflight.smk, rules/analysis.smk) ---------
+from rlpipe.analysis.preflight import DEFAULTS as PREFLIGHT_DEFAULTS, preflight_spec
+from rlpipe.analysis.plots import run_colors
+
+PREFLIGHT = {**PREFLIGHT_DEFAULTS, **EXP.config.get("preflight", {})}
+WANDB = EXP.config.get("tracking", {}).get("wandb", {})
+
+
+def preflight_result(wildcards):
+    """The pre-flight result a training run waits for (none when pre-flight is disabled)."""
+    return [f"{OUT}/preflight/{wildcards.run}.json"] if PREFLIGHT["enabled"] else []
+
+
+def preflight_results():
+    return (
+        {run: f"{OUT}/preflight/{run}.json" for run in RUNS}
+        if PREFLIGHT["enabled"]
+        else {}
+    )
+
+
+def job_logs():
+    """Every job's log by kind, for the cost table (each job records its timing next to its log)."""
+    shared = {
+        f"prepare_model/{m}": f"{OUT}/logs/prepare_model/{m}.log" for m in EXP.models
+    }
+    shared.update({f"warmup/{m}": f"{OUT}/logs/warmup/{m}.log" for m in EXP.models})
+    shared["prepare_train_data"] = f"{OUT}/logs/prepare_train_data.log"
+    shared.update(
+        {
+            f"prepare_suite_task/{t}": f"{OUT}/logs/prepare_suite_task/{t}.log"
+            for t in sorted(SUITE["tasks"])
+        }
+    )
+    return {
+        "train": {run: f"{OUT}/logs/train/{run}.log" for run in RUNS},
+        "preflight": (
+            {run: f"{OUT}/logs/preflight/{run}.log" for run in RUNS}
+            if PREFLIGHT["enabled"]
+            else {}
+        ),
+        "generate": {
+            (r, s): f"{OUT}/logs/generate/{r}/step_{s}.log" for r, s in eval_targets()
+        },
+        "score": {
+            (r, s): f"{OUT}/logs/score/{r}/step_{s}.log" for r, s in eval_targets()
+        },
+        "shared": shared,
+    }

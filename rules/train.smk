@@ -2,6 +2,7 @@ rule train:
     input:
         policy=lambda wc: policy_dir(RUNS[wc.run]["model"]),
         train=f"{OUT}/data/train.jsonl",
+        preflight=preflight_result,
     output:
         checkpoints=directory(f"{OUT}/runs/{{run}}/checkpoints"),
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
