@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        summaries(),
+        summaries,
     output:
         report(
             f"{OUT}/scores.csv",
@@ -51,7 +51,7 @@ rule report:
         tasks_plot=f"{OUT}/plots/evolution_tasks.png",
         domains_plot=f"{OUT}/plots/evolution_domains.png",
         metrics=[f"{OUT}/runs/{run}/metrics.jsonl" for run in RUNS],
-        sample_scores=list(sample_scores().values()),
+        sample_scores=sample_score_files,
         template=f"{workflow.basedir}/workflow/templates/report.md.j2",
     output:
         report(
@@ -72,6 +72,6 @@ rule report:
         runs=RUNS,
         base_runs=EXP.base_runs,
         suite=SUITE["name"],
-        sample_scores=sample_scores(),
+        sample_scores=lambda wc: sample_scores(),
     script:
         "../workflow/scripts/report.py"

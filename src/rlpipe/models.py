@@ -48,18 +48,12 @@ def build_char_tokenizer() -> Any:
     return tokenizer
 
 
-def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed: int) -> int:
-    """Create a randomly initialised tiny Qwen2 + tokenizer in HF format at ``out_dir``.
+def tiny_config(arch: dict[str, int], vocab_size: int, pad_token_id: int, eos_token_id: int) -> Any:
+    """The ``Qwen2Config`` of the tiny model with architecture ``arch`` (also used to check LoRA targets)."""
+    from transformers import Qwen2Config
 
-    Returns the parameter count. The directory appears atomically.
-    """
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = build_char_tokenizer()
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
+    return Qwen2Config(
+        vocab_size=vocab_size,
         hidden_size=arch["hidden_size"],
         intermediate_size=arch["intermediate_size"],
         num_hidden_layers=arch["num_layers"],
@@ -67,10 +61,23 @@ def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed
         num_key_value_heads=arch["num_kv_heads"],
         max_position_embeddings=arch["max_positions"],
         tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
         bos_token_id=None,
     )
+
+
+def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed: int) -> int:
+    """Create a randomly initialised tiny Qwen2 + tokenizer in HF format at ``out_dir``.
+
+    Returns the parameter count. The directory appears atomically.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2ForCausalLM
+
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(seed)
+    config = tiny_config(arch, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id

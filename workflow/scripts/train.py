@@ -12,6 +12,7 @@ with script_logging(snakemake.log[0]):
     else:
         from rlpipe.train.grpo import train_grpo as train
 
+    validation = snakemake.input.get("validation")  # only runs with early_stopping declare it
     train(
         snakemake.input.policy,
         read_jsonl(snakemake.input.train),
@@ -19,4 +20,5 @@ with script_logging(snakemake.log[0]):
         checkpoints_dir=snakemake.output.checkpoints,
         state_dir=snakemake.params.state_dir,
         metrics_path=snakemake.output.metrics,
+        validation_rows=read_jsonl(validation) if validation else None,
     )
