@@ -24,6 +24,7 @@ from rlpipe.models import build_tiny_model, load_policy
 from rlpipe.rewards.registry import SCORERS
 from rlpipe.train.checkpoints import latest_trainer_checkpoint
 from rlpipe.train.signals import TrainingInterrupted
+from rlpipe.runtime import init_job
 from rlpipe.train.validation import greedy_validation_reward
 
 ARCH = {
@@ -143,6 +144,7 @@ def test_ppo_stops_early_with_a_checkpoint_at_every_evaluation(model_dir, rows, 
 
     out = dirs(tmp_path)
     run = ppo_run(early_stopping=early())
+    init_job(1, 0)
     train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
     got = lines(out["metrics_path"])
     assert [m["step"] for m in got] == [1, 2, 3, 4]  # stopped at 4 of 10
@@ -152,6 +154,7 @@ def test_ppo_stops_early_with_a_checkpoint_at_every_evaluation(model_dir, rows, 
     state = json.loads((latest_trainer_checkpoint(out["state_dir"]) / "trainer_state.json").read_text())
     assert state["early_stopping"]["best_step"] == 2 and state["early_stopping"]["last_decision"]["stop"]
     # a rerun of the stopped run (e.g. after its outputs were lost) does not train on
+    init_job(1, 0)
     train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
     assert [m["step"] for m in lines(out["metrics_path"])] == [1, 2, 3, 4]
 
@@ -162,6 +165,7 @@ def test_min_epochs_holds_the_stop_back(model_dir, rows, validation, tmp_path):
     out = dirs(tmp_path)
     # 1.25 epochs of 24 rows at 4 prompts per step = 7.5 -> no stop before step 8 (evaluations at 2, 4, 6, 8)
     run = ppo_run(early_stopping=early(min_epochs=1.25))
+    init_job(1, 0)
     train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
     got = lines(out["metrics_path"])
     assert got[-1]["step"] == 8
@@ -174,6 +178,7 @@ def test_ppo_resume_restores_the_stopper(model_dir, rows, validation, tmp_path, 
 
     run = ppo_run(early_stopping=early(min_steps=6))  # evaluations 2, 4, 6: stop at 6, best step 2
     straight = dirs(tmp_path / "straight")
+    init_job(1, 0)
     train_ppo(model_dir, rows, run=run, validation_rows=validation, **straight)
 
     interrupted = dirs(tmp_path / "interrupted")
@@ -185,10 +190,12 @@ def test_ppo_resume_restores_the_stopper(model_dir, rows, validation, tmp_path, 
         return update(self, ro)
 
     monkeypatch.setattr(PPOTrainer, "update", update_then_signal)
+    init_job(1, 0)
     with pytest.raises(TrainingInterrupted) as info:
         train_ppo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
     assert info.value.step == 3
     monkeypatch.undo()
+    init_job(1, 0)
     train_ppo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
 
     a, b = lines(straight["metrics_path"]), lines(interrupted["metrics_path"])
@@ -224,6 +231,7 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
 
     run = grpo_run(early_stopping=early(min_steps=6))  # evaluations 2, 4, 6: stop at 6, best step 2
     straight = dirs(tmp_path / "straight")
+    init_job(1, 0)
     train_grpo(model_dir, rows, run=run, validation_rows=validation, **straight)
     a = lines(straight["metrics_path"])
     assert [m["step"] for m in a if "reward" in m] == [1, 2, 3, 4, 5, 6]
@@ -238,10 +246,12 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
 
     interrupted = dirs(tmp_path / "interrupted")
     monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: SignalAtStep())
+    init_job(1, 0)
     with pytest.raises(TrainingInterrupted) as info:
         train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
     monkeypatch.undo()
     assert info.value.step == 3 and published(interrupted) == ["step_2"]
+    init_job(1, 0)
     train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
     b = lines(interrupted["metrics_path"])
     keys = ("step", "validation_reward", "early_stopping/best_step", "early_stopping/bad_evals")
@@ -250,5 +260,6 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
     ]
     assert published(interrupted) == ["step_2", "step_4", "step_6"]
     # the stopped run, rerun, stays stopped
+    init_job(1, 0)
     train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
     assert [m["step"] for m in lines(interrupted["metrics_path"]) if "reward" in m] == [1, 2, 3, 4, 5, 6]
