@@ -118,21 +118,31 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> str:
     return str(path)
 
 
-def check_chat_template(model_dir: str | os.PathLike[str]) -> None:
-    """Fail early, naming the model, when its tokenizer cannot render a chat prompt."""
+def check_chat_template(model_dir: str | os.PathLike[str], name: str | None = None) -> None:
+    """Fail at model preparation, naming the model, when its tokenizer cannot render a chat prompt.
+
+    Training and evaluation render every prompt with the chat template, so a base model without a
+    usable one (a base, non-chat checkpoint; a broken template) would otherwise fail only in a GPU
+    job, or worse, train on prompts that silently lost their content.
+    """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_dir))
+    path = resolve_model_dir(model_dir)
+    what = f"model {name!r} ({path})" if name else f"model at {path}"
+    tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.chat_template:
-        raise ValueError(f"model at {model_dir} has no chat template; set one or use a chat model")
+        raise ValueError(
+            f"{what} has no chat template: set tokenizer.chat_template in its tokenizer_config.json "
+            "or use a chat/instruct model"
+        )
     try:
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": "ping"}], add_generation_prompt=True, tokenize=False
         )
     except Exception as exc:
-        raise ValueError(f"chat template of model at {model_dir} cannot render a prompt: {exc}") from exc
+        raise ValueError(f"chat template of {what} cannot render a user prompt: {exc}") from exc
     if "ping" not in text:
-        raise ValueError(f"chat template of model at {model_dir} drops the user message")
+        raise ValueError(f"chat template of {what} drops the user message (rendered: {text!r})")
 
 
 def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:

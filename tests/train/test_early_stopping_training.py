@@ -22,9 +22,9 @@ from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.models import build_tiny_model, load_policy
 from rlpipe.rewards.registry import SCORERS
+from rlpipe.runtime import init_job
 from rlpipe.train.checkpoints import latest_trainer_checkpoint
 from rlpipe.train.signals import TrainingInterrupted
-from rlpipe.runtime import init_job
 from rlpipe.train.validation import greedy_validation_reward
 
 ARCH = {
