@@ -42,6 +42,7 @@ GRPO_KEYS = (
     "lr_scheduler_type",
     "warmup_steps",
     "weight_decay",
+    "gradient_checkpointing",
 )
 
 
