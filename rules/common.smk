@@ -65,7 +65,7 @@ def saved_steps(name):
 def pending_checkpoints():
     """Checkpoint folders of early-stopping runs still to be trained.
 
-    A rule that needs every evaluation takes them as inputs: it then waits for those runs, and
+    Jobs that need every evaluation take them as inputs, so they wait for those runs, and
     Snakemake re-plans it (adding their evaluations) when each `train` checkpoint job finishes.
     The other runs' evaluations stay planned meanwhile, so a dry run still lists them.
     """

@@ -20,7 +20,10 @@ def cfg(**changes):
 
 def test_default_config_is_valid_and_expands():
     exp = load_experiment(copy.deepcopy(DEFAULT), ["config/config.yaml"])
-    assert list(exp.runs) == ["grpo", "dr-grpo", "grpo-lora"]
+    assert list(exp.runs) == ["grpo", "dr-grpo", "grpo-pcgrad", "grpo-lora", "grpo-lora-r4", "ppo"]
+    assert exp.runs["ppo"]["method"] == "ppo" and exp.runs["grpo-pcgrad"]["pcgrad"]
+    # the PCGrad run is the baseline plus projection: same algorithm and hyperparameters
+    assert exp.runs["grpo-pcgrad"]["grpo"] == exp.runs["grpo"]["grpo"]
     assert exp.runs["dr-grpo"]["grpo"]["loss_type"] == "dr_grpo"
     # run_defaults are merged under each run's own settings
     assert (
@@ -76,8 +79,8 @@ def test_incompatible_grpo_batch_is_refused():
 
 
 def test_unknown_baseline_and_duplicate_names():
-    with pytest.raises(ConfigError, match="baseline: 'ppo' is not a run"):
-        load_experiment(cfg(baseline="ppo"), ["x.yaml"])
+    with pytest.raises(ConfigError, match="baseline: 'nope' is not a run"):
+        load_experiment(cfg(baseline="nope"), ["x.yaml"])
     config = cfg(runs=[{"name": "a"}, {"name": "a"}])
     config.pop("baseline")
     with pytest.raises(ConfigError, match="run name 'a' is used twice"):
@@ -114,6 +117,7 @@ def es_config(**early_stopping):
     config = cfg()
     config["runs"] = [{"name": "es", "steps": 100, "early_stopping": {"patience": 1, **early_stopping}}]
     config["baseline"] = "es"
+    config["checkpoints"] = {"every": 50}
     config["run_defaults"]["grpo"].update(per_device_train_batch_size=128, num_generations=8)
     config["data"]["tasks"] = {"addition": 2000, "sorting": 2000, "program": 2000}
     return config
@@ -187,17 +191,21 @@ def test_early_stopping_that_can_stop_only_at_the_last_step_is_accepted():
     load_experiment(es_config(patience=9, eval_every=10), ["x.yaml"])  # 10 evaluations fit exactly
 
 
+def lora_run(config: dict) -> dict:
+    return next(r for r in config["runs"] if r["name"] == "grpo-lora")
+
+
 def test_lora_targets_that_match_no_layer_are_refused_at_validation(tmp_path):
     config = cfg()
-    config["runs"][2]["lora"]["target_modules"] = ["q_proj", "c_attn"]  # one of them matches: fine
+    lora_run(config)["lora"]["target_modules"] = ["q_proj", "c_attn"]  # one of them matches: fine
     load_experiment(config, ["x.yaml"])
-    config["runs"][2]["lora"]["target_modules"] = ["c_attn", "c_proj"]  # GPT-2 names on a Qwen2 model
+    lora_run(config)["lora"]["target_modules"] = ["c_attn", "c_proj"]  # GPT-2 names on a Qwen2 model
     with pytest.raises(
         ConfigError,
         match=r"run grpo-lora: lora.target_modules \['c_attn', 'c_proj'\] matches no layer .*q_proj",
     ):
         load_experiment(config, ["x.yaml"])
-    config["runs"][2]["lora"]["target_modules"] = r".*\.attn\..*"  # a regex over full names
+    lora_run(config)["lora"]["target_modules"] = r".*\.attn\..*"  # a regex over full names
     with pytest.raises(ConfigError, match="matches no layer"):
         load_experiment(config, ["x.yaml"])
 
@@ -207,13 +215,13 @@ def test_lora_targets_checked_on_a_local_model_from_its_config_json(tmp_path):
 
     GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64).save_pretrained(tmp_path)
     config = cfg(models={"gpt2ish": {"source": "local", "path": str(tmp_path)}})
-    config["runs"][2].update(model="gpt2ish")
-    config["runs"][2]["lora"]["target_modules"] = ["q_proj", "v_proj"]
+    lora_run(config).update(model="gpt2ish")
+    lora_run(config)["lora"]["target_modules"] = ["q_proj", "v_proj"]
     with pytest.raises(
         ConfigError, match=r"matches no layer of model 'gpt2ish'; its layers are named .*c_attn"
     ):
         load_experiment(config, ["x.yaml"])
-    config["runs"][2]["lora"]["target_modules"] = ["c_attn"]
+    lora_run(config)["lora"]["target_modules"] = ["c_attn"]
     load_experiment(config, ["x.yaml"])
 
 
@@ -221,8 +229,8 @@ def test_lora_targets_of_an_uncached_hub_model_are_left_to_train_start(tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     config = cfg(models={"hub": {"source": "hub", "repo_id": "nobody/not-cached"}})
-    config["runs"][2].update(model="hub")
-    config["runs"][2]["lora"]["target_modules"] = ["nothing_like_this"]
+    lora_run(config).update(model="hub")
+    lora_run(config)["lora"]["target_modules"] = ["nothing_like_this"]
     load_experiment(config, ["x.yaml"])  # unknown architecture: no refusal here
 
 
