@@ -66,7 +66,7 @@ def pending_checkpoints():
     """Checkpoint folders of early-stopping runs still to be trained.
 
     Jobs that need every evaluation take them as inputs, so they wait for those runs, and
-    Snakemake re-plans it (adding their evaluations) when each `train` checkpoint job finishes.
+    Snakemake re-plans them (adding those evaluations) when each `train` checkpoint job ends.
     The other runs' evaluations stay planned meanwhile, so a dry run still lists them.
     """
     pending = []
