@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        summaries(),
+        summaries,
     output:
         report(
             f"{OUT}/scores.csv",
@@ -122,7 +122,7 @@ rule report:
         training_plots=[f"{OUT}/plots/training/{run}.png" for run in RUNS],
         preflight=list(preflight_results().values()),
         wandb=f"{OUT}/wandb/runs.json",
-        sample_scores=lambda wc: list(sample_scores().values()),
+        sample_scores=sample_score_files,
         template=f"{workflow.basedir}/workflow/templates/report.md.j2",
     output:
         report=report(

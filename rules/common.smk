@@ -1,5 +1,10 @@
 # Shared names and input functions. All experiment logic (expansion, validation) lives in
 # rlpipe.config; these helpers only map wildcards to paths and parameters.
+import re
+from pathlib import Path
+
+from snakemake.exceptions import IncompleteCheckpointException
+
 from rlpipe.config import checkpoint_steps
 
 OUT = EXP.out
@@ -27,16 +32,69 @@ def run_model(run):
     return EXP.base_runs[run] if run in EXP.base_runs else RUNS[run]["model"]
 
 
+def train_inputs(wildcards):
+    """A run trains from its model's policy on data/train.jsonl; early stopping also reads validation."""
+    run = RUNS[wildcards.run]
+    inputs = {"policy": policy_dir(run["model"]), "train": f"{OUT}/data/train.jsonl"}
+    if run.get("early_stopping"):
+        inputs["validation"] = f"{OUT}/data/validation.jsonl"
+    return inputs
+
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def saved_steps(name):
+    """Steps whose checkpoint run `name` saved, or None while that is not known yet.
+
+    Without early stopping: the static schedule (rlpipe.config.checkpoint_steps), known at parse
+    time, so `snakemake -n` lists those evaluations. With it: the step_N folders that exist once
+    the run's `train` checkpoint job is done; until then None (see `pending_checkpoints`).
+    """
+    run = RUNS[name]
+    if not run.get("early_stopping"):
+        return checkpoint_steps(run)
+    try:
+        folder = Path(checkpoints.train.get(run=name).output.checkpoints)
+    except IncompleteCheckpointException:
+        return None
+    found = [STEP_DIR.match(p.name) for p in folder.iterdir() if p.is_dir()]
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def pending_checkpoints():
+    """Checkpoint folders of early-stopping runs still to be trained.
+
+    Jobs that need every evaluation take them as inputs, so they wait for those runs, and
+    Snakemake re-plans them (adding those evaluations) when each `train` checkpoint job ends.
+    The other runs' evaluations stay planned meanwhile, so a dry run still lists them.
+    """
+    pending = []
+    for name in RUNS:
+        try:
+            if RUNS[name].get("early_stopping"):
+                checkpoints.train.get(run=name)
+        except IncompleteCheckpointException as exc:
+            pending.append(exc.targetfile)
+    return pending
+
+
 def eval_targets():
-    """(run, step) of every evaluation: each base model at step 0, every checkpoint of every run."""
+    """(run, step) of every known evaluation: each base model at step 0, every saved checkpoint.
+
+    Early-stopping runs count once trained; call this from input functions or params only.
+    """
     targets = [(base, 0) for base in EXP.base_runs]
-    for name, run in RUNS.items():
-        targets += [(name, step) for step in checkpoint_steps(run)]
+    for name in RUNS:
+        targets += [(name, step) for step in saved_steps(name) or []]
     return targets
 
 
-def summaries():
-    return [f"{OUT}/eval/{run}/step_{step}/summary.csv" for run, step in eval_targets()]
+def summaries(wildcards=None):
+    known = [
+        f"{OUT}/eval/{run}/step_{step}/summary.csv" for run, step in eval_targets()
+    ]
+    return known + pending_checkpoints()
 
 
 def generate_inputs(wildcards):
@@ -64,12 +122,16 @@ def run_gpus(wildcards):
 BASE_OF = {name: EXP.base_run(run["model"]) for name, run in RUNS.items()}
 
 
-def sample_scores():
+def sample_scores(wildcards=None):
     """(run, step) -> per-sample scores file, for paired comparisons in the report."""
     return {
         (run, step): f"{OUT}/eval/{run}/step_{step}/scores.jsonl"
         for run, step in eval_targets()
     }
+
+
+def sample_score_files(wildcards=None):
+    return list(sample_scores().values()) + pending_checkpoints()
 
 
 # --- pre-flight, diagnostics, cost and W&B (rules/preflight.smk, rules/analysis.smk) ---------

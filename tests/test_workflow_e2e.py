@@ -55,7 +55,7 @@ def planned_jobs(output: str) -> tuple[Counter, list[str]]:
         for line in table.group(1).strip().splitlines():
             rule, count = line.split()
             counts[rule] = int(count)
-    trained = re.findall(r"rule train:.*?wildcards: run=(\S+)", output, re.S)
+    trained = re.findall(r"(?:rule|checkpoint) train:.*?wildcards: run=(\S+)", output, re.S)
     return counts, sorted(set(trained))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,15 @@ PPO_DEFAULTS: dict[str, Any] = {
     "max_new_tokens": 256,
     "max_grad_norm": 1.0,
     "whiten_advantages": True,
+}
+# Early-stopping settings a run does not set (``early_stopping:`` section); ``eval_every`` defaults
+# to the run's checkpoint interval. Filled in only for runs that have the section.
+EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
+    "metric": "validation_reward",
+    "mode": "max",
+    "min_delta": 0.0,
+    "min_steps": 0,
+    "min_epochs": 0,
 }
 
 
@@ -244,6 +254,12 @@ def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                         f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)"
                     )
                 run["save_every"] = min(every or run["steps"], run["steps"])
+                if run.get("early_stopping") is not None:
+                    run["early_stopping"] = {
+                        **EARLY_STOPPING_DEFAULTS,
+                        "eval_every": run["save_every"],
+                        **run["early_stopping"],
+                    }
                 run["sweep"] = dict(zip(keys, combo, strict=True))
                 runs[name] = run
     return runs
@@ -265,12 +281,140 @@ def training_domains(data: dict[str, Any]) -> list[str]:
     return sorted(procedural | {spec["domain"] for spec in data.get("sources", {}).values()})
 
 
+def training_rows(data: dict[str, Any]) -> int:
+    """Training problems the mix holds, as far as the config says: procedural counts plus each real
+    dataset's ``subsample`` (a dataset without one counts as 0 here, so ``min_epochs`` is a lower bound)."""
+    sources = data.get("sources", {}).values()
+    return sum(data.get("tasks", {}).values()) + sum(s["source"].get("subsample") or 0 for s in sources)
+
+
+def evaluation_steps(run: dict[str, Any]) -> list[int]:
+    """Steps at which an early-stopping run scores its validation split: every ``eval_every`` steps."""
+    es = run.get("early_stopping")
+    if not es:
+        return []
+    return list(range(es["eval_every"], run["steps"] + 1, es["eval_every"]))
+
+
+def save_steps(run: dict[str, Any]) -> list[int]:
+    """Every step a run may publish a checkpoint at: the schedule plus each validation step.
+
+    Without early stopping this is ``checkpoint_steps(run)`` and every one of them is written.
+    With it, training may stop at an evaluation step; the checkpoints that then exist are those of
+    this list up to the stop, so the best evaluated one is always among them.
+    """
+    return sorted(set(checkpoint_steps(run)) | set(evaluation_steps(run)))
+
+
+def prompts_per_step(run: dict[str, Any]) -> float:
+    """Training prompts one training step consumes (what one step is, is method-specific).
+
+    GRPO: an optimizer step takes ``per_device_train_batch_size * gradient_accumulation_steps``
+    completions, ``num_generations`` per prompt, and each generated batch is reused for
+    ``num_iterations`` steps. PPO: one step is one rollout of ``rollout_batch_size`` prompts.
+    Single process (rlpipe trains on one device).
+    """
+    if run["method"] == "ppo":
+        return float(run["ppo"]["rollout_batch_size"])
+    hp = run["grpo"]
+    completions = hp.get("per_device_train_batch_size", 8) * hp.get("gradient_accumulation_steps", 1)
+    return completions / hp.get("num_generations", 8) / hp.get("num_iterations", 1)
+
+
+def early_stopping_min_step(run: dict[str, Any], n_train: int) -> int:
+    """The first step early stopping may stop at: ``min_steps`` or ``min_epochs`` passes, whichever is later.
+
+    ``min_epochs`` converts to steps with the training-set size and the prompts one step consumes:
+    ``ceil(min_epochs * n_train / prompts_per_step)``.
+    """
+    es = run["early_stopping"]
+    epoch_steps = math.ceil(es["min_epochs"] * n_train / prompts_per_step(run) - 1e-9)
+    return max(int(es["min_steps"]), epoch_steps, 0)
+
+
+def _check_early_stopping(run: dict[str, Any], where: str, n_train: int) -> None:
+    """Refuse early-stopping settings that cannot work: no evaluation, or no stop, within ``steps``."""
+    es = run["early_stopping"]
+    steps, every = run["steps"], es["eval_every"]
+    if es["metric"] == "validation_reward" and es["mode"] != "max":
+        raise ConfigError(
+            f"{where}: early_stopping.mode {es['mode']!r} with metric validation_reward would stop while "
+            "the reward rises; use mode: max"
+        )
+    if every > steps:
+        raise ConfigError(
+            f"{where}: early_stopping.eval_every ({every}) is more than steps ({steps}): the validation "
+            "split would never be scored; lower eval_every or raise steps"
+        )
+    min_step = early_stopping_min_step(run, n_train)
+    if min_step > steps:
+        raise ConfigError(
+            f"{where}: early_stopping needs at least {min_step} steps before it may stop (min_steps "
+            f"{es['min_steps']}, min_epochs {es['min_epochs']} x {n_train} training rows / "
+            f"{prompts_per_step(run):g} prompts per step) but steps is {steps}; raise steps or lower "
+            "min_steps / min_epochs"
+        )
+    # The first evaluation is always the best so far; a stop needs `patience` worse ones after it.
+    first_stop = max((es["patience"] + 1) * every, math.ceil(min_step / every) * every)
+    if first_stop > steps:
+        raise ConfigError(
+            f"{where}: early_stopping can never stop this run: the earliest stop is at step {first_stop} "
+            f"(patience {es['patience']} evaluations after the first, every {every} steps, not before "
+            f"step {min_step}) but steps is {steps}; lower patience or eval_every, or raise steps"
+        )
+
+
+def model_layer_names(model: dict[str, Any]) -> list[str] | None:
+    """Adaptable layer names of a base model, from its architecture alone (meta device, no weights).
+
+    Tiny models are built from their ``arch``; local models from their config.json; hub models
+    only when their config.json is already in the local HF cache (config validation never goes
+    online). None when the architecture cannot be known here.
+    """
+    from rlpipe.train.lora import skeleton_modules
+
+    if model["source"] == "tiny":
+        from rlpipe.models import SPECIAL_TOKENS, tiny_config
+
+        return skeleton_modules(tiny_config(model["arch"], len(SPECIAL_TOKENS) + 96, 0, 3))
+    from transformers import AutoConfig
+
+    try:
+        if model["source"] == "local":
+            config = AutoConfig.from_pretrained(model["path"])
+        else:
+            config = AutoConfig.from_pretrained(
+                model["repo_id"], revision=model.get("revision"), local_files_only=True
+            )
+        return skeleton_modules(config)
+    except Exception:  # not cached, or an architecture transformers cannot build: checked at train start
+        return None
+
+
+def _check_lora(run: dict[str, Any], models: dict[str, Any], where: str, cache: dict[str, Any]) -> None:
+    """Refuse ``lora.target_modules`` that match no layer of the run's base model."""
+    from rlpipe.train.lora import lora_target_problem
+
+    if run["model"] not in cache:
+        cache[run["model"]] = model_layer_names(models[run["model"]])
+    names = cache[run["model"]]
+    problem = names is not None and lora_target_problem(names, run["lora"], f"model {run['model']!r}")
+    if problem:
+        raise ConfigError(f"{where}: {problem}; change lora.target_modules")
+
+
 def _check_run(
-    run: dict[str, Any], models: dict[str, Any], source: str, data: dict[str, Any] | None = None
+    run: dict[str, Any],
+    models: dict[str, Any],
+    source: str,
+    data: dict[str, Any] | None = None,
+    layer_cache: dict[str, Any] | None = None,
 ) -> None:
     where = f"{source}: run {run['name']}"
     if run["model"] not in models:
         raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
+    if run.get("lora") and run["lora"].get("target_modules", "all-linear") != "all-linear":
+        _check_lora(run, models, where, {} if layer_cache is None else layer_cache)
     if run.get("pcgrad"):
         domains = training_domains(data or {})
         if len(domains) < 2:
@@ -279,6 +423,8 @@ def _check_run(
                 f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
             )
     _check_launch(run, where)
+    if run.get("early_stopping"):
+        _check_early_stopping(run, where, training_rows(data or {}))
     if run["method"] == "ppo":
         _check_ppo(run["ppo"], where)
         return
@@ -468,8 +614,9 @@ def load_experiment(
         _check_model(name, model, source)
     train_sources = load_train_sources(config, source, workdir)
     runs = expand_runs(config, source)
+    layer_cache: dict[str, Any] = {}  # model -> layer names, built once per model
     for run in runs.values():
-        _check_run(run, models, source, config["data"])
+        _check_run(run, models, source, config["data"], layer_cache)
     baseline = config.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")

@@ -18,6 +18,8 @@ with script_logging(snakemake.log[0]):
         "state_dir": snakemake.params.state_dir,
         "metrics": snakemake.output.metrics,
         "log": snakemake.log[0],
+        # only runs with early_stopping declare it
+        "validation": snakemake.input.get("validation"),
     }
     if is_distributed(run):
         launch(run, paths, threads=snakemake.threads)
@@ -35,4 +37,5 @@ with script_logging(snakemake.log[0]):
             checkpoints_dir=paths["checkpoints"],
             state_dir=paths["state_dir"],
             metrics_path=paths["metrics"],
+            validation_rows=read_jsonl(paths["validation"]) if paths["validation"] else None,
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import ExportCallback, latest_trainer_checkpoint
+from rlpipe.train.lora import check_lora_targets, lora_config
 from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ GRPO_KEYS = (
     "lr_scheduler_type",
     "warmup_steps",
     "weight_decay",
+    "gradient_checkpointing",
 )
 
 
@@ -107,49 +109,6 @@ def make_reward_fn() -> Any:
     return reward
 
 
-def lora_config(lora: dict[str, Any] | None) -> Any:
-    """A PEFT ``LoraConfig`` from the run's ``lora`` section, or None for full fine-tuning."""
-    if not lora:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora.get("dropout", 0.0),
-        target_modules=lora.get("target_modules", "all-linear"),
-        task_type="CAUSAL_LM",
-    )
-
-
-def check_lora_targets(model: Any, lora: dict[str, Any] | None, where: str = "the model") -> None:
-    """Fail at train start, naming the model's linear layers, when ``lora.target_modules`` matches none.
-
-    Module names of a hub model are only known once it is loaded, so config validation cannot do
-    this; PEFT's own error does not list what would have matched.
-    """
-    if not lora:
-        return
-    import re
-
-    from torch import nn
-
-    targets = lora.get("target_modules", "all-linear")
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding | nn.Conv1d)]
-    if targets == "all-linear":
-        found = [n for n in names if not n.endswith("lm_head")]
-    elif isinstance(targets, str):  # PEFT: a string is a regex matched against the full name
-        found = [n for n in names if re.fullmatch(targets, n)]
-    else:  # a list: exact name or name suffix after a dot
-        found = [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
-    if not found:
-        leaves = sorted({n.rsplit(".", 1)[-1] for n in names})
-        raise ValueError(
-            f"lora.target_modules {targets!r} matches no layer of {where}; its layers are named "
-            f"{', '.join(leaves)}"
-        )
-
-
 class ScheduledExportCallback(ExportCallback):
     """Export only the scheduled checkpoints: a save forced by a stop signal is for resuming only."""
 
@@ -170,16 +129,20 @@ def train_grpo(
     checkpoints_dir: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
+    validation_rows: list[dict[str, Any]] | None = None,
 ) -> None:
     """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``.
 
     On SIGTERM/SIGUSR1 the step in progress finishes, a checkpoint is saved and
     ``TrainingInterrupted`` (a non-zero exit) is raised; ``pcgrad: true`` uses PCGrad over domains.
+    With ``early_stopping`` the greedy reward on ``validation_rows`` is scored every
+    ``eval_every`` steps (``rlpipe.train.validation``), each of those steps is checkpointed, and
+    training ends at the step the stop rule says.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlpipe.config import checkpoint_steps
+    from rlpipe.config import save_steps
     from rlpipe.models import resolve_model_dir
     from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
 
@@ -208,6 +171,10 @@ def train_grpo(
     dataset = reward_dataset(rows)
     stop = StopRequest()
     stop_callback = StopOnSignalCallback(stop)
+    # Validation must add its metrics to a step's log row before the metrics file writes it.
+    early = early_stopping_callback(
+        run, validation_rows, tokenizer, len(rows), hp.get("max_completion_length", 512)
+    )
     extra: dict[str, Any] = {}
     trainer_cls: Any = GRPOTrainer
     if run.get("pcgrad"):
@@ -229,8 +196,9 @@ def train_grpo(
         peft_config=lora_config(run.get("lora")),
         callbacks=[
             ProgressCallback(f"grpo[{run['name']}]"),
+            *([early] if early else []),
             MetricsFileCallback(metrics_path, {"run": run["name"]}),
-            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(checkpoint_steps(run))),
+            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(save_steps(run))),
             stop_callback,
         ],
         **extra,
@@ -239,11 +207,57 @@ def train_grpo(
     if resume:
         log.info("resuming from %s", resume)
         ExportCallback(state_dir, checkpoints_dir, tokenizer).restore()
+        if early:
+            saved = json.loads((resume / "trainer_state.json").read_text()).get("stateful_callbacks", {})
+            state = saved.get(type(early).__name__)
+            if state is None:
+                raise ValueError(f"{resume}: no early-stopping state in this checkpoint (made without it?)")
+            early.controller.load_state_dict(state["attributes"]["early_stopping"])
+            if early.controller.stopped:
+                log.info("run %s already stopped early at step %s", run["name"], resume.name)
+                Path(metrics_path).touch()
+                return
     with stop:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stop_callback.stopped_at is not None:
         raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
+    if early and early.stopped_at is not None:
+        best = early.controller.stopper
+        log.info(
+            "early stop at step %d of %d: best %s %.4f at step %s",
+            early.stopped_at,
+            run["steps"],
+            best.metric,
+            best.best_value if best.best_value is not None else float("nan"),
+            best.best_step,
+        )
     Path(metrics_path).touch()
+
+
+def early_stopping_callback(
+    run: dict[str, Any],
+    validation_rows: list[dict[str, Any]] | None,
+    tokenizer: Any,
+    n_train: int,
+    max_new_tokens: int,
+) -> Any:
+    """The run's ``EarlyStoppingCallback``, or None when it has no ``early_stopping`` section."""
+    settings = run.get("early_stopping")
+    if not settings:
+        return None
+    from rlpipe.config import early_stopping_min_step
+    from rlpipe.train.validation import EarlyStoppingCallback, ValidationEarlyStopping
+
+    if not validation_rows:
+        raise ValueError(f"run {run['name']}: early_stopping needs validation rows (data/validation.jsonl)")
+    controller = ValidationEarlyStopping(
+        settings,
+        validation_rows,
+        tokenizer,
+        min_step=early_stopping_min_step(run, n_train),
+        max_new_tokens=max_new_tokens,
+    )
+    return EarlyStoppingCallback(controller)
 
 
 def _cuda() -> bool:

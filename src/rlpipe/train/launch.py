@@ -338,6 +338,7 @@ def worker(spec: Mapping[str, Any]) -> None:
             checkpoints_dir=paths["checkpoints"],
             state_dir=paths["state_dir"],
             metrics_path=paths["metrics"],
+            validation_rows=read_jsonl(paths["validation"]) if paths.get("validation") else None,
         )
 
 
