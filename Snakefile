@@ -18,8 +18,12 @@ EXP = load_experiment(config, workflow.configfiles, workdir=workflow.basedir)
 container: "docker://condaforge/miniforge3:24.11.3-0"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/preflight.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/analysis.smk"

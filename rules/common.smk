@@ -1,5 +1,10 @@
 # Shared names and input functions. All experiment logic (expansion, validation) lives in
 # rlpipe.config; these helpers only map wildcards to paths and parameters.
+import re
+from pathlib import Path
+
+from snakemake.exceptions import IncompleteCheckpointException
+
 from rlpipe.config import checkpoint_steps
 from rlpipe.resources import gpu_job_resources, model_gpu_resources
 
@@ -28,16 +33,69 @@ def run_model(run):
     return EXP.base_runs[run] if run in EXP.base_runs else RUNS[run]["model"]
 
 
+def train_inputs(wildcards):
+    """A run trains from its model's policy on data/train.jsonl; early stopping also reads validation."""
+    run = RUNS[wildcards.run]
+    inputs = {"policy": policy_dir(run["model"]), "train": f"{OUT}/data/train.jsonl"}
+    if run.get("early_stopping"):
+        inputs["validation"] = f"{OUT}/data/validation.jsonl"
+    return inputs
+
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def saved_steps(name):
+    """Steps whose checkpoint run `name` saved, or None while that is not known yet.
+
+    Without early stopping: the static schedule (rlpipe.config.checkpoint_steps), known at parse
+    time, so `snakemake -n` lists those evaluations. With it: the step_N folders that exist once
+    the run's `train` checkpoint job is done; until then None (see `pending_checkpoints`).
+    """
+    run = RUNS[name]
+    if not run.get("early_stopping"):
+        return checkpoint_steps(run)
+    try:
+        folder = Path(checkpoints.train.get(run=name).output.checkpoints)
+    except IncompleteCheckpointException:
+        return None
+    found = [STEP_DIR.match(p.name) for p in folder.iterdir() if p.is_dir()]
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def pending_checkpoints():
+    """Checkpoint folders of early-stopping runs still to be trained.
+
+    Jobs that need every evaluation take them as inputs, so they wait for those runs, and
+    Snakemake re-plans them (adding those evaluations) when each `train` checkpoint job ends.
+    The other runs' evaluations stay planned meanwhile, so a dry run still lists them.
+    """
+    pending = []
+    for name in RUNS:
+        try:
+            if RUNS[name].get("early_stopping"):
+                checkpoints.train.get(run=name)
+        except IncompleteCheckpointException as exc:
+            pending.append(exc.targetfile)
+    return pending
+
+
 def eval_targets():
-    """(run, step) of every evaluation: each base model at step 0, every checkpoint of every run."""
+    """(run, step) of every known evaluation: each base model at step 0, every saved checkpoint.
+
+    Early-stopping runs count once trained; call this from input functions or params only.
+    """
     targets = [(base, 0) for base in EXP.base_runs]
-    for name, run in RUNS.items():
-        targets += [(name, step) for step in checkpoint_steps(run)]
+    for name in RUNS:
+        targets += [(name, step) for step in saved_steps(name) or []]
     return targets
 
 
-def summaries():
-    return [f"{OUT}/eval/{run}/step_{step}/summary.csv" for run, step in eval_targets()]
+def summaries(wildcards=None):
+    known = [
+        f"{OUT}/eval/{run}/step_{step}/summary.csv" for run, step in eval_targets()
+    ]
+    return known + pending_checkpoints()
 
 
 def generate_inputs(wildcards):
@@ -56,7 +114,7 @@ GENERATION_GPUS = EXP.config["evaluation"].get("tensor_parallel_size", 1)
 
 
 def gpu_resource(kind, key):
-    """Resource callable: ``key`` of a ``kind`` job (train, warmup, generate), sized by rlpipe.resources.
+    """Resource callable: ``key`` of a ``kind`` job (train, warmup, generate, preflight), by rlpipe.resources.
 
     A run's jobs follow its ``resources``; warm-up and base-model generation follow the first GPU
     run on that model. Grows with the retry attempt.
@@ -80,9 +138,64 @@ def gpu_resource(kind, key):
 BASE_OF = {name: EXP.base_run(run["model"]) for name, run in RUNS.items()}
 
 
-def sample_scores():
+def sample_scores(wildcards=None):
     """(run, step) -> per-sample scores file, for paired comparisons in the report."""
     return {
         (run, step): f"{OUT}/eval/{run}/step_{step}/scores.jsonl"
         for run, step in eval_targets()
+    }
+
+
+def sample_score_files(wildcards=None):
+    return list(sample_scores().values()) + pending_checkpoints()
+
+
+# --- pre-flight, diagnostics, cost and W&B (rules/preflight.smk, rules/analysis.smk) ---------
+from rlpipe.analysis.preflight import DEFAULTS as PREFLIGHT_DEFAULTS, preflight_spec
+from rlpipe.analysis.plots import run_colors
+
+PREFLIGHT = {**PREFLIGHT_DEFAULTS, **EXP.config.get("preflight", {})}
+WANDB = EXP.config.get("tracking", {}).get("wandb", {})
+
+
+def preflight_result(wildcards):
+    """The pre-flight result a training run waits for (none when pre-flight is disabled)."""
+    return [f"{OUT}/preflight/{wildcards.run}.json"] if PREFLIGHT["enabled"] else []
+
+
+def preflight_results():
+    return (
+        {run: f"{OUT}/preflight/{run}.json" for run in RUNS}
+        if PREFLIGHT["enabled"]
+        else {}
+    )
+
+
+def job_logs():
+    """Every job's log by kind, for the cost table (each job records its timing next to its log)."""
+    shared = {
+        f"prepare_model/{m}": f"{OUT}/logs/prepare_model/{m}.log" for m in EXP.models
+    }
+    shared.update({f"warmup/{m}": f"{OUT}/logs/warmup/{m}.log" for m in EXP.models})
+    shared["prepare_train_data"] = f"{OUT}/logs/prepare_train_data.log"
+    shared.update(
+        {
+            f"prepare_suite_task/{t}": f"{OUT}/logs/prepare_suite_task/{t}.log"
+            for t in sorted(SUITE["tasks"])
+        }
+    )
+    return {
+        "train": {run: f"{OUT}/logs/train/{run}.log" for run in RUNS},
+        "preflight": (
+            {run: f"{OUT}/logs/preflight/{run}.log" for run in RUNS}
+            if PREFLIGHT["enabled"]
+            else {}
+        ),
+        "generate": {
+            (r, s): f"{OUT}/logs/generate/{r}/step_{s}.log" for r, s in eval_targets()
+        },
+        "score": {
+            (r, s): f"{OUT}/logs/score/{r}/step_{s}.log" for r, s in eval_targets()
+        },
+        "shared": shared,
     }

@@ -27,8 +27,9 @@ rule prepare_train_data:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
-        tasks=EXP.config["data"]["tasks"],
+        tasks=EXP.config["data"].get("tasks", {}),
         validation_per_task=EXP.config["data"].get("validation_per_task", 100),
+        sources=EXP.train_sources,
         seed=EXP.seeds[0],
     script:
         "../workflow/scripts/prepare_train_data.py"

@@ -22,6 +22,7 @@ rule generate:
         suite=SUITE,
         backend=EXP.config["evaluation"].get("backend", "hf"),
         batch_size=EXP.config["evaluation"].get("batch_size", 64),
+        tensor_parallel_size=EXP.config["evaluation"].get("tensor_parallel_size", 1),
         seed=EXP.seeds[0],
     script:
         "../workflow/scripts/generate.py"

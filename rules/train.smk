@@ -1,7 +1,9 @@
-rule train:
+# A checkpoint: with early stopping the steps a run saves are known only after it trained, and the
+# evaluation jobs downstream are planned from the checkpoints that exist (rules/common.smk).
+checkpoint train:
     input:
-        policy=lambda wc: policy_dir(RUNS[wc.run]["model"]),
-        train=f"{OUT}/data/train.jsonl",
+        unpack(train_inputs),
+        preflight=preflight_result,
     output:
         checkpoints=directory(f"{OUT}/runs/{{run}}/checkpoints"),
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",

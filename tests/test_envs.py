@@ -5,8 +5,9 @@ The environments cannot be built offline, so this checks them statically: for ev
 rlpipe modules it imports (function-level imports included, so lazily imported libraries count)
 must come from a package the environment lists; every package listed must carry exactly the
 version specifier of pyproject.toml. Imports guarded by ``except ImportError`` (or broader) are
-optional. A package counts as provided when a listed package requires it (as installed here: pip
-resolves the same requirements when it builds the environment).
+optional, and so are pyproject's optional extras (vllm). A package counts as provided when a listed
+package requires it (as installed here: pip resolves the same requirements when it builds the
+environment).
 """
 
 from __future__ import annotations
@@ -139,6 +140,13 @@ def _with_requirements(packages: set[str]) -> set[str]:
 
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+#: pyproject's optional extras (vllm): modules of theirs are optional in an environment too
+EXTRAS = {
+    _norm(Requirement(r).name)
+    for group, reqs in PYPROJECT["optional-dependencies"].items()
+    if group != "dev"
+    for r in reqs
+}
 PINNED = {_norm(Requirement(r).name): str(Requirement(r).specifier) for r in PYPROJECT["dependencies"]}
 DISTRIBUTIONS = importlib.metadata.packages_distributions()
 
@@ -149,7 +157,7 @@ def test_rule_env_has_what_its_script_imports(rule, env, script):
     missing = {}
     for module in sorted(third_party_imports(ROOT / script)):
         dists = {_norm(d) for d in DISTRIBUTIONS.get(module, [module])}
-        if not dists & provided:
+        if not dists & (provided | EXTRAS):
             missing[module] = sorted(dists)
     assert not missing, f"rule {rule}: envs/{env} lacks the package of {missing}"
 

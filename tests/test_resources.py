@@ -129,7 +129,9 @@ def _dry_run_resources(configfile: Path, workdir: Path) -> dict[str, list[dict[s
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     jobs: dict[str, list[dict[str, str]]] = {}
-    for rule, resources in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M):
+    for rule, resources in re.findall(
+        r"^(?:rule|checkpoint) (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M
+    ):
         jobs.setdefault(rule, []).append(dict(kv.split("=", 1) for kv in resources.split(", ")))
     return jobs
 
@@ -137,12 +139,12 @@ def _dry_run_resources(configfile: Path, workdir: Path) -> dict[str, list[dict[s
 def test_dag_gpu_rules_request_gpus_and_cpu_rules_none(tmp_path):
     jobs = _dry_run_resources(ROOT / "tests" / "configs" / "slurm.yaml", tmp_path)
     assert {r for r in jobs if r != "all"} == {
-        "prepare_model", "prepare_train_data", "prepare_suite_task", "warmup", "train", "generate",
-        "score", "aggregate", "plot_evolution", "report",
+        "prepare_model", "prepare_train_data", "prepare_suite_task", "warmup", "preflight", "train",
+        "generate", "score", "diagnose", "aggregate", "plot_evolution", "wandb", "report",
     }  # fmt: skip
     for rule, listed in jobs.items():
         for res in listed:
-            if rule in {"warmup", "train", "generate"}:
+            if rule in {"warmup", "preflight", "train", "generate"}:
                 assert res["gpu"] == "1", (rule, res)
             elif rule != "all":
                 assert res["gpu"] == "0", (rule, res)

@@ -6,8 +6,10 @@ dry runs); a second run in another directory checks that the same seed gives ide
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -17,10 +19,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from rlpipe.tracking.logs import read_timing
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "configs" / "e2e.yaml"
 EXP = "e2e"
 TASKS = {"addition", "sorting", "program"}
+RUNS = ("grpo", "grpo-lora")
+# Secrets the workflow runs with: none may reach any file it writes (W&B stays offline by WANDB_MODE).
+SENTINELS = {"WANDB_API_KEY": "sentinel-wandb-key-0123456789abcdef", "HF_TOKEN": "hf_sentinelTOKEN0123456789"}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 pytestmark = pytest.mark.e2e
 
 
@@ -29,7 +38,7 @@ def snakemake(workdir: Path, *args: str, configfile: Path = CONFIG, timeout: int
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
         "--configfile", str(configfile), "--cores", "2", *args,
     ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", **SENTINELS}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
     if proc.returncode:
         raise AssertionError(
@@ -46,7 +55,7 @@ def planned_jobs(output: str) -> tuple[Counter, list[str]]:
         for line in table.group(1).strip().splitlines():
             rule, count = line.split()
             counts[rule] = int(count)
-    trained = re.findall(r"rule train:.*?wildcards: run=(\S+)", output, re.S)
+    trained = re.findall(r"(?:rule|checkpoint) train:.*?wildcards: run=(\S+)", output, re.S)
     return counts, sorted(set(trained))
 
 
@@ -75,11 +84,41 @@ def test_every_artifact_is_there(run_dir):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
     report = (out / "report.md").read_text()
-    for section in ("## Scores at the final checkpoint", "## Best checkpoint per run", "vs its base model",
-                    "## Delta vs the baseline run `grpo`", "## Checkpoint evolution"):  # fmt: skip
-        assert section in report
-    assert "plots/evolution_domains.png" in report
-    assert "nan" not in report.split("## Training")[0].lower()
+    sections = ["## Summary", "## Recommendations", "## Runs", "## Scores at the final checkpoint",
+                "## Checkpoint selection", "## Did training help?", "## Comparison with the baseline `grpo`",
+                "## Learning diagnostics", "## Pre-flight checks", "## Cost", "## Checkpoint evolution",
+                "## Weights & Biases", "## Reproducibility"]  # fmt: skip
+    positions = [report.index(section) for section in sections]
+    assert positions == sorted(positions)
+    for plot in ("plots/evolution_domains.png", "plots/comparison.png", "plots/training/grpo.png"):
+        assert f"]({plot})" in report and (out / plot).stat().st_size > 10_000
+    assert not re.search(r"\bnan\b", report, re.I)
+    # honest about choosing checkpoints on test when there is no validation metric
+    assert "No validation evaluation exists in this experiment" in report or "| validation |" in report
+    assert re.search(r"\| grpo \| \*\*(learning|flat|unstable)\*\* \|", report)
+    assert "| grpo | 48 × 4 |" in report  # pre-flight: 48 prompts x the run's 4 generations
+    assert re.search(
+        r"\| grpo \| \d+\.\d \| 0 \| 0\.\d+ \| 2 \| \d+\.\d \|", report
+    )  # cost: wall, GPU-h, CPU-h
+    assert "Offline runs; upload them with `wandb sync --include-offline" in report
+    for table in ("comparison", "checkpoints", "diagnostics", "preflight", "cost"):
+        assert len(pd.read_csv(out / "tables" / f"{table}.csv")) > 0, table
+    for task in TASKS:
+        assert (out / "plots" / "evolution" / f"{task}.png").exists()
+
+    for run in RUNS:
+        pre = json.loads((out / "preflight" / f"{run}.json").read_text())
+        assert pre["loss_mask"]["passed"] and pre["signal"]["n_prompts"] == 48
+        assert pre["loss_mask"]["positions"]["completion_padding"] > 0
+        verdict = json.loads((out / "diagnostics" / f"{run}.json").read_text())
+        assert verdict["verdict"] in ("learning", "flat", "unstable") and verdict["line"].startswith(run)
+        # the DAG ran the pre-flight check before training, and every job recorded its timing
+        pre_t, train_t = (read_timing(out / "logs" / rule / f"{run}.log") for rule in ("preflight", "train"))
+        assert pre_t[-1]["status"] == train_t[-1]["status"] == "ok"
+        assert pre_t[-1]["end"] <= train_t[-1]["start"]
+    manifest = json.loads((out / "wandb" / "runs.json").read_text())
+    assert manifest["mode"] == "offline" and set(manifest["runs"]) == set(RUNS)
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 2 * len(RUNS)
 
     metrics = (out / "runs" / "grpo" / "metrics.jsonl").read_text().splitlines()
     assert len([m for m in metrics if '"reward"' in m]) == 6
@@ -90,17 +129,105 @@ def test_every_artifact_is_there(run_dir):
     assert (out / "runs" / "grpo-lora" / "checkpoints" / "step_6" / "adapter_config.json").exists()
     samples = (out / "eval" / "grpo-lora" / "step_6" / "completions.jsonl").read_text().splitlines()
     assert len(samples) == 3 * 24 * 2
-    for rule in ("prepare_model", "warmup", "train", "generate", "score", "aggregate", "report"):
+    rules = ("prepare_model", "warmup", "preflight", "train", "generate", "score", "aggregate", "diagnose")
+    for rule in (*rules, "wandb", "report"):
         assert list((out / "logs").glob(f"{rule}*")), rule
 
 
-def test_html_report_embeds_plots_and_tables(run_dir):
+def test_nothing_written_contains_a_secret(run_dir):
+    leaks = []
+    for root in (run_dir / "results", run_dir / ".snakemake"):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                leaks += [f"{path}: {k}" for k, v in SENTINELS.items() if v.encode() in data]
+    assert not leaks, leaks
+
+
+# Runs inside the Snakemake report page: shows every category, opens the evolution plot as a user
+# clicking it would (the app's own setView), checks that every embedded PNG decodes, records it.
+PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const pngs = Object.keys(results).filter(k => results[k].mime_type === "image/png");
+  const images = {};
+  for (const k of pngs) { images[k] = new Image(); images[k].src = results[k].data_uri; }
+  const key = pngs.find(k => k.endsWith("plots/evolution_domains.png"));
+  app.showCategory("Evaluation");
+  app.setView({content: "img", contentPath: results[key].data_uri, resultPath: key});
+  setTimeout(() => {
+    const sizes = {};
+    for (const k of pngs) { sizes[k] = [images[k].naturalWidth, images[k].naturalHeight]; }
+    const shown = [...document.querySelectorAll("img")].filter(i => i.src.startsWith("data:image/png"))
+      .map(i => [i.naturalWidth, i.naturalHeight]);
+    const pre = document.createElement("pre"); pre.id = "rlpipe-probe"; pre.style.display = "none";
+    pre.textContent = JSON.stringify({sizes, shown, categories, nav: document.body.innerText});
+    document.body.appendChild(pre);
+  }, 1500);
+}, 300));
+</script>"""
+
+
+def _ensure_chromium() -> bool:
+    """Whether Chromium is here; in CI (``CI=true``, root, Debian) it is installed first, as the SLURM
+    tests install their cluster, so the HTML check runs there instead of skipping."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return True
+    if os.environ.get("CI") != "true" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    ):
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+        )
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed in CI: {proc.stderr[-2000:]}"
+    return shutil.which("chromium") is not None
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_html_report_embeds_plots_and_tables(run_dir, tmp_path):
     html = run_dir / "results" / EXP / "report.html"
     snakemake(run_dir, "--report", str(html))
     text = html.read_text()
-    for name in ("evolution_tasks.png", "evolution_domains.png", "scores.csv", "report.md"):
+    for name in ("evolution_tasks.png", "evolution_domains.png", "scores.csv", "report.md", "comparison.png",
+                 "training/grpo.png", "preflight/grpo.json", "cost.csv"):  # fmt: skip
         assert name in text, name
     assert html.stat().st_size > 100_000
+    if not _ensure_chromium():
+        pytest.skip(
+            "headless Chromium not installed (Debian: apt-get install -y chromium); HTML not rendered"
+        )
+
+    page = tmp_path / "report_probe.html"
+    cut = text.rindex("</body>")
+    page.write_text(text[:cut] + PROBE + text[cut:])
+    dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile-dom")
+    found = re.search(r'<pre id="rlpipe-probe"[^>]*>(.*?)</pre>', dom.stdout, re.S)
+    assert found, f"the report page did not render: {dom.stderr[-2000:]}"
+    probe = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert set(probe["categories"]) == {"Training", "Evaluation", "Comparison", "Diagnostics"}
+    assert set(probe["categories"]["Evaluation"]) == {"overview", "per task"}
+    expected = {f"results/{EXP}/plots/{p}.png" for p in ("evolution_tasks", "evolution_domains", "comparison",
+                "training/grpo", "training/grpo-lora", *(f"evolution/{t}" for t in TASKS))}  # fmt: skip
+    assert expected <= set(probe["sizes"]), sorted(probe["sizes"])
+    assert all(w > 400 and h > 300 for w, h in probe["sizes"].values()), probe["sizes"]
+    assert probe["shown"] and probe["shown"][0][0] > 500  # the evolution plot is on screen, decoded
+    for category in ("Training", "Evaluation", "Comparison", "Diagnostics"):
+        assert category in probe["nav"]
+
+    shot = run_dir / "results" / EXP / "report_screenshot.png"
+    _chromium(
+        f"--screenshot={shot}", "--window-size=1400,900", page.as_uri(), profile=tmp_path / "profile-shot"
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    print(f"HTML report screenshot: {shot}")
 
 
 def test_complete_run_has_nothing_to_do(run_dir):
@@ -116,7 +243,17 @@ def test_changing_one_run_reruns_only_that_run(run_dir, tmp_path):
     counts, trained = planned_jobs(snakemake(run_dir, "-n", configfile=changed))
     assert trained == ["grpo-lora"]
     assert counts == Counter(
-        {"train": 1, "generate": 2, "score": 2, "aggregate": 1, "plot_evolution": 1, "report": 1, "all": 1}
+        {
+            "train": 1,
+            "generate": 2,
+            "score": 2,
+            "aggregate": 1,
+            "plot_evolution": 1,
+            "diagnose": 1,
+            "wandb": 1,
+            "report": 1,
+            "all": 1,
+        }
     )
 
 

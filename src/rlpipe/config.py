@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,15 @@ PPO_DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "whiten_advantages": True,
 }
+# Early-stopping settings a run does not set (``early_stopping:`` section); ``eval_every`` defaults
+# to the run's checkpoint interval. Filled in only for runs that have the section.
+EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
+    "metric": "validation_reward",
+    "mode": "max",
+    "min_delta": 0.0,
+    "min_steps": 0,
+    "min_epochs": 0,
+}
 
 
 class ConfigError(ValueError):
@@ -64,6 +74,8 @@ class Experiment:
     seeds: list[int]
     baseline: str | None
     sources: list[str] = field(default_factory=list)
+    # data.sources resolved (rlpipe.config.load_train_sources): task -> {domain, scorer, source, validation}
+    train_sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> str:
@@ -99,12 +111,27 @@ def _key_path(parts: Any) -> str:
     return out or "<top level>"
 
 
+def _schema_registry() -> Any:
+    """Every schema under ``workflow/schemas`` by file name, so one can ``$ref`` another's ``$defs``.
+
+    The experiment schema reuses the suite schema's data-source definition (``data.sources``): one
+    definition of a source, however it is used.
+    """
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    return Registry().with_resources(
+        (path.name, Resource.from_contents(load_yaml(path), default_specification=DRAFT202012))
+        for path in sorted(SCHEMAS.glob("*.schema.yaml"))
+    )
+
+
 def validate(obj: Any, schema_name: str, source: str) -> None:
     """Validate ``obj`` against ``workflow/schemas/<schema_name>``; raise one readable line."""
     import jsonschema
 
     schema = load_yaml(SCHEMAS / schema_name)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema, registry=_schema_registry())
     errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if not errors:
         return
@@ -156,21 +183,55 @@ def _value_tag(value: Any) -> str:
     )
 
 
+def sweep_combinations(
+    sweep: dict[str, list[Any]], paired: list[list[str]] | None = None, where: str = "sweep"
+) -> list[dict[str, Any]]:
+    """One ``{dotted key: value}`` per run of a sweep: the product over its axes.
+
+    An axis is one key, or a ``paired`` group of keys whose lists are walked together (zip): with
+    ``paired: [[lora.r, lora.alpha]]``, ``lora.r: [8, 16]`` and ``lora.alpha: [16, 32]`` give two
+    combinations, not four -- how ``alpha = 2r`` is swept. Axes are ordered by their first key, so a
+    sweep without ``paired`` expands exactly as before.
+    """
+    groups = [list(g) for g in paired or []]
+    grouped = [key for group in groups for key in group]
+    for key in grouped:
+        if key not in sweep:
+            raise ConfigError(f"{where}: paired key {key!r} is not a sweep key (sweep: {', '.join(sweep)})")
+        if grouped.count(key) > 1:
+            raise ConfigError(f"{where}: paired key {key!r} is in more than one group")
+    for group in groups:
+        lengths = {key: len(sweep[key]) for key in group}
+        if len(set(lengths.values())) > 1:
+            listed = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            raise ConfigError(f"{where}: paired keys need lists of one length ({listed})")
+    axes = [sorted(g) for g in groups] + [[k] for k in sweep if k not in grouped]
+    axes.sort(key=lambda axis: axis[0])
+    combos = []
+    for picks in itertools.product(*(range(len(sweep[axis[0]])) for axis in axes)):
+        combo = {key: sweep[key][i] for axis, i in zip(axes, picks, strict=True) for key in axis}
+        combos.append({key: combo[key] for key in sorted(combo)})
+    return combos
+
+
 def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
     """Complete run specs: defaults merged, sweeps expanded (one run per combination), seeds applied.
 
     A sweep over ``{lora.r: [8, 16], grpo.beta: [0, 0.04]}`` of run ``lora`` yields runs
-    ``lora_r8_beta0`` ... ; with several seeds every run gets a ``_s<seed>`` suffix.
+    ``lora_r8_beta0`` ... ; ``paired`` groups of sweep keys vary together (``sweep_combinations``);
+    with several seeds every run gets a ``_s<seed>`` suffix.
     """
     defaults = config.get("run_defaults", {})
     seeds = config.get("seeds", [0])
     every = config.get("checkpoints", {}).get("every")
     runs: dict[str, dict[str, Any]] = {}
     for index, raw in enumerate(config["runs"]):
-        spec = _deep_merge(defaults, {k: v for k, v in raw.items() if k != "sweep"})
+        spec = _deep_merge(defaults, {k: v for k, v in raw.items() if k not in ("sweep", "paired")})
         sweep = raw.get("sweep", {})
         keys = sorted(sweep)
-        for combo in itertools.product(*(sweep[k] for k in keys)):
+        where = f"{source}: runs[{index}] ({raw['name']})"
+        for combination in sweep_combinations(sweep, raw.get("paired"), where):
+            combo = [combination[k] for k in keys]
             variant = copy.deepcopy(spec)
             suffix = ""
             for key, value in zip(keys, combo, strict=True):
@@ -193,6 +254,12 @@ def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                         f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)"
                     )
                 run["save_every"] = min(every or run["steps"], run["steps"])
+                if run.get("early_stopping") is not None:
+                    run["early_stopping"] = {
+                        **EARLY_STOPPING_DEFAULTS,
+                        "eval_every": run["save_every"],
+                        **run["early_stopping"],
+                    }
                 run["sweep"] = dict(zip(keys, combo, strict=True))
                 runs[name] = run
     return runs
@@ -206,32 +273,185 @@ def checkpoint_steps(run: dict[str, Any]) -> list[int]:
     return steps
 
 
+def training_domains(data: dict[str, Any]) -> list[str]:
+    """The domains of the training mix: procedural tasks' and real datasets' (``data.sources``)."""
+    from rlpipe.data.tasks import TASKS
+
+    procedural = {TASKS[t].domain for t in data.get("tasks", {}) if t in TASKS}
+    return sorted(procedural | {spec["domain"] for spec in data.get("sources", {}).values()})
+
+
+def training_rows(data: dict[str, Any]) -> int:
+    """Training problems the mix holds, as far as the config says: procedural counts plus each real
+    dataset's ``subsample`` (a dataset without one counts as 0 here, so ``min_epochs`` is a lower bound)."""
+    sources = data.get("sources", {}).values()
+    return sum(data.get("tasks", {}).values()) + sum(s["source"].get("subsample") or 0 for s in sources)
+
+
+def evaluation_steps(run: dict[str, Any]) -> list[int]:
+    """Steps at which an early-stopping run scores its validation split: every ``eval_every`` steps."""
+    es = run.get("early_stopping")
+    if not es:
+        return []
+    return list(range(es["eval_every"], run["steps"] + 1, es["eval_every"]))
+
+
+def save_steps(run: dict[str, Any]) -> list[int]:
+    """Every step a run may publish a checkpoint at: the schedule plus each validation step.
+
+    Without early stopping this is ``checkpoint_steps(run)`` and every one of them is written.
+    With it, training may stop at an evaluation step; the checkpoints that then exist are those of
+    this list up to the stop, so the best evaluated one is always among them.
+    """
+    return sorted(set(checkpoint_steps(run)) | set(evaluation_steps(run)))
+
+
+def prompts_per_step(run: dict[str, Any]) -> float:
+    """Training prompts one training step consumes (what one step is, is method-specific).
+
+    GRPO: an optimizer step takes ``per_device_train_batch_size * gradient_accumulation_steps``
+    completions, ``num_generations`` per prompt, and each generated batch is reused for
+    ``num_iterations`` steps. PPO: one step is one rollout of ``rollout_batch_size`` prompts.
+    Single process (rlpipe trains on one device).
+    """
+    if run["method"] == "ppo":
+        return float(run["ppo"]["rollout_batch_size"])
+    hp = run["grpo"]
+    completions = hp.get("per_device_train_batch_size", 8) * hp.get("gradient_accumulation_steps", 1)
+    return completions / hp.get("num_generations", 8) / hp.get("num_iterations", 1)
+
+
+def early_stopping_min_step(run: dict[str, Any], n_train: int) -> int:
+    """The first step early stopping may stop at: ``min_steps`` or ``min_epochs`` passes, whichever is later.
+
+    ``min_epochs`` converts to steps with the training-set size and the prompts one step consumes:
+    ``ceil(min_epochs * n_train / prompts_per_step)``.
+    """
+    es = run["early_stopping"]
+    epoch_steps = math.ceil(es["min_epochs"] * n_train / prompts_per_step(run) - 1e-9)
+    return max(int(es["min_steps"]), epoch_steps, 0)
+
+
+def _check_early_stopping(run: dict[str, Any], where: str, n_train: int) -> None:
+    """Refuse early-stopping settings that cannot work: no evaluation, or no stop, within ``steps``."""
+    es = run["early_stopping"]
+    steps, every = run["steps"], es["eval_every"]
+    if es["metric"] == "validation_reward" and es["mode"] != "max":
+        raise ConfigError(
+            f"{where}: early_stopping.mode {es['mode']!r} with metric validation_reward would stop while "
+            "the reward rises; use mode: max"
+        )
+    if every > steps:
+        raise ConfigError(
+            f"{where}: early_stopping.eval_every ({every}) is more than steps ({steps}): the validation "
+            "split would never be scored; lower eval_every or raise steps"
+        )
+    min_step = early_stopping_min_step(run, n_train)
+    if min_step > steps:
+        raise ConfigError(
+            f"{where}: early_stopping needs at least {min_step} steps before it may stop (min_steps "
+            f"{es['min_steps']}, min_epochs {es['min_epochs']} x {n_train} training rows / "
+            f"{prompts_per_step(run):g} prompts per step) but steps is {steps}; raise steps or lower "
+            "min_steps / min_epochs"
+        )
+    # The first evaluation is always the best so far; a stop needs `patience` worse ones after it.
+    first_stop = max((es["patience"] + 1) * every, math.ceil(min_step / every) * every)
+    if first_stop > steps:
+        raise ConfigError(
+            f"{where}: early_stopping can never stop this run: the earliest stop is at step {first_stop} "
+            f"(patience {es['patience']} evaluations after the first, every {every} steps, not before "
+            f"step {min_step}) but steps is {steps}; lower patience or eval_every, or raise steps"
+        )
+
+
+def model_layer_names(model: dict[str, Any]) -> list[str] | None:
+    """Adaptable layer names of a base model, from its architecture alone (meta device, no weights).
+
+    Tiny models are built from their ``arch``; local models from their config.json; hub models
+    only when their config.json is already in the local HF cache (config validation never goes
+    online). None when the architecture cannot be known here.
+    """
+    from rlpipe.train.lora import skeleton_modules
+
+    if model["source"] == "tiny":
+        from rlpipe.models import SPECIAL_TOKENS, tiny_config
+
+        return skeleton_modules(tiny_config(model["arch"], len(SPECIAL_TOKENS) + 96, 0, 3))
+    from transformers import AutoConfig
+
+    try:
+        if model["source"] == "local":
+            config = AutoConfig.from_pretrained(model["path"])
+        else:
+            config = AutoConfig.from_pretrained(
+                model["repo_id"], revision=model.get("revision"), local_files_only=True
+            )
+        return skeleton_modules(config)
+    except Exception:  # not cached, or an architecture transformers cannot build: checked at train start
+        return None
+
+
+def _check_lora(run: dict[str, Any], models: dict[str, Any], where: str, cache: dict[str, Any]) -> None:
+    """Refuse ``lora.target_modules`` that match no layer of the run's base model."""
+    from rlpipe.train.lora import lora_target_problem
+
+    if run["model"] not in cache:
+        cache[run["model"]] = model_layer_names(models[run["model"]])
+    names = cache[run["model"]]
+    problem = names is not None and lora_target_problem(names, run["lora"], f"model {run['model']!r}")
+    if problem:
+        raise ConfigError(f"{where}: {problem}; change lora.target_modules")
+
+
 def _check_run(
-    run: dict[str, Any], models: dict[str, Any], source: str, tasks: dict[str, Any] | None = None
+    run: dict[str, Any],
+    models: dict[str, Any],
+    source: str,
+    data: dict[str, Any] | None = None,
+    layer_cache: dict[str, Any] | None = None,
 ) -> None:
     where = f"{source}: run {run['name']}"
     if run["model"] not in models:
         raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
+    if run.get("lora") and run["lora"].get("target_modules", "all-linear") != "all-linear":
+        _check_lora(run, models, where, {} if layer_cache is None else layer_cache)
     if run.get("pcgrad"):
-        from rlpipe.data.tasks import TASKS
-
-        domains = sorted({TASKS[t].domain for t in tasks or {} if t in TASKS})
+        domains = training_domains(data or {})
         if len(domains) < 2:
             raise ConfigError(
-                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks "
+                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks / data.sources "
                 f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
             )
+    _check_launch(run, where)
+    if run.get("early_stopping"):
+        _check_early_stopping(run, where, training_rows(data or {}))
     if run["method"] == "ppo":
         _check_ppo(run["ppo"], where)
         return
     hp = run["grpo"]
     gens = hp.get("num_generations", 8)
-    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1)
+    # TRL generates per_device_train_batch_size * processes * steps_per_generation completions per
+    # generation round and groups them by num_generations across processes.
+    processes = max(1, run["resources"].get("gpus", 0))
+    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1) * processes
     if batch % gens:
         raise ConfigError(
-            f"{where}: grpo.per_device_train_batch_size ({batch}) must be divisible by "
-            f"grpo.num_generations ({gens}); change one of them"
+            f"{where}: grpo.per_device_train_batch_size x steps_per_generation x resources.gpus ({batch}) "
+            f"must be divisible by grpo.num_generations ({gens}); change one of them"
         )
+
+
+def _check_launch(run: dict[str, Any], where: str) -> None:
+    """A multi-GPU run's topology and ``accelerate`` config (see ``rlpipe.train.launch``)."""
+    from rlpipe.train.launch import LaunchError, accelerate_config, processes_per_node
+
+    if run["resources"].get("gpus", 0) <= 1 and run["resources"].get("nodes", 1) <= 1:
+        return
+    try:
+        processes_per_node(run)
+        accelerate_config(run)
+    except LaunchError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_ppo(hp: dict[str, Any], where: str) -> None:
@@ -269,6 +489,68 @@ def _check_model(name: str, model: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{where}: path {path!r} is not a model directory (no config.json there)")
 
 
+def resolve_source(
+    source: dict[str, Any], where: str, workdir: str | Path = ".", require_cached: bool = False
+) -> dict[str, Any]:
+    """A data source checked and resolved at parse time, so a bad one fails before any job starts.
+
+    A pinned hub revision, local files that exist (relative paths resolved against ``workdir``), and
+    ``RLPIPE_DATA_ROOT`` (a local mirror of the hub, e.g. tests/fixtures/hf) redirecting every hub
+    source. ``require_cached``: offline (``HF_HUB_OFFLINE=1``) without a mirror, every hub file must
+    already be in the Hugging Face cache; the error names the dataset and the command that fetches it.
+    """
+    import os
+
+    from rlpipe.data.sources import (
+        SourceError,
+        check_cached,
+        check_source,
+        with_data_root,
+        with_local_path,
+    )
+
+    try:
+        check_source(source)
+        source = with_local_path(source, workdir)
+        if os.environ.get("RLPIPE_DATA_ROOT"):
+            source = with_data_root(source, os.environ["RLPIPE_DATA_ROOT"])
+        if require_cached:
+            check_cached(source)
+    except SourceError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return source
+
+
+def load_train_sources(config: dict[str, Any], source: str, workdir: str | Path = ".") -> dict[str, Any]:
+    """``data.sources`` with scorers checked and every source resolved (see ``resolve_source``).
+
+    Each entry gets ``validation`` (rows carved out for the validation split; default
+    ``data.validation_per_task``). A name may not repeat a procedural task of ``data.tasks``: the name
+    is every row's task label.
+    """
+    from rlpipe.rewards import SCORERS
+
+    data = config["data"]
+    out = {}
+    for name, spec in data.get("sources", {}).items():
+        where = f"{source}: data.sources.{name}"
+        if name in data.get("tasks", {}):
+            raise ConfigError(f"{where}: {name!r} is also a procedural task in data.tasks; rename one")
+        if spec["scorer"] not in SCORERS:
+            raise ConfigError(
+                f"{where}.scorer: unknown scorer {spec['scorer']!r} (known: {', '.join(sorted(SCORERS))})"
+            )
+        if spec["source"]["type"] == "procedural":
+            raise ConfigError(f"{where}.source: procedural tasks go in data.tasks (task -> n)")
+        resolved = resolve_source(spec["source"], f"{where}.source", workdir, require_cached=True)
+        out[name] = {
+            **spec,
+            "source": resolved,
+            "validation": spec.get("validation", data.get("validation_per_task", 100)),
+        }
+    return out
+
+
 def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
     """Load and validate a suite by name (``config/suites/<name>.yaml``) or path; apply defaults."""
     from rlpipe.rewards import SCORERS
@@ -304,20 +586,7 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
                     f"{path}: tasks.{name}.source.task: unknown procedural task {src.get('task')!r}"
                 )
         else:
-            # Data sources, checked here so a bad suite fails at parse: a pinned hub revision, local files
-            # that exist, and RLPIPE_DATA_ROOT (a local mirror of the hub, e.g. tests/fixtures/hf)
-            # redirecting every hub source.
-            import os
-
-            from rlpipe.data.sources import SourceError, check_source, with_data_root, with_local_path
-
-            try:
-                check_source(src)
-                merged["source"] = src = with_local_path(src, workdir)
-                if os.environ.get("RLPIPE_DATA_ROOT"):
-                    merged["source"] = with_data_root(src, os.environ["RLPIPE_DATA_ROOT"])
-            except SourceError as exc:
-                raise ConfigError(f"{path}: tasks.{name}.source: {exc}") from None
+            merged["source"] = resolve_source(src, f"{path}: tasks.{name}.source", workdir)
         tasks[name] = merged
     return {"name": suite["name"], "path": str(path), "tasks": tasks}
 
@@ -330,7 +599,12 @@ def load_experiment(
     validate(config, "config.schema.yaml", source)
     from rlpipe.data.tasks import TASKS
 
-    for task in config["data"]["tasks"]:
+    if not config["data"].get("tasks") and not config["data"].get("sources"):
+        raise ConfigError(
+            f"{source}: data: no training data; give data.tasks (procedural task -> n) and/or "
+            "data.sources (datasets)"
+        )
+    for task in config["data"].get("tasks", {}):
         if task not in TASKS:
             raise ConfigError(
                 f"{source}: data.tasks.{task}: unknown procedural task (known: {', '.join(TASKS)})"
@@ -338,9 +612,11 @@ def load_experiment(
     models = {MAIN_MODEL: config["model"], **config.get("models", {})}
     for name, model in models.items():
         _check_model(name, model, source)
+    train_sources = load_train_sources(config, source, workdir)
     runs = expand_runs(config, source)
+    layer_cache: dict[str, Any] = {}  # model -> layer names, built once per model
     for run in runs.values():
-        _check_run(run, models, source, config["data"]["tasks"])
+        _check_run(run, models, source, config["data"], layer_cache)
     baseline = config.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")
@@ -354,4 +630,5 @@ def load_experiment(
         seeds=config.get("seeds", [0]),
         baseline=baseline,
         sources=list(sources or []),
+        train_sources=canonical(train_sources),
     )

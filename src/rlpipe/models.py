@@ -48,18 +48,12 @@ def build_char_tokenizer() -> Any:
     return tokenizer
 
 
-def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed: int) -> int:
-    """Create a randomly initialised tiny Qwen2 + tokenizer in HF format at ``out_dir``.
+def tiny_config(arch: dict[str, int], vocab_size: int, pad_token_id: int, eos_token_id: int) -> Any:
+    """The ``Qwen2Config`` of the tiny model with architecture ``arch`` (also used to check LoRA targets)."""
+    from transformers import Qwen2Config
 
-    Returns the parameter count. The directory appears atomically.
-    """
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = build_char_tokenizer()
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
+    return Qwen2Config(
+        vocab_size=vocab_size,
         hidden_size=arch["hidden_size"],
         intermediate_size=arch["intermediate_size"],
         num_hidden_layers=arch["num_layers"],
@@ -67,10 +61,23 @@ def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed
         num_key_value_heads=arch["num_kv_heads"],
         max_position_embeddings=arch["max_positions"],
         tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
         bos_token_id=None,
     )
+
+
+def build_tiny_model(out_dir: str | os.PathLike[str], arch: dict[str, int], seed: int) -> int:
+    """Create a randomly initialised tiny Qwen2 + tokenizer in HF format at ``out_dir``.
+
+    Returns the parameter count. The directory appears atomically.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2ForCausalLM
+
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(seed)
+    config = tiny_config(arch, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
@@ -111,21 +118,31 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> str:
     return str(path)
 
 
-def check_chat_template(model_dir: str | os.PathLike[str]) -> None:
-    """Fail early, naming the model, when its tokenizer cannot render a chat prompt."""
+def check_chat_template(model_dir: str | os.PathLike[str], name: str | None = None) -> None:
+    """Fail at model preparation, naming the model, when its tokenizer cannot render a chat prompt.
+
+    Training and evaluation render every prompt with the chat template, so a base model without a
+    usable one (a base, non-chat checkpoint; a broken template) would otherwise fail only in a GPU
+    job, or worse, train on prompts that silently lost their content.
+    """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_dir))
+    path = resolve_model_dir(model_dir)
+    what = f"model {name!r} ({path})" if name else f"model at {path}"
+    tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.chat_template:
-        raise ValueError(f"model at {model_dir} has no chat template; set one or use a chat model")
+        raise ValueError(
+            f"{what} has no chat template: set tokenizer.chat_template in its tokenizer_config.json "
+            "or use a chat/instruct model"
+        )
     try:
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": "ping"}], add_generation_prompt=True, tokenize=False
         )
     except Exception as exc:
-        raise ValueError(f"chat template of model at {model_dir} cannot render a prompt: {exc}") from exc
+        raise ValueError(f"chat template of {what} cannot render a user prompt: {exc}") from exc
     if "ping" not in text:
-        raise ValueError(f"chat template of model at {model_dir} drops the user message")
+        raise ValueError(f"chat template of {what} drops the user message (rendered: {text!r})")
 
 
 def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:

@@ -10,8 +10,9 @@ Sizing rules (all overridable per run in ``runs[].resources`` or per rule with `
 
 * GPUs come from the run's ``resources.gpus``. Training uses all of them (one process per GPU
   through ``accelerate launch``, over ``resources.nodes`` nodes); warm-up (SFT) loads the model once
-  in one process and asks for one GPU when the runs on that model use GPUs, none otherwise;
-  generation likewise, times the evaluation backend's tensor-parallel size.
+  in one process and asks for one GPU when the runs on that model use GPUs, none otherwise; so
+  does a run's pre-flight check; generation likewise, times the evaluation backend's
+  tensor-parallel size.
 * Host memory (``--mem``, not GPU memory) covers loading the weights on the host before they move to
   the GPU: a base plus ``MEM_MB_PER_BILLION`` per billion parameters per process on a node
   (``--mem`` is per node). The parameter count
@@ -33,7 +34,7 @@ from pathlib import PurePath
 from typing import Any
 
 #: time limit in minutes of the first attempt, per GPU rule family (training: unless the run says)
-RUNTIME_MIN = {"train": 240, "warmup": 120, "generate": 60}
+RUNTIME_MIN = {"train": 240, "warmup": 120, "generate": 60, "preflight": 30}
 #: host memory of every GPU job before the per-parameter share, in MB
 BASE_MEM_MB = 2048
 #: host memory per billion parameters per process: fp32 weights (4 bytes) while loading
@@ -76,7 +77,7 @@ def warning_s(res: dict[str, Any], runtime_min: int) -> int:
 def gpu_job_resources(
     kind: str, model: dict[str, Any], res: dict[str, Any], attempt: int = 1, *, generation_gpus: int = 1
 ) -> dict[str, Any]:
-    """Snakemake resources of one GPU-family job (``train``, ``warmup`` or ``generate``).
+    """Snakemake resources of one GPU-family job (``train``, ``warmup``, ``generate``, ``preflight``).
 
     ``res`` is the run's ``resources`` section (for warm-up and generation of a base model: that of
     the model's first GPU run, or ``{}``); ``generation_gpus`` is the tensor-parallel size of the
@@ -87,7 +88,7 @@ def gpu_job_resources(
         raise ValueError(f"unknown GPU rule family {kind!r}; expected one of {', '.join(RUNTIME_MIN)}")
     gpus = int(res.get("gpus", 0))
     nodes = int(res.get("nodes", 1)) if kind == "train" else 1
-    if kind != "train":
+    if kind != "train":  # one process on one GPU; generation: the backend's tensor-parallel size
         gpus = (max(1, generation_gpus) if kind == "generate" else 1) if gpus else 0
     processes = -(-max(1, gpus) // nodes) if kind == "train" else 1  # per node: --mem is per node
     runtime, mem_mb = RUNTIME_MIN[kind], host_mem_mb(model, processes)

@@ -309,3 +309,11 @@ def test_thresholds_are_sane_constants() -> None:
     assert 0 < dg.ZERO_STD_FRAC <= 1
     assert dg.GRAD_SPIKE_FACTOR > dg.GRAD_GROWTH_FACTOR > 1
     assert set(dg.VERDICTS) == {"learning", "flat", "unstable"}
+
+
+def test_small_significant_decline_is_flat_and_says_so() -> None:
+    # -0.03 over the run: below REWARD_DROP (not "unstable") but a significant negative slope
+    v = diagnose_run(stream(reward=lambda i: 0.30 - 0.0003 * i + 0.001 * ((i * 7) % 3 - 1)))
+    assert v.verdict == "flat"
+    assert any(c.startswith("reward drifting down: slope") for c in v.causes), v.causes
+    assert not any("includes 0" in c for c in v.causes)

@@ -16,5 +16,6 @@ with script_logging(snakemake.log[0]):
         out=snakemake.output[0],
         backend=snakemake.params.backend,
         batch_size=snakemake.params.batch_size,
+        tensor_parallel_size=snakemake.params.tensor_parallel_size,
         seed=snakemake.params.seed,
     )

@@ -15,4 +15,4 @@ with script_logging(snakemake.log[0]):
 
         with atomic_path(out, directory=True) as tmp:
             (tmp / "source.json").write_text(json.dumps({"path": spec["path"]}))
-    check_chat_template(out)
+    check_chat_template(out, snakemake.wildcards.model)

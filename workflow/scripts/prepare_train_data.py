@@ -1,4 +1,4 @@
-"""Snakemake adapter: the training task mix and its validation split."""
+"""Snakemake adapter: the training mix (procedural tasks and real datasets) and its validation split."""
 
 from rlpipe.data.prepare import prepare_train_data
 from rlpipe.tracking.logs import script_logging
@@ -10,4 +10,5 @@ with script_logging(snakemake.log[0]):
         snakemake.params.seed,
         snakemake.output.train,
         snakemake.output.validation,
+        train_sources=snakemake.params.sources,
     )

@@ -1,22 +1,41 @@
-"""Snakemake adapter: one training run (method and hyperparameters from the run spec)."""
+"""Snakemake adapter: one training run (method and hyperparameters from the run spec).
+
+A run on one GPU (or the CPU) trains in this process; a run with resources.gpus > 1 (or nodes > 1)
+goes through ``accelerate launch`` (rlpipe.train.launch).
+"""
 
 from rlpipe.runtime import init_job
 from rlpipe.tracking.io import read_jsonl
 from rlpipe.tracking.logs import script_logging
+from rlpipe.train.launch import is_distributed, launch
 
 with script_logging(snakemake.log[0]):
     run = snakemake.params.run
-    init_job(snakemake.threads, run["seed"])
-    if run["method"] == "ppo":
-        from rlpipe.train.ppo import train_ppo as train
+    paths = {
+        "policy": snakemake.input.policy,
+        "train": snakemake.input.train,
+        "checkpoints": snakemake.output.checkpoints,
+        "state_dir": snakemake.params.state_dir,
+        "metrics": snakemake.output.metrics,
+        "log": snakemake.log[0],
+        # only runs with early_stopping declare it
+        "validation": snakemake.input.get("validation"),
+    }
+    if is_distributed(run):
+        launch(run, paths, threads=snakemake.threads)
     else:
-        from rlpipe.train.grpo import train_grpo as train
+        init_job(snakemake.threads, run["seed"])
+        if run["method"] == "ppo":
+            from rlpipe.train.ppo import train_ppo as train
+        else:
+            from rlpipe.train.grpo import train_grpo as train
 
-    train(
-        snakemake.input.policy,
-        read_jsonl(snakemake.input.train),
-        run=run,
-        checkpoints_dir=snakemake.output.checkpoints,
-        state_dir=snakemake.params.state_dir,
-        metrics_path=snakemake.output.metrics,
-    )
+        train(
+            paths["policy"],
+            read_jsonl(paths["train"]),
+            run=run,
+            checkpoints_dir=paths["checkpoints"],
+            state_dir=paths["state_dir"],
+            metrics_path=paths["metrics"],
+            validation_rows=read_jsonl(paths["validation"]) if paths["validation"] else None,
+        )

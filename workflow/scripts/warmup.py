@@ -16,6 +16,7 @@ with script_logging(snakemake.log[0]):
         steps=cfg["steps"],
         batch_size=cfg.get("batch_size", 64),
         learning_rate=cfg.get("learning_rate", 1e-4),
+        gradient_checkpointing=cfg.get("gradient_checkpointing", True),
         seed=snakemake.params.seed,
         work_dir=snakemake.params.work_dir,
     )

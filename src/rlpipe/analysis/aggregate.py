@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections import defaultdict
 
+import numpy as np
 import pandas as pd
 
-from rlpipe.tracking.io import atomic_path
+from rlpipe.tracking.io import atomic_path, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +49,11 @@ def domain_scores(scores: pd.DataFrame) -> pd.DataFrame:
     se = grouped["se"].apply(lambda s: float((s.pow(2).sum()) ** 0.5 / len(s))).reset_index(drop=True)
     out["se"] = se
     return out
+
+
+def item_matrix(scores_jsonl: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """task -> item id -> mean score over its samples (the items of avg@k), from a scores.jsonl."""
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for rec in read_jsonl(scores_jsonl):
+        acc[rec["task"]][rec["id"]].append(rec["score"])
+    return {task: {i: float(np.mean(v)) for i, v in items.items()} for task, items in acc.items()}

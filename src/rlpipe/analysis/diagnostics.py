@@ -19,7 +19,10 @@ assumed to live on rlpipe's [0, 1] scale where an absolute threshold is needed.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +31,7 @@ import numpy as np
 
 from rlpipe.analysis.stats import trend_slope
 
-__all__ = ["Verdict", "diagnose_run", "format_verdict"]
+__all__ = ["Verdict", "diagnose_metrics_file", "diagnose_run", "format_verdict", "warn_at_run_end"]
 
 # ----------------------------------------------------------------------------------------------
 # thresholds (why each value: see the comment above it)
@@ -442,6 +445,11 @@ def _reward_checks(reward: _Series, evidence: dict[str, Any], unstable: list[str
         evidence["reward_no_trend"] = (
             f"reward trend significant but negligible: {gain:+.3g} over the run (< {LEARNING_MIN_GAIN:g})"
         )
+    elif trend.hi < 0:
+        evidence["reward_no_trend"] = (
+            f"reward drifting down: slope {trend.slope:+.2g}/step, "
+            f"95% CI [{trend.lo:+.2g}, {trend.hi:+.2g}], {gain:+.3g} over the run"
+        )
     else:
         evidence["reward_no_trend"] = "no significant reward trend (the 95% CI of the slope includes 0)"
     return False
@@ -476,3 +484,26 @@ def format_verdict(v: Verdict, name: str | None = None) -> str:
     parts.extend(v.causes)
     text = f"{prefix}{head}" + (" -- " + "; ".join(parts) if parts else "")
     return " ".join(text.split())
+
+
+def diagnose_metrics_file(path: str | os.PathLike[str]) -> Verdict:
+    """:func:`diagnose_run` on a ``metrics.jsonl`` as the trainers write it (empty file: no rows)."""
+    with open(path) as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return diagnose_run(rows)
+
+
+def warn_at_run_end(
+    metrics_path: str | os.PathLike[str], name: str, logger: logging.Logger | None = None
+) -> Verdict:
+    """Diagnose a finished run and log the verdict: a WARNING unless the run is learning.
+
+    Meant as the last call of a training job (and of the ``diagnose`` rule that runs right after
+    it), so a run that silently did nothing says so where its owner looks first.
+    """
+    verdict = diagnose_metrics_file(metrics_path)
+    line = format_verdict(verdict, name)
+    (logger or logging.getLogger(__name__)).log(
+        logging.INFO if verdict.verdict == "learning" else logging.WARNING, "%s", line
+    )
+    return verdict

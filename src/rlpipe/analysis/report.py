@@ -1,35 +1,53 @@
 """The markdown comparison report, rendered with Jinja2 from the experiment's outputs.
 
-Every number in it is computed here from ``scores.csv``, the per-sample scores and the training
-metrics; the template only lays them out.
+Every number in it is computed here from ``scores.csv``, the per-sample scores, the training
+metrics, the diagnostics and pre-flight results and the jobs' timing; the template only lays
+them out. The same numbers are written as CSV tables for ``snakemake --report``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from collections import defaultdict
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rlpipe.analysis.aggregate import domain_scores, with_base_rows
-from rlpipe.analysis.diagnostics import diagnose_run
+from rlpipe.analysis import cost as costs
+from rlpipe.analysis.aggregate import domain_scores, item_matrix, with_base_rows
+from rlpipe.analysis.compare import compare, delta_dict, families, significant_changes
+from rlpipe.analysis.recommend import recommendations
+from rlpipe.analysis.selection import OVERALL, select_run, validation_series
 from rlpipe.analysis.stats import Delta, paired_bootstrap_delta, trend_slope
-from rlpipe.tracking.io import read_jsonl, write_text
+from rlpipe.tracking.io import atomic_path, read_jsonl, write_text
+from rlpipe.tracking.logs import read_timing
 
 log = logging.getLogger(__name__)
 
+__all__ = ["build_context", "item_matrix", "paired_delta", "render", "write_tables"]
 
-def item_matrix(scores_jsonl: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
-    """task -> item id -> mean score over its samples (the items of avg@k)."""
-    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for rec in read_jsonl(scores_jsonl):
-        acc[rec["task"]][rec["id"]].append(rec["score"])
-    return {task: {i: float(np.mean(v)) for i, v in items.items()} for task, items in acc.items()}
+#: Packages whose versions the report lists (those that change numbers or behaviour).
+PACKAGES = (
+    "rlpipe",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "numpy",
+    "pandas",
+    "snakemake",
+    "wandb",
+)
 
 
 def paired_delta(a: dict[str, float], b: dict[str, float], seed: int = 0) -> Delta:
@@ -38,39 +56,159 @@ def paired_delta(a: dict[str, float], b: dict[str, float], seed: int = 0) -> Del
     return paired_bootstrap_delta([a[i] for i in ids], [b[i] for i in ids], seed=seed)
 
 
-def _fmt_delta(d: Delta) -> dict[str, Any]:
-    return {"delta": d.delta, "lo": d.lo, "hi": d.hi, "significant": bool(d.significant)}
+def load_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Training metrics rows that carry a reward or a loss (the per-step logs)."""
+    rows = read_jsonl(path) if Path(path).stat().st_size else []
+    return [r for r in rows if "reward" in r or "loss" in r or "validation_reward" in r]
 
 
-def domain_items(
-    items: dict[str, dict[str, float]], task_domain: dict[str, str]
-) -> dict[str, dict[str, float]]:
-    """Per-domain item scores, pooled over the domain's tasks (the macro mean when tasks are equal-sized)."""
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for task, scores in items.items():
-        for item, value in scores.items():
-            out[task_domain[task]][f"{task}/{item}"] = value
+def software_versions() -> dict[str, str]:
+    """Python, platform and the versions of :data:`PACKAGES` (``-`` when not installed)."""
+    out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "-"
+    try:
+        root = Path(__file__).resolve().parents[3]
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        out["rlpipe commit"] = commit + (" (modified)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        out["rlpipe commit"] = "unknown"
     return out
 
 
-def load_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Training metrics rows that carry a reward (the per-step logs)."""
-    rows = read_jsonl(path) if Path(path).stat().st_size else []
-    return [r for r in rows if "reward" in r or "loss" in r]
+def _run_table(
+    curves: pd.DataFrame, by_domain: pd.DataFrame, names: Sequence[str], step_of: Mapping[str, int]
+):
+    rows = []
+    for name in names:
+        sub = curves[(curves["run"] == name) & (curves["step"] == step_of[name])]
+        dom = by_domain[(by_domain["run"] == name) & (by_domain["step"] == step_of[name])]
+        rows.append(
+            {
+                "run": name,
+                "step": step_of[name],
+                "tasks": dict(zip(sub["task"], sub["score"], strict=True)),
+                "task_lo": dict(zip(sub["task"], sub["ci_lo"], strict=True)),
+                "task_hi": dict(zip(sub["task"], sub["ci_hi"], strict=True)),
+                "pass_at_k": dict(zip(sub["task"], sub["pass_at_k"], strict=True)),
+                "domains": dict(zip(dom["domain"], dom["score"], strict=True)),
+                "mean": float(sub["score"].mean()),
+            }
+        )
+    return rows
+
+
+def _training(name: str, path: str, diagnosis: Mapping[str, Any] | None) -> dict[str, Any]:
+    rows = load_metrics(path)
+    rewarded = [r for r in rows if "reward" in r]
+    trend = trend_slope([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
+    window = max(1, len(rewarded) // 10)
+    nan = float("nan")
+    ev = (diagnosis or {}).get("evidence", {})
+    return {
+        "run": name,
+        "steps": len(rewarded),
+        "reward_first": float(np.mean([r["reward"] for r in rewarded[:window]])) if rewarded else nan,
+        "reward_last": float(np.mean([r["reward"] for r in rewarded[-window:]])) if rewarded else nan,
+        "slope": trend.slope,
+        "slope_lo": trend.lo,
+        "slope_hi": trend.hi,
+        "verdict": (diagnosis or {}).get("verdict", "unknown"),
+        "causes": (diagnosis or {}).get("causes", []),
+        "zero_std": ev.get("frac_reward_zero_std_mean"),
+        "grad_norm": ev.get("grad_norm_median"),
+        "entropy": (ev.get("entropy_first"), ev.get("entropy_last")),
+        "kl": ev.get("kl_last"),
+        "clip": ev.get("clip_ratio_last"),
+        "length": (ev.get("mean_length_first"), ev.get("mean_length_last")),
+        "truncation": (ev.get("truncation_first"), ev.get("truncation_last")),
+        "adv_std": ev.get("advantages_std_mean"),
+    }
+
+
+def _cost_section(
+    timing: Mapping[str, Any], runs: Sequence[str], final_step: Mapping[str, int], gains: Mapping[str, float]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-run cost summary and one row per job (for tables/cost.csv)."""
+    records = {
+        (kind, key): read_timing(path) for kind, paths in timing.items() for key, path in paths.items()
+    }
+    sacct = costs.sacct_usage(r.get("slurm_job_id") for recs in records.values() for r in recs)
+    job = {k: costs.job_cost(v, sacct) for k, v in records.items()}
+    table = []
+    for (kind, key), c in sorted(job.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        run, step = key if isinstance(key, tuple) else (key, None)
+        table.append(costs.cost_row(kind, str(run), step, c))
+    per_run: dict[str, Any] = {}
+    for run in runs:
+        train = costs.total(
+            [job.get(("train", run), costs.NOT_RECORDED), job.get(("preflight", run), costs.NOT_RECORDED)]
+        )
+        evals = [
+            c
+            for (kind, key), c in job.items()
+            if kind in ("generate", "score") and isinstance(key, tuple) and key[0] == run
+        ]
+        n_evals = len(
+            {key for (kind, key) in job if kind == "generate" and isinstance(key, tuple) and key[0] == run}
+        )
+        ev = costs.total(evals)
+        both = costs.total([train, ev])
+        per_hour, unit = costs.gain_per_hour(gains[run], both)
+        per_run[run] = {
+            "train": train,
+            "eval": ev,
+            "total": both,
+            "n_evals": n_evals,
+            "gain": gains[run],
+            "per_hour": per_hour,
+            "unit": unit,
+            "hours": both.gpu_h if unit == "GPU-hour" else both.cpu_h,
+        }
+    shared = costs.total(
+        [
+            c
+            for (kind, key), c in job.items()
+            if kind == "shared" or (isinstance(key, tuple) and key[0] not in runs)
+        ]
+    )
+    return {"runs": per_run, "shared": shared, "sacct": bool(sacct)}, table
 
 
 def build_context(
     *,
     scores_csv: str,
-    sample_scores: dict[tuple[str, int], str],
-    metrics: dict[str, str],
+    sample_scores: Mapping[tuple[str, int], str],
+    metrics: Mapping[str, str],
     experiment: str,
     description: str,
     baseline: str | None,
-    runs: dict[str, dict[str, Any]],
-    base_runs: dict[str, str],
+    runs: Mapping[str, Mapping[str, Any]],
+    base_runs: Mapping[str, str],
     suite: str,
-    plots: dict[str, str],
+    plots: Mapping[str, Any],
+    diagnostics: Mapping[str, str] | None = None,
+    preflight: Mapping[str, str] | None = None,
+    wandb_manifest: str | None = None,
+    timing: Mapping[str, Mapping[Any, str]] | None = None,
+    config: Mapping[str, Any] | None = None,
+    colors: Mapping[str, str] | None = None,
+    n_boot: int = 2000,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     scores = pd.read_csv(scores_csv)
@@ -81,116 +219,267 @@ def build_context(
     domains = sorted(set(task_domain.values()))
     final_step = {name: int(scores[scores["run"] == name]["step"].max()) for name in runs}
     final_step.update({b: 0 for b in base_runs})
-
     by_domain = domain_scores(curves)
-    mean_by_step = curves.groupby(["run", "step"])["score"].mean()
-    best_step = {name: int(mean_by_step[name].idxmax()) for name in runs}
-
-    def table(step_of: dict[str, int]) -> list[dict[str, Any]]:
-        rows = []
-        for name in list(base_runs) + list(runs):
-            sub = curves[(curves["run"] == name) & (curves["step"] == step_of[name])]
-            dom = by_domain[(by_domain["run"] == name) & (by_domain["step"] == step_of[name])]
-            rows.append(
-                {
-                    "run": name,
-                    "step": step_of[name],
-                    "tasks": dict(zip(sub["task"], sub["score"], strict=True)),
-                    "task_se": dict(zip(sub["task"], sub["se"], strict=True)),
-                    "domains": dict(zip(dom["domain"], dom["score"], strict=True)),
-                    "mean": float(sub["score"].mean()),
-                }
-            )
-        return rows
-
+    names = list(base_runs) + list(runs)
     items = {key: item_matrix(path) for key, path in sample_scores.items()}
 
-    def deltas(ref_of: dict[str, tuple[str, int]], at: dict[str, int]) -> list[dict[str, Any]]:
-        rows = []
-        for name in runs:
-            ref = ref_of[name]
-            if ref[0] == name:
-                continue
-            mine, theirs = items[(name, at[name])], items[ref]
-            dom_mine, dom_theirs = domain_items(mine, task_domain), domain_items(theirs, task_domain)
-            rows.append(
-                {
-                    "run": name,
-                    "ref": f"{ref[0]}@{ref[1]}",
-                    "tasks": {t: _fmt_delta(paired_delta(mine[t], theirs[t])) for t in tasks},
-                    "domains": {d: _fmt_delta(paired_delta(dom_mine[d], dom_theirs[d])) for d in domains},
-                }
-            )
-        return rows
+    diag = {r: json.loads(Path(p).read_text()) for r, p in (diagnostics or {}).items()}
+    pre = {r: json.loads(Path(p).read_text()) for r, p in (preflight or {}).items()}
 
-    vs_base = deltas({n: (base_of[n], 0) for n in runs}, final_step)
-    vs_baseline = deltas({n: (baseline, final_step[baseline]) for n in runs}, final_step) if baseline else []
-
-    training = []
-    for name, path in metrics.items():
-        rows = load_metrics(path)
-        rewarded = [r for r in rows if "reward" in r]
-        verdict = diagnose_run(rows)
-        trend = trend_slope([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
-        window = max(1, len(rewarded) // 10)
-        training.append(
-            {
-                "run": name,
-                "steps": len(rewarded),
-                "reward_first": float(np.mean([r["reward"] for r in rewarded[:window]]))
-                if rewarded
-                else float("nan"),
-                "reward_last": float(np.mean([r["reward"] for r in rewarded[-window:]]))
-                if rewarded
-                else float("nan"),
-                "slope": trend.slope,
-                "slope_lo": trend.lo,
-                "slope_hi": trend.hi,
-                "time_s": max((r.get("time_s", 0.0) for r in rows), default=0.0),
-                "verdict": verdict.verdict,
-                "causes": verdict.causes,
-            }
+    # -- checkpoint selection -------------------------------------------------------------------
+    selection = {}
+    for name in runs:
+        steps = {0: items[(base_of[name], 0)]}
+        steps.update({s: items[(r, s)] for (r, s) in items if r == name})
+        validation = (
+            validation_series(read_jsonl(metrics[name])) if Path(metrics[name]).stat().st_size else {}
         )
+        selection[name] = select_run(steps, task_domain, validation, n_boot=n_boot)
+    best_step = {name: selection[name]["best"][OVERALL]["step"] for name in runs}
 
+    # -- comparisons (families of seeds) ----------------------------------------------------------
+    fam = families(runs)
+    fam_of = {r: f for f, members in fam.items() for r in members}
+
+    def row(name: str, ref: str, result: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "run": name,
+            "ref": ref,
+            "n_seeds": result["n_seeds"],
+            "tasks": {t: delta_dict(d) for t, d in result["tasks"].items()},
+            "domains": {d: delta_dict(x) for d, x in result["domains"].items()},
+            "mean": delta_dict(result["mean"]),
+        }
+
+    vs_base, vs_baseline = [], []
+    base_family = fam_of.get(baseline) if baseline else None
+    for family, members in fam.items():
+        arm = [(r, final_step[r]) for r in members]
+        bases = sorted({(base_of[r], 0) for r in members})
+        vs_base.append(
+            row(family, f"{bases[0][0]}@0", compare(items, task_domain, arm, bases, n_boot=n_boot))
+        )
+        if base_family and family != base_family:
+            ref_arm = [(r, final_step[r]) for r in fam[base_family]]
+            ref = f"{base_family}@{final_step[fam[base_family][0]]}"
+            vs_baseline.append(row(family, ref, compare(items, task_domain, arm, ref_arm, n_boot=n_boot)))
+    improvements, regressions = significant_changes(vs_baseline)
+
+    # -- cost ---------------------------------------------------------------------------------------
+    base_mean = {
+        b: float(curves[(curves["run"] == b) & (curves["step"] == 0)]["score"].mean()) for b in base_runs
+    }
+    final_mean = {
+        n: float(curves[(curves["run"] == n) & (curves["step"] == final_step[n])]["score"].mean())
+        for n in runs
+    }
+    gains = {n: final_mean[n] - base_mean[base_of[n]] for n in runs}
+    cost, cost_table = _cost_section(timing or {}, list(runs), final_step, gains)
+
+    training = [_training(name, metrics[name], diag.get(name)) for name in runs]
+    wandb = json.loads(Path(wandb_manifest).read_text()) if wandb_manifest else None
+
+    recs = recommendations(
+        baseline=base_family or baseline,
+        vs_baseline=vs_baseline,
+        vs_base=vs_base,
+        selection=selection,
+        diagnostics=diag,
+        preflight=pre,
+        cost={r: {k: cost["runs"][r][k] for k in ("gain", "per_hour", "unit", "hours")} for r in runs},
+    )
+
+    best_overall = max(runs, key=lambda n: selection[n]["best"][OVERALL]["test"])
     return {
         "experiment": experiment,
         "description": description,
         "suite": suite,
         "baseline": baseline,
+        "baseline_family": base_family,
         "tasks": tasks,
         "domains": domains,
         "task_domain": task_domain,
         "runs": runs,
+        "families": fam,
         "base_runs": base_runs,
-        "final": table(final_step),
-        "best": table({**final_step, **best_step}),
+        "base_of": base_of,
+        "colors": dict(colors or {}),
+        "final": _run_table(curves, by_domain, names, final_step),
+        "best": _run_table(curves, by_domain, names, {**final_step, **best_step}),
         "best_step": best_step,
+        "best_overall": best_overall,
+        "selection": selection,
         "vs_base": vs_base,
         "vs_baseline": vs_baseline,
+        "improvements": improvements,
+        "regressions": regressions,
+        "recommendations": recs,
         "training": training,
+        "diagnostics": diag,
+        "preflight": pre,
+        "cost": cost,
+        "cost_table": cost_table,
+        "gains": gains,
+        "wandb": wandb,
         "plots": plots,
+        "versions": software_versions(),
+        "config_yaml": _yaml(config) if config else "",
         "n_items": int(scores["n"].max()),
         "k": int(scores["k"].max()),
+        "n_boot": n_boot,
     }
+
+
+def _yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(json.loads(json.dumps(obj, default=str)), sort_keys=False).rstrip()
+
+
+# ----------------------------------------------------------------------------------------------
+# tables for snakemake --report
+
+
+def _csv(rows: Sequence[Mapping[str, Any]], out: str, columns: Sequence[str] | None = None) -> None:
+    frame = pd.DataFrame(list(rows), columns=list(columns) if columns else None)
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def write_tables(ctx: Mapping[str, Any], out: Mapping[str, str]) -> None:
+    """``comparison``, ``checkpoints``, ``diagnostics``, ``preflight`` and ``cost`` CSV tables."""
+    comp = []
+    for kind, rows in (("vs base model", ctx["vs_base"]), ("vs baseline", ctx["vs_baseline"])):
+        for r in rows:
+            for level, values in (
+                ("domain", r["domains"]),
+                ("task", r["tasks"]),
+                ("overall", {"mean": r["mean"]}),
+            ):
+                for name, d in values.items():
+                    comp.append(
+                        {
+                            "comparison": kind,
+                            "run": r["run"],
+                            "ref": r["ref"],
+                            "level": level,
+                            "name": name,
+                            **{k: d[k] for k in ("delta", "lo", "hi", "p", "significant", "n_items")},
+                        }
+                    )
+    _csv(
+        comp,
+        out["comparison"],
+        ["comparison", "run", "ref", "level", "name", "delta", "lo", "hi", "p", "significant", "n_items"],
+    )
+    ck = []
+    for run, sel in ctx["selection"].items():
+        for key, b in sel["best"].items():
+            ck.append(
+                {
+                    "run": run,
+                    "scope": key,
+                    "best_step": b["step"],
+                    "chosen_on": b["basis"],
+                    "validation": b["validation"],
+                    "test": b["test"],
+                    "test_lo": b["test_lo"],
+                    "test_hi": b["test_hi"],
+                    "stop_step": sel["stop_step"],
+                    "overfitting": sel["overfitting"],
+                    "final_step": sel["final_step"],
+                }
+            )
+    _csv(ck, out["checkpoints"])
+    _csv(
+        [
+            {
+                "run": t["run"],
+                "verdict": t["verdict"],
+                "causes": " | ".join(t["causes"]),
+                "reward_first": t["reward_first"],
+                "reward_last": t["reward_last"],
+                "slope": t["slope"],
+                "slope_lo": t["slope_lo"],
+                "slope_hi": t["slope_hi"],
+            }
+            for t in ctx["training"]
+        ],
+        out["diagnostics"],
+        ["run", "verdict", "causes", "reward_first", "reward_last", "slope", "slope_lo", "slope_hi"],
+    )
+    pf = []
+    for run, p in ctx["preflight"].items():
+        s, m = p["signal"], p["loss_mask"]
+        pf.append(
+            {
+                "run": run,
+                "prompts": s["n_prompts"],
+                "k": s["k"],
+                "reward_mean": s["reward_mean"],
+                "reward_std": s["reward_std"],
+                "frac_zero_std": s["frac_zero_std"],
+                "no_signal": s["no_signal"],
+                "loss_mask_passed": m["passed"],
+                "loss_path": m.get("loss_path"),
+            }
+        )
+    _csv(
+        pf,
+        out["preflight"],
+        [
+            "run",
+            "prompts",
+            "k",
+            "reward_mean",
+            "reward_std",
+            "frac_zero_std",
+            "no_signal",
+            "loss_mask_passed",
+            "loss_path",
+        ],
+    )
+    _csv(
+        ctx["cost_table"],
+        out["cost"],
+        ["kind", "run", "step", "wall_s", "wall_h", "cpu_h", "gpu_h", "gpus", "attempts", "source"],
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
 
 
 def _num(value: Any, digits: int = 3) -> str:
     try:
         value = float(value)
     except (TypeError, ValueError):
-        return str(value)
-    return "n/a" if np.isnan(value) else f"{value:.{digits}f}"
+        return "n/a" if value is None else str(value)
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _signed(d: dict[str, Any]) -> str:
+def _signed(d: Mapping[str, Any]) -> str:
     if d["delta"] != d["delta"]:
         return "n/a"
+    if d["lo"] != d["lo"]:
+        return f"{d['delta']:+.3f} (no CI)"
     mark = " **\\***" if d["significant"] else ""
     return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]{mark}"
 
 
+def _hours(value: Any) -> str:
+    """Hours with enough digits for seconds-long CPU jobs (0.0004 h) and for days of GPU time."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}" if value >= 1 else f"{value:.2g}"
+
+
 def render(
-    template_path: str | os.PathLike[str], context: dict[str, Any], out: str | os.PathLike[str]
+    template_path: str | os.PathLike[str], context: Mapping[str, Any], out: str | os.PathLike[str]
 ) -> None:
     """Render the Jinja2 template with ``context`` to ``out`` (atomically)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -205,6 +494,8 @@ def render(
     )
     env.filters["num"] = _num
     env.filters["signed"] = _signed
+    env.filters["hours"] = _hours
+    env.filters["pct"] = lambda v: "n/a" if v is None or v != v else f"{100 * float(v):.0f} %"
     env.filters["json"] = lambda v: json.dumps(v, sort_keys=True)
     text = env.get_template(template_path.name).render(**context)
     write_text(out, text)

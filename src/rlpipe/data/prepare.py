@@ -17,15 +17,40 @@ log = logging.getLogger(__name__)
 
 
 def prepare_train_data(
-    task_sizes: dict[str, int], validation_per_task: int, seed: int, train_out: str, validation_out: str
+    task_sizes: dict[str, int],
+    validation_per_task: int,
+    seed: int,
+    train_out: str,
+    validation_out: str,
+    train_sources: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """The training mix (``task -> n problems``) and its validation split, from procedural tasks."""
+    """The training mix and its validation split: procedural tasks (``task -> n problems``) and/or
+    real datasets (``train_sources``: ``data.sources`` as resolved by ``rlpipe.config.load_train_sources``).
+
+    Every row carries its task, domain and scorer, so the reward of a mixed batch scores each row with
+    its own scorer and PCGrad can split it by domain. Real datasets are read by
+    ``rlpipe.data.sources.load_training_rows`` (the suites' loader); their provenance is written next to
+    the training rows as ``<train_out>.meta.json`` (task -> repository, revision, files, sha256, counts).
+    """
     train: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
     for task, n in sorted(task_sizes.items()):
         train += procedural.generate(task, "train", n, seed)
         validation += procedural.generate(task, "validation", validation_per_task, seed)
         log.info("task %s: %d train, %d validation rows", task, n, validation_per_task)
+    meta: dict[str, Any] = {}
+    for name, spec in sorted((train_sources or {}).items()):
+        rows, held_out, meta[name] = sources.load_training_rows(name, spec)
+        train += rows
+        validation += held_out
+        log.info(
+            "dataset %s (%s, scorer %s): %d train, %d validation rows from %s",
+            name, spec["domain"], spec["scorer"], len(rows), len(held_out),
+            meta[name].get("repo_id") or meta[name]["type"],
+        )  # fmt: skip
+    if meta:
+        # The sidecar first: a complete rows file then always has its provenance next to it.
+        write_json(f"{train_out}.meta.json", meta)
     write_jsonl(train_out, train)
     write_jsonl(validation_out, validation)
 

@@ -30,6 +30,11 @@ experiment seed so every experiment scores the same subset; source order is kept
 
 Row ids are ``<task>/<row number in the source>``: stable across subsampling and unique in a suite.
 A malformed row fails the job with a message naming the file and the row number.
+
+Training data (``data.sources`` of an experiment) is read by the same code: ``load_training_rows``
+normalises a dataset exactly like a suite task, then carves a validation split by a hash of each row's
+content (``split_validation``) and only then subsamples the training rows, so the validation rows stay
+the same whatever ``subsample`` says and no problem is in both splits.
 """
 
 from __future__ import annotations
@@ -156,6 +161,29 @@ def with_local_path(source: dict[str, Any], workdir: str | os.PathLike[str]) -> 
     if found is None:
         raise SourceError(f"{source['path']}: file not found (looked in {', '.join(map(str, candidates))})")
     return {**source, "path": str(found.resolve())}
+
+
+def check_cached(source: dict[str, Any]) -> None:
+    """Offline without a mirror, every file of a hub source must be in the Hugging Face cache.
+
+    Called while the config loads, so a missing dataset fails before any job starts, naming the dataset
+    and the command that fetches it. Online, or for local / mirrored (``data_root``) sources, or a
+    ``config``/``split`` source (read by ``datasets``, whose cache is not inspected), nothing is checked.
+    """
+    if source["type"] != "hf" or source.get("data_root") or not _offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    for rel in _data_files(source):
+        found = try_to_load_from_cache(
+            source["repo_id"],
+            rel,
+            cache_dir=_hub_cache_dir(),
+            revision=str(source["revision"]),
+            repo_type="dataset",
+        )
+        if not isinstance(found, str):
+            raise _missing(source["repo_id"], str(source["revision"]), rel)
 
 
 def _data_files(source: dict[str, Any]) -> list[str]:
@@ -655,3 +683,64 @@ def load_rows(name: str, task: dict[str, Any]) -> tuple[list[dict[str, Any]], di
         "subsample_seed": int(source.get("subsample_seed", 0)) if source.get("subsample") else None,
     }
     return out, meta
+
+
+# --------------------------------------------------------------------------------------------------
+# Training data
+
+
+def content_key(row: dict[str, Any]) -> str:
+    """What makes two rows the same problem: the prompt and the ground truth (not the row number)."""
+    return json.dumps([row["prompt"], row["ground_truth"]], sort_keys=True, default=str)
+
+
+def split_validation(
+    name: str, rows: list[dict[str, Any]], n_validation: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, validation)``: the ``n_validation`` problems with the smallest content hashes validate.
+
+    Decided by ``sha256(<name>:<prompt + ground truth>)`` like the procedural tasks' splits, so it does not
+    depend on the row order, the seed or the subsample; rows that repeat one problem (GURU repeats some)
+    all land on the same side, so the splits never share a problem. Source order is kept in both.
+    """
+    keys = [hashlib.sha256(f"{name}:{content_key(row)}".encode()).hexdigest() for row in rows]
+    distinct = sorted(set(keys))
+    if n_validation and n_validation >= len(distinct):
+        raise SourceError(
+            f"training data {name}: {len(distinct)} distinct problems, so validation: {n_validation} would "
+            "leave none to train on; lower data.sources.<name>.validation (or validation_per_task)"
+        )
+    chosen = set(distinct[:n_validation])
+    train = [row for row, key in zip(rows, keys, strict=True) if key not in chosen]
+    validation = [row for row, key in zip(rows, keys, strict=True) if key in chosen]
+    return train, validation
+
+
+def load_training_rows(
+    name: str, spec: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Training and validation rows of dataset ``name`` (``data.sources.<name>``) and its provenance.
+
+    ``spec`` is a suite-task-like entry (``domain``, ``scorer``, ``source``) plus ``validation`` (rows to
+    carve out). ``source.subsample`` applies to the training rows only, after the split.
+    """
+    source = dict(spec["source"])
+    n_train = source.pop("subsample", None)
+    seed = int(source.pop("subsample_seed", 0))
+    rows, meta = load_rows(name, {**spec, "source": source})
+    train, validation = split_validation(name, rows, int(spec.get("validation", 0)))
+    available = len(train)
+    if n_train:
+        train = subsample(train, int(n_train), seed)
+    for split, part in (("train", train), ("validation", validation)):
+        for row in part:
+            row["extra_info"] = {**row["extra_info"], "split": split}
+    meta = {
+        **meta,
+        "rows": len(train),
+        "validation_rows": len(validation),
+        "train_rows_before_subsample": available,
+        "subsample": n_train,
+        "subsample_seed": seed if n_train else None,
+    }
+    return train, validation, meta

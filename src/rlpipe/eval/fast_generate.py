@@ -288,6 +288,7 @@ class FastHFGenerator:
     most 512; 64 on CPU). ``compile`` runs the decode step through ``torch.compile`` (CUDA only);
     ``cuda_graphs`` (default: on for CUDA) captures and replays it. ``top_p_method`` picks how the
     nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort).
+    ``eos_token_ids`` overrides the tokenizer's eos id (trainers stop on the generation config's ids).
     Sampling is seeded through the global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives
     the same completions for the same inputs and batch size.
     """
@@ -301,6 +302,7 @@ class FastHFGenerator:
         compile: bool = True,
         cuda_graphs: bool | None = None,
         top_p_method: str = "search",
+        eos_token_ids: list[int] | None = None,
     ) -> None:
         if top_p_method not in ("sort", "search"):
             raise ValueError(f"top_p_method must be 'sort' or 'search', not {top_p_method!r}")
@@ -310,7 +312,7 @@ class FastHFGenerator:
         self.max_batch_size = max_batch_size
         self.compile = compile and self.device.type == "cuda"
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
-        eos = getattr(tokenizer, "eos_token_id", None)
+        eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
         self.eos_ids: set[int] = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)

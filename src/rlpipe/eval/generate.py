@@ -85,15 +85,83 @@ class HFGenerator:
         return out
 
 
-def make_generator(backend: str, model: Any, tokenizer: Any, **options: Any) -> Generator:
-    """The backend called ``backend`` (``hf`` or ``vllm``) for an already loaded model."""
-    if backend == "hf":
-        return HFGenerator(model, tokenizer, **options)
-    if backend == "vllm":
-        raise NotImplementedError(
-            "the vllm backend needs `pip install rlpipe[vllm]` on a GPU cluster; use backend: hf here"
+# Decoder families whose layers are all full attention: FastHFGenerator's static-cache decode is exact there.
+FAST_MODEL_TYPES = ("qwen2", "llama", "mistral")
+
+
+def fast_engine_supported(model: Any) -> bool:
+    """Whether ``FastHFGenerator`` can run ``model``: on CUDA, full-attention Qwen2/Llama/Mistral only."""
+    device = next(model.parameters()).device
+    cfg = model.config.get_text_config(decoder=True)
+    sliding = getattr(cfg, "use_sliding_window", False) or (
+        getattr(cfg, "model_type", "") == "mistral" and getattr(cfg, "sliding_window", None)
+    )
+    return device.type == "cuda" and getattr(cfg, "model_type", "") in FAST_MODEL_TYPES and not sliding
+
+
+class VLLMGenerator:
+    """vLLM (``pip install rlpipe[vllm]``) behind the same interface; it loads weights from a directory.
+
+    Kept thin on purpose: vLLM does its own batching, paged KV cache and tensor parallelism, so this
+    only maps rlpipe's token-id prompts and sampling settings onto ``LLM.generate``.
+    """
+
+    def __init__(
+        self, model_dir: str, *, tensor_parallel_size: int = 1, eos_ids: set[int] | None = None
+    ) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise ImportError(
+                "evaluation.backend vllm needs vLLM: `pip install rlpipe[vllm]` on a GPU machine "
+                "(or use backend: hf)"
+            ) from exc
+        self.llm = LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size, seed=0)
+        self.eos_ids = eos_ids or set()
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[list[int]]]:
+        from vllm import SamplingParams, TokensPrompt
+
+        params = SamplingParams(
+            n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed
         )
-    raise ValueError(f"unknown generation backend {backend!r}; expected 'hf' or 'vllm'")
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False
+        )
+        return [[strip_eos(list(c.token_ids), self.eos_ids) for c in o.outputs] for o in outputs]
+
+
+def strip_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
+    """``tokens`` cut before the first eos: every backend returns completions without it."""
+    cut = next((k for k, t in enumerate(tokens) if t in eos_ids), len(tokens))
+    return tokens[:cut]
+
+
+def make_generator(backend: str, model: Any, tokenizer: Any, *, batch_size: int = 256) -> Generator:
+    """The ``hf`` backend for an already loaded model: the fast engine where it applies, else ``generate``.
+
+    On CUDA with a full-attention Qwen2/Llama/Mistral model this is ``FastHFGenerator`` (static KV cache,
+    CUDA-graph decode; bench/README.md), the same engine training rollouts use; elsewhere (CPU, other
+    architectures) transformers ``generate``. ``vllm`` loads from a directory: see ``VLLMGenerator``.
+    """
+    if backend != "hf":
+        raise ValueError(f"make_generator builds the 'hf' backend, not {backend!r} (vllm: VLLMGenerator)")
+    if fast_engine_supported(model):
+        from rlpipe.eval.fast_generate import FastHFGenerator
+
+        log.info("generation engine: FastHFGenerator (static cache + CUDA graphs), max batch %d", batch_size)
+        return FastHFGenerator(model, tokenizer, max_batch_size=batch_size)
+    log.info("generation engine: transformers generate, batch %d", batch_size)
+    return HFGenerator(model, tokenizer, batch_size=batch_size)
 
 
 def render_prompts(

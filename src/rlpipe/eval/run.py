@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,22 +36,42 @@ def generate_checkpoint(
     backend: str,
     batch_size: int,
     seed: int,
+    tensor_parallel_size: int = 1,
 ) -> None:
     """Write one record per (item, sample) of every suite task to ``out`` (JSON lines)."""
-    import torch
-
-    from rlpipe.eval.generate import generate_for_suite, make_generator
-    from rlpipe.models import load_policy
+    from rlpipe.eval.generate import generate_for_suite
 
     t0 = time.monotonic()
     path = checkpoint_path(policy, checkpoints, step)
-    model, tokenizer = load_policy(path, base=policy)
-    if torch.cuda.is_available():
-        model = model.to("cuda", dtype=torch.bfloat16)
-    log.info("loaded %s in %.1fs", path, time.monotonic() - t0)
     # data/suite/<task>.jsonl: the file stem is the suite's task name.
     rows_by_task = {Path(p).stem: read_jsonl(p) for p in data_paths}
-    generator = make_generator(backend, model, tokenizer, batch_size=batch_size)
-    records = generate_for_suite(generator, tokenizer, suite["tasks"], rows_by_task, seed)
+    with tempfile.TemporaryDirectory(prefix="rlpipe-merged-") as scratch:
+        generator, tokenizer = _load_generator(
+            path, policy, backend, batch_size, tensor_parallel_size, scratch
+        )
+        log.info("loaded %s (%s backend) in %.1fs", path, backend, time.monotonic() - t0)
+        records = generate_for_suite(generator, tokenizer, suite["tasks"], rows_by_task, seed)
     write_jsonl(out, records)
     log.info("generated %d completions in %.1fs", len(records), time.monotonic() - t0)
+
+
+def _load_generator(
+    path: str, policy: str, backend: str, batch_size: int, tensor_parallel_size: int, scratch: str
+) -> tuple[Any, Any]:
+    """(generator, tokenizer) for one checkpoint; the model is loaded once for all tasks."""
+    from rlpipe.eval.generate import VLLMGenerator, make_generator
+    from rlpipe.models import load_policy
+
+    model, tokenizer = load_policy(path, base=policy)
+    if backend == "vllm":
+        # vLLM reads a directory; a LoRA checkpoint is merged into the base and saved in scratch first.
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        del model
+        eos = tokenizer.eos_token_id
+        return VLLMGenerator(scratch, tensor_parallel_size=tensor_parallel_size, eos_ids={eos}), tokenizer
+    import torch
+
+    if torch.cuda.is_available():
+        model = model.to("cuda", dtype=torch.bfloat16)
+    return make_generator(backend, model, tokenizer, batch_size=batch_size), tokenizer

@@ -60,6 +60,8 @@ class MetricsFileCallback(TrainerCallback):
         self.t0 = time.time()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:  # several processes (accelerate): one writes the file
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = [
@@ -70,7 +72,7 @@ class MetricsFileCallback(TrainerCallback):
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-        if not logs:
+        if not logs or not state.is_world_process_zero:
             return
         row = {"step": state.global_step, "time_s": round(time.time() - self.t0, 3), **self.extra}
         for key, value in logs.items():

@@ -73,13 +73,20 @@ class ExportCallback(TrainerCallback):
         self.exported = self.state_dir / "exported"
 
     def restore(self) -> None:
-        """Re-publish every step exported before a crash (Snakemake deleted the outputs)."""
+        """Re-publish every step exported before a crash (Snakemake deleted the outputs).
+
+        Only the main process of a multi-process run (``RANK`` 0, set by accelerate) does it.
+        """
+        if os.environ.get("RANK", "0") != "0":
+            return
         if self.exported.is_dir():
             for path in sorted(self.exported.iterdir()):
                 if path.name.startswith("step_") and not (self.out_dir / path.name).exists():
                     link_tree(path, self.out_dir / path.name)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:  # several processes: the main one saved the model, it exports
+            return
         name = f"step_{state.global_step}"
         export_checkpoint(
             self.state_dir / f"checkpoint-{state.global_step}", self.exported / name, self.tokenizer

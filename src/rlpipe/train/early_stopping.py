@@ -69,6 +69,11 @@ class EarlyStopping:
         self.last_step: int | None = None
         self._last: Decision | None = None
 
+    @property
+    def last_decision(self) -> Decision | None:
+        """The decision of the latest evaluation (None before the first)."""
+        return self._last
+
     def _improves(self, value: float) -> bool:
         if not math.isfinite(value):
             return False

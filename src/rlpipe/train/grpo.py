@@ -7,6 +7,7 @@ The trainer keeps its resumable state (optimizer, scheduler, RNG) in ``state_dir
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
@@ -15,6 +16,7 @@ from typing import Any
 
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import ExportCallback, latest_trainer_checkpoint
+from rlpipe.train.lora import check_lora_targets, lora_config
 from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -40,27 +42,61 @@ GRPO_KEYS = (
     "lr_scheduler_type",
     "warmup_steps",
     "weight_decay",
+    "gradient_checkpointing",
 )
 
 
-def make_reward_fn() -> Any:
-    """A TRL reward function scoring completions with each row's own scorer and ground truth.
+# Dataset column holding each row's ground truth and extra_info as JSON text (see ``reward_dataset``).
+REWARD_INPUT = "reward_input"
 
-    Per-domain mean rewards are logged through TRL's ``log_metric`` so learning can be read per
-    domain in ``metrics.jsonl``.
+
+def reward_dataset(rows: list[dict[str, Any]]) -> Any:
+    """The ``datasets.Dataset`` GRPO trains on: prompt, scorer, domain, task and ``reward_input``.
+
+    Rows from real datasets mix ground-truth types (a string for maths, a grid for ARC, a dict for
+    zebra puzzles) and ``extra_info`` layouts (code prefixes, IFEval kwargs) that Arrow cannot hold in
+    one column, and several scorers need ``extra_info``. Both travel as one JSON string per row and
+    are decoded in the reward function, so every row is scored exactly as evaluation scores it.
+    """
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                **{k: r[k] for k in ("prompt", "scorer", "domain", "task")},
+                REWARD_INPUT: json.dumps([r["ground_truth"], r.get("extra_info") or {}]),
+            }
+            for r in rows
+        ]
+    )
+
+
+def make_reward_fn() -> Any:
+    """A TRL reward function scoring completions with each row's own scorer, ground truth and extra_info.
+
+    Reads the ``reward_input`` column of ``reward_dataset``; a dataset with a plain ``ground_truth``
+    column (no extra_info) is scored too. Per-domain mean rewards are logged through TRL's
+    ``log_metric`` so learning can be read per domain in ``metrics.jsonl``.
     """
 
     def reward(
         prompts: list[Any],
         completions: list[Any],
-        ground_truth: list[Any],
         scorer: list[str],
         domain: list[str],
+        reward_input: list[str] | None = None,
+        ground_truth: list[Any] | None = None,
         log_metric: Any = None,
         **kwargs: Any,
     ) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        rewards = [score(s, t, g) for s, t, g in zip(scorer, texts, ground_truth, strict=True)]
+        if reward_input is not None:
+            truths = [json.loads(x) for x in reward_input]
+        elif ground_truth is not None:
+            truths = [[g, None] for g in ground_truth]
+        else:
+            raise ValueError("the training dataset has neither a reward_input nor a ground_truth column")
+        rewards = [score(s, t, g, e) for s, t, (g, e) in zip(scorer, texts, truths, strict=True)]
         if log_metric is not None:
             by_domain: dict[str, list[float]] = defaultdict(list)
             for d, r in zip(domain, rewards, strict=True):
@@ -71,49 +107,6 @@ def make_reward_fn() -> Any:
 
     reward.__name__ = "verifiable"
     return reward
-
-
-def lora_config(lora: dict[str, Any] | None) -> Any:
-    """A PEFT ``LoraConfig`` from the run's ``lora`` section, or None for full fine-tuning."""
-    if not lora:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora.get("dropout", 0.0),
-        target_modules=lora.get("target_modules", "all-linear"),
-        task_type="CAUSAL_LM",
-    )
-
-
-def check_lora_targets(model: Any, lora: dict[str, Any] | None, where: str = "the model") -> None:
-    """Fail at train start, naming the model's linear layers, when ``lora.target_modules`` matches none.
-
-    Module names of a hub model are only known once it is loaded, so config validation cannot do
-    this; PEFT's own error does not list what would have matched.
-    """
-    if not lora:
-        return
-    import re
-
-    from torch import nn
-
-    targets = lora.get("target_modules", "all-linear")
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding | nn.Conv1d)]
-    if targets == "all-linear":
-        found = [n for n in names if not n.endswith("lm_head")]
-    elif isinstance(targets, str):  # PEFT: a string is a regex matched against the full name
-        found = [n for n in names if re.fullmatch(targets, n)]
-    else:  # a list: exact name or name suffix after a dot
-        found = [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
-    if not found:
-        leaves = sorted({n.rsplit(".", 1)[-1] for n in names})
-        raise ValueError(
-            f"lora.target_modules {targets!r} matches no layer of {where}; its layers are named "
-            f"{', '.join(leaves)}"
-        )
 
 
 class ScheduledExportCallback(ExportCallback):
@@ -136,17 +129,20 @@ def train_grpo(
     checkpoints_dir: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
+    validation_rows: list[dict[str, Any]] | None = None,
 ) -> None:
     """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``.
 
     On SIGTERM/SIGUSR1 the step in progress finishes, a checkpoint is saved and
     ``TrainingInterrupted`` (a non-zero exit) is raised; ``pcgrad: true`` uses PCGrad over domains.
+    With ``early_stopping`` the greedy reward on ``validation_rows`` is scored every
+    ``eval_every`` steps (``rlpipe.train.validation``), each of those steps is checkpointed, and
+    training ends at the step the stop rule says.
     """
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlpipe.config import checkpoint_steps
+    from rlpipe.config import save_steps
     from rlpipe.models import resolve_model_dir
     from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
 
@@ -172,11 +168,13 @@ def train_grpo(
         dataloader_num_workers=0,
         **{k: hp[k] for k in GRPO_KEYS if k in hp},
     )
-    dataset = Dataset.from_list(
-        [{k: r[k] for k in ("prompt", "ground_truth", "scorer", "domain", "task")} for r in rows]
-    )
+    dataset = reward_dataset(rows)
     stop = StopRequest()
     stop_callback = StopOnSignalCallback(stop)
+    # Validation must add its metrics to a step's log row before the metrics file writes it.
+    early = early_stopping_callback(
+        run, validation_rows, tokenizer, len(rows), hp.get("max_completion_length", 512)
+    )
     extra: dict[str, Any] = {}
     trainer_cls: Any = GRPOTrainer
     if run.get("pcgrad"):
@@ -184,6 +182,11 @@ def train_grpo(
 
         trainer_cls = PCGradGRPOTrainer
         extra = {"pcgrad_seed": run["seed"]}
+    from rlpipe.train.rollout import rollout_engine, with_fast_rollouts
+
+    if rollout_engine(run) == "fast":  # CPU default stays TRL's own generate
+        trainer_cls = with_fast_rollouts(trainer_cls, (run.get("rollout") or {}).get("max_batch_size"))
+        log.info("rollouts through FastHFGenerator (rollout.engine)")
     trainer = trainer_cls(
         model=model,
         reward_funcs=make_reward_fn(),
@@ -193,8 +196,9 @@ def train_grpo(
         peft_config=lora_config(run.get("lora")),
         callbacks=[
             ProgressCallback(f"grpo[{run['name']}]"),
+            *([early] if early else []),
             MetricsFileCallback(metrics_path, {"run": run["name"]}),
-            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(checkpoint_steps(run))),
+            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(save_steps(run))),
             stop_callback,
         ],
         **extra,
@@ -203,11 +207,57 @@ def train_grpo(
     if resume:
         log.info("resuming from %s", resume)
         ExportCallback(state_dir, checkpoints_dir, tokenizer).restore()
+        if early:
+            saved = json.loads((resume / "trainer_state.json").read_text()).get("stateful_callbacks", {})
+            state = saved.get(type(early).__name__)
+            if state is None:
+                raise ValueError(f"{resume}: no early-stopping state in this checkpoint (made without it?)")
+            early.controller.load_state_dict(state["attributes"]["early_stopping"])
+            if early.controller.stopped:
+                log.info("run %s already stopped early at step %s", run["name"], resume.name)
+                Path(metrics_path).touch()
+                return
     with stop:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stop_callback.stopped_at is not None:
         raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
+    if early and early.stopped_at is not None:
+        best = early.controller.stopper
+        log.info(
+            "early stop at step %d of %d: best %s %.4f at step %s",
+            early.stopped_at,
+            run["steps"],
+            best.metric,
+            best.best_value if best.best_value is not None else float("nan"),
+            best.best_step,
+        )
     Path(metrics_path).touch()
+
+
+def early_stopping_callback(
+    run: dict[str, Any],
+    validation_rows: list[dict[str, Any]] | None,
+    tokenizer: Any,
+    n_train: int,
+    max_new_tokens: int,
+) -> Any:
+    """The run's ``EarlyStoppingCallback``, or None when it has no ``early_stopping`` section."""
+    settings = run.get("early_stopping")
+    if not settings:
+        return None
+    from rlpipe.config import early_stopping_min_step
+    from rlpipe.train.validation import EarlyStoppingCallback, ValidationEarlyStopping
+
+    if not validation_rows:
+        raise ValueError(f"run {run['name']}: early_stopping needs validation rows (data/validation.jsonl)")
+    controller = ValidationEarlyStopping(
+        settings,
+        validation_rows,
+        tokenizer,
+        min_step=early_stopping_min_step(run, n_train),
+        max_new_tokens=max_new_tokens,
+    )
+    return EarlyStoppingCallback(controller)
 
 
 def _cuda() -> bool:

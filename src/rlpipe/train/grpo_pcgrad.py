@@ -7,10 +7,12 @@ How it hooks into TRL 1.16's ``GRPOTrainer`` (read from its source):
   the loss. The override adds ``pcgrad_domain`` (an index into the sorted domain list, one per
   completion); TRL's ``shuffle_sequence_dict`` / ``split_tensor_dict`` permute and split every
   1-D tensor of that dict in unison, so each micro-batch carries the labels of its own rows.
-* **Per-domain losses from one forward pass.** ``_compute_loss`` gets the policy's per-token
-  log-probs (and entropies) from ``_get_per_token_logps_and_entropies``. The override runs that
-  forward pass once per micro-batch and then evaluates TRL's loss once per domain, each time on
-  log-probs that are *detached outside that domain's rows*. Every evaluation has the same value
+* **Per-domain losses from one forward pass per domain.** ``_compute_loss`` gets the policy's
+  per-token log-probs (and entropies) from ``_get_per_token_logps_and_entropies``. The override
+  runs the forward pass once per domain of the micro-batch (on that domain's rows, so each
+  domain's backward pass walks only its own graph and the domain backward passes together cost
+  one full one), assembles the batch's log-probs, and evaluates TRL's loss once per domain, each
+  time on log-probs that are *detached outside that domain's rows*. Every evaluation has the same value
   (TRL's own normalisation, whatever ``loss_type``) but its gradient is exactly the part of the
   total gradient that comes from that domain's completions, so the domain gradients sum to the
   plain GRPO gradient: without a conflict, the update equals the baseline's.
@@ -60,6 +62,7 @@ class PCGradGRPOTrainer(GRPOTrainer):
         self._pcgrad_acc: PCGradAccumulator | None = None
         self._pcgrad_view: tuple[Any, ...] | None = None
         self._pcgrad_rows: torch.Tensor | None = None
+        self._pcgrad_labels: torch.Tensor | None = None
 
     # ---- domain labels travel with the generation batch
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,20 +76,75 @@ class PCGradGRPOTrainer(GRPOTrainer):
         )
         return output
 
-    # ---- one forward pass, per-domain views of its log-probs
-    def _get_per_token_logps_and_entropies(self, model: Any, *args: Any, **kwargs: Any) -> Any:
+    # ---- one forward pass per domain, per-domain views of the batch's log-probs
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         rows = self._pcgrad_rows
         if rows is None:  # generation-time scoring, evaluation: plain behaviour
-            return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+            )
         if self._pcgrad_view is None:
-            self._pcgrad_view = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
-        logps, entropies, aux = self._pcgrad_view
-        keep = rows[:, None]
+            self._pcgrad_view = self._domain_forwards(
+                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+            )
+        return self._domain_view(0, rows), self._domain_view(1, rows), None
 
-        def only_rows(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else torch.where(keep, x, x.detach())
+    def _domain_forwards(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]]:
+        """(rows, log-probs, entropies) of one forward pass per domain of the micro-batch.
 
-        return only_rows(logps), only_rows(entropies), aux
+        Separate graphs make each domain's backward pass walk its own rows only, so the three
+        backward passes cost one full one. Multimodal inputs (not sliceable by row in general)
+        fall back to one full-batch forward, rows ``None``.
+        """
+        labels = self._pcgrad_labels
+        if args or any(
+            v is not None for k, v in kwargs.items() if k not in ("batch_size", "compute_entropy")
+        ):
+            logps, entropies, _ = super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+            )
+            return [(None, logps, entropies)]
+        parts = []
+        for d in sorted(set(labels.tolist())):
+            idx = (labels == d).nonzero(as_tuple=True)[0]
+            logps, entropies, _ = super()._get_per_token_logps_and_entropies(
+                model, input_ids[idx], attention_mask[idx], logits_to_keep, **kwargs
+            )
+            parts.append((idx, logps, entropies))
+        return parts
+
+    def _domain_view(self, which: int, keep: torch.Tensor) -> torch.Tensor | None:
+        """The batch's log-probs (``which`` 0) or entropies (1), differentiable only on rows ``keep``."""
+        parts = self._pcgrad_view
+        if parts[0][0] is None:  # one full-batch graph: detach outside the rows
+            x = parts[0][1 + which]
+            return None if x is None else torch.where(keep[:, None], x, x.detach())
+        out = None
+        for idx, *tensors in parts:
+            x = tensors[which]
+            if x is None:
+                return None
+            value = x if bool(keep[idx].all()) else x.detach()
+            if out is None:
+                out = x.new_zeros((keep.shape[0], *x.shape[1:]))
+            out = out.index_put((idx,), value)
+        return out
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -104,6 +162,7 @@ class PCGradGRPOTrainer(GRPOTrainer):
         losses: dict[str, torch.Tensor] = {}
         loss_value = None
         self._pcgrad_view = None
+        self._pcgrad_labels = labels
         try:
             for d in sorted(set(labels.tolist())):
                 before = {k: len(v) for k, v in metrics.items()}
@@ -121,6 +180,7 @@ class PCGradGRPOTrainer(GRPOTrainer):
         finally:
             self._pcgrad_rows = None
             self._pcgrad_view = None
+            self._pcgrad_labels = None
         # The Trainer backpropagates what is returned: a leaf stand-in with the loss value, so its
         # backward reaches no parameter (the gradients are in the accumulator).
         return loss_value.clone().requires_grad_(True)

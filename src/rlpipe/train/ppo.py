@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlpipe.config import PPO_DEFAULTS, checkpoint_steps
+from rlpipe.config import PPO_DEFAULTS, early_stopping_min_step, save_steps
 from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path
 from rlpipe.tracking.logs import Progress
@@ -160,6 +160,7 @@ class PPOTrainer:
         checkpoints_dir: str | os.PathLike[str],
         state_dir: str | os.PathLike[str],
         metrics_path: str | os.PathLike[str],
+        validation_rows: list[dict[str, Any]] | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -183,7 +184,9 @@ class PPOTrainer:
         self.domains = sorted({r["domain"] for r in rows})
         if self.pcgrad and len(self.domains) < 2:
             raise ValueError(f"pcgrad needs rows of at least two domains; the data has {self.domains}")
-        self.schedule = set(checkpoint_steps(run))
+        # Steps exported for evaluation: the schedule, plus every validation step with early stopping.
+        self.schedule = set(save_steps(run))
+        self.early = self._early_stopping(validation_rows)
         # Resumable counters (overwritten by a checkpoint).
         self.step = 0
         self.optimizer_steps = 0
@@ -200,7 +203,7 @@ class PPOTrainer:
     def _build(self, resume: Path | None) -> None:
         from transformers import AutoModel, AutoModelForCausalLM
 
-        from rlpipe.train.grpo import check_lora_targets, lora_config
+        from rlpipe.train.lora import check_lora_targets, lora_config
 
         lora = self.run.get("lora")
         hp = self.hp
@@ -251,6 +254,14 @@ class PPOTrainer:
         gen = self.policy.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos])})
+        self.fast_rollout = None
+        from rlpipe.train.rollout import TrainingRollout, rollout_engine
+
+        if rollout_engine(self.run) == "fast":  # CPU default stays HF generate
+            max_batch = (self.run.get("rollout") or {}).get("max_batch_size")
+            self.fast_rollout = TrainingRollout(
+                self.policy, self.tokenizer, self.eos_ids, max_batch_size=max_batch
+            )
         n_policy = sum(p.numel() for p in policy_params)
         n_critic = sum(p.numel() for p in critic_params)
         log.info(
@@ -262,6 +273,23 @@ class PPOTrainer:
             n_critic,
             ("adapter disabled" if lora else "frozen copy") if self.use_ref else "none (kl_coef 0)",
             self.device,
+        )
+
+    def _early_stopping(self, validation_rows: list[dict[str, Any]] | None) -> Any:
+        """The run's validation-based stop rule, or None without an ``early_stopping`` section."""
+        settings = self.run.get("early_stopping")
+        if not settings:
+            return None
+        from rlpipe.train.validation import ValidationEarlyStopping
+
+        if not validation_rows:
+            raise ValueError(f"run {self.run['name']}: early_stopping needs validation rows")
+        return ValidationEarlyStopping(
+            settings,
+            validation_rows,
+            self.tokenizer,
+            min_step=early_stopping_min_step(self.run, len(self.rows)),
+            max_new_tokens=self.hp["max_new_tokens"],
         )
 
     def _critic_state(self) -> dict[str, Tensor]:
@@ -289,6 +317,10 @@ class PPOTrainer:
         self.elapsed_s = float(state["elapsed_s"])
         self.kl_ctl.load_state_dict(state["kl_controller"])
         self.pcgrad_gen.set_state(torch.tensor(state["pcgrad_generator"], dtype=torch.uint8))
+        if self.early is not None:
+            if "early_stopping" not in state:
+                raise ValueError(f"{ckpt}: no early-stopping state in this checkpoint (made without it?)")
+            self.early.load_state_dict(state["early_stopping"])
         log.info("resumed from %s (step %d, %d optimizer steps)", ckpt, self.step, self.optimizer_steps)
 
     def save(self) -> Path:
@@ -308,6 +340,7 @@ class PPOTrainer:
                 "elapsed_s": self.elapsed_s,
                 "kl_controller": self.kl_ctl.state_dict(),
                 "pcgrad_generator": self.pcgrad_gen.get_state().tolist(),
+                **({"early_stopping": self.early.state_dict()} if self.early is not None else {}),
                 "method": "ppo",
                 "run": self.run["name"],
             }
@@ -403,17 +436,27 @@ class PPOTrainer:
         prompt_ids, prompt_mask = enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
         self.policy.eval()
         self.critic.eval()
-        seqs = self.policy.generate(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            do_sample=True,
-            temperature=hp["temperature"],
-            top_p=1.0,
-            top_k=0,
-            max_new_tokens=hp["max_new_tokens"],
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=self.eos_ids,
-        )
+        if self.fast_rollout is not None:  # rollout.engine fast (the CUDA default)
+            seqs = self.fast_rollout.sequences(
+                prompt_ids,
+                prompt_mask,
+                temperature=hp["temperature"],
+                max_new_tokens=hp["max_new_tokens"],
+                seed=int(self.run["seed"]) * 1_000_003 + self.step,
+                pad_token_id=tok.pad_token_id,
+            )
+        else:
+            seqs = self.policy.generate(
+                input_ids=prompt_ids,
+                attention_mask=prompt_mask,
+                do_sample=True,
+                temperature=hp["temperature"],
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=hp["max_new_tokens"],
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=self.eos_ids,
+            )
         p = prompt_ids.shape[1]
         completion = seqs[:, p:]
         is_eos = torch.isin(completion, torch.tensor(self.eos_ids, device=completion.device))
@@ -428,7 +471,10 @@ class PPOTrainer:
             for c, m in zip(completion.tolist(), mask, strict=True)
         ]
         scores = torch.tensor(
-            [score(r["scorer"], t, r["ground_truth"]) for r, t in zip(expanded, decoded, strict=True)],
+            [
+                score(r["scorer"], t, r["ground_truth"], r.get("extra_info"))
+                for r, t in zip(expanded, decoded, strict=True)
+            ],
             dtype=torch.float32,
             device=self.device,
         )
@@ -597,11 +643,11 @@ class PPOTrainer:
             self.metrics_path.write_text("".join(line + "\n" for line in kept))
 
     def train(self) -> None:
-        """Run to ``run["steps"]``; on SIGTERM/SIGUSR1 save after the current step and raise."""
+        """Run to ``run["steps"]`` or an early stop; on SIGTERM/SIGUSR1 save after this step and raise."""
         total = self.run["steps"]
         self._restore_exports()
         self._trim_metrics()
-        if self.step >= total:
+        if self.step >= total or (self.early is not None and self.early.stopped):
             log.info("run %s already finished (%d steps)", self.run["name"], self.step)
             return
         progress = Progress(log, f"ppo[{self.run['name']}] steps", total - self.step, every_s=10.0)
@@ -616,12 +662,27 @@ class PPOTrainer:
                 self.step += 1
                 step_s = time.monotonic() - t0
                 self.elapsed_s += step_s
+                row = self._metrics(ro, upd, step_s, rollout_s)
+                decision = None
+                if self.early is not None and self.early.due(self.step):
+                    validation, decision = self.early.evaluate(self.policy, self.step)
+                    row.update(validation)
                 with open(self.metrics_path, "a") as fh:
-                    fh.write(json.dumps(self._metrics(ro, upd, step_s, rollout_s)) + "\n")
+                    fh.write(json.dumps(row) + "\n")
                 progress.update()
                 saved = self.step in self.schedule
                 if saved:
                     self.save()
+                if decision is not None and decision.stop and self.step < total:
+                    log.info(
+                        "early stop at step %d of %d: best %s %.4f at step %s",
+                        self.step,
+                        total,
+                        self.early.stopper.metric,
+                        decision.best_value if decision.best_value is not None else float("nan"),
+                        decision.best_step,
+                    )
+                    return
                 if stop.requested is not None and self.step < total:
                     if not saved:
                         self.save()
@@ -636,8 +697,14 @@ def train_ppo(
     checkpoints_dir: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
+    validation_rows: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Train one PPO run; resumes from the latest complete checkpoint in ``state_dir``."""
+    """Train one PPO run; resumes from the latest complete checkpoint in ``state_dir``.
+
+    With ``early_stopping`` the greedy validation reward is scored every ``eval_every`` steps
+    (``rlpipe.train.validation``), each of those steps is checkpointed, and training ends at the
+    step the stop rule says.
+    """
     trainer = PPOTrainer(
         policy_dir,
         rows,
@@ -645,6 +712,7 @@ def train_ppo(
         checkpoints_dir=checkpoints_dir,
         state_dir=state_dir,
         metrics_path=metrics_path,
+        validation_rows=validation_rows,
     )
     trainer.train()
     Path(metrics_path).touch()

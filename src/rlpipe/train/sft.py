@@ -37,10 +37,13 @@ def train_sft(
     seed: int,
     work_dir: str | os.PathLike[str],
     warmup_ratio: float = 0.05,
+    gradient_checkpointing: bool = True,
 ) -> dict[str, float]:
     """Fine-tune ``model_dir`` on ``rows`` for ``steps`` optimizer steps; save HF format to ``out_dir``.
 
     Returns the final training metrics. ``out_dir`` appears atomically when training finished.
+    ``gradient_checkpointing`` (TRL's default) saves memory on large models at the cost of a
+    second forward pass; a tiny model on CPU trains about a fifth faster without it.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,6 +72,7 @@ def train_sft(
         use_cpu=_use_cpu(),
         bf16=False,
         completion_only_loss=True,
+        gradient_checkpointing=gradient_checkpointing,
         disable_tqdm=True,
         dataloader_num_workers=0,
     )

@@ -97,7 +97,27 @@ class StopOnSignalCallback(TrainerCallback):
         self.stopped_at: int | None = None
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.stop.requested is not None and state.global_step < state.max_steps:
+        if _any_process(self.stop.requested is not None) and state.global_step < state.max_steps:
+            if self.stop.requested is None:  # another process got the signal: stop at the same step
+                self.stop.requested = signal.SIGTERM
             control.should_save = True
             control.should_training_stop = True
             self.stopped_at = state.global_step
+
+
+def _any_process(flag: bool) -> bool:
+    """``flag`` of any process of a multi-process run (one tiny all-reduce per step), else ``flag``.
+
+    The processes of an accelerate run receive a signal at slightly different moments; if one stopped
+    at step N and another at N+1 the collective save would hang, so they agree on the step first.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return flag
+    import torch
+
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

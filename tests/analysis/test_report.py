@@ -1,0 +1,285 @@
+"""The report on an experiment with a known story (item scores chosen so the answer is known).
+
+The workflow's e2e test renders the report of a real, tiny experiment whose runs barely move;
+this one feeds the real report code and template an experiment where a run wins somewhere,
+loses elsewhere and overfits, so every branch of the report (significant lists, validation
+selection, overfitting, GPU cost, online W&B links) is rendered and checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlpipe.analysis.diagnostics import diagnose_run
+from rlpipe.analysis.preflight import mask_gradient_check, signal_stats, signal_verdict
+from rlpipe.analysis.report import build_context, render, write_tables
+from rlpipe.analysis.stats import bootstrap_mean_ci, item_pass_at_k
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "workflow" / "templates" / "report.md.j2"
+TASKS = {"addition": "math", "sorting": "logic"}
+N = 150  # items per task
+# (run, step) -> solve rate per task
+RATES = {
+    ("base", 0): {"addition": 0.3, "sorting": 0.3},
+    ("grpo", 10): {"addition": 0.5, "sorting": 0.3},
+    ("grpo", 20): {"addition": 0.6, "sorting": 0.3},
+    ("pcgrad", 10): {"addition": 0.45, "sorting": 0.75},
+    ("pcgrad", 20): {"addition": 0.3, "sorting": 0.6},
+}
+RUNS = {
+    name: {
+        "name": name,
+        "method": "grpo",
+        "model": "base",
+        "steps": 20,
+        "lora": None,
+        "seed": 0,
+        "grpo": {"learning_rate": 1e-5},
+        "pcgrad": name == "pcgrad",
+    }
+    for name in ("grpo", "pcgrad")
+}
+
+
+def write_experiment(out: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    rows, sample_scores = [], {}
+    for (run, step), rates in RATES.items():
+        records = []
+        for task, rate in rates.items():
+            solved = rng.permutation(N) < round(rate * N)
+            matrix = np.stack([solved, solved], axis=1).astype(float)  # k = 2, both samples alike
+            for i in range(N):
+                for s in range(2):
+                    records.append(
+                        {
+                            "id": f"{task}/{i}",
+                            "task": task,
+                            "domain": TASKS[task],
+                            "sample": s,
+                            "score": matrix[i, s],
+                        }
+                    )
+            ci = bootstrap_mean_ci(matrix.mean(axis=1))
+            rows.append(
+                {
+                    "experiment": "story",
+                    "run": run,
+                    "method": "base" if run == "base" else "grpo",
+                    "step": step,
+                    "task": task,
+                    "domain": TASKS[task],
+                    "n": N,
+                    "k": 2,
+                    "score": ci.mean,
+                    "se": ci.se,
+                    "ci_lo": ci.lo,
+                    "ci_hi": ci.hi,
+                    "pass_at_k": float(np.mean(item_pass_at_k(matrix, 2))),
+                    "mean_tokens": 3.0,
+                    "truncated": 0.0,
+                }
+            )
+        path = out / "eval" / run / f"step_{step}" / "scores.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        sample_scores[(run, step)] = str(path)
+    pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
+
+    metrics, diagnostics, preflight = {}, {}, {}
+    for run in RUNS:
+        steps = range(1, 21)
+        lines = [
+            {
+                "step": s,
+                "reward": 0.2 + 0.02 * s + 0.01 * ((s * 7) % 3 - 1),
+                "learning_rate": 1e-5,
+                "grad_norm": 0.5,
+                "frac_reward_zero_std": 0.2,
+                "entropy": 0.8,
+            }
+            for s in steps
+        ]
+        if run == "pcgrad":  # early stopping's validation metric: picks step 10
+            lines += [{"step": 10, "validation_reward": 0.7}, {"step": 20, "validation_reward": 0.4}]
+        metrics[run] = out / "runs" / run / "metrics.jsonl"
+        metrics[run].parent.mkdir(parents=True, exist_ok=True)
+        metrics[run].write_text("".join(json.dumps(r) + "\n" for r in lines))
+        v = diagnose_run(lines)
+        diagnostics[run] = out / "diagnostics" / f"{run}.json"
+        diagnostics[run].parent.mkdir(parents=True, exist_ok=True)
+        diagnostics[run].write_text(
+            json.dumps({"run": run, "verdict": v.verdict, "causes": v.causes, "evidence": v.evidence})
+        )
+        groups = [[0, 0, 0, 0]] * 9 + [[0, 1, 0, 1]] * 11
+        stats = signal_stats(groups, ["math"] * 9 + ["logic"] * 11)
+        no_signal, warnings = signal_verdict(stats)
+        hid = np.zeros((1, 4))
+        hid[0, 1] = 0.3
+        mask = mask_gradient_check(hid, np.zeros((1, 4)), np.array([[1, 1]]), np.array([[1, 0]]))
+        preflight[run] = out / "preflight" / f"{run}.json"
+        preflight[run].parent.mkdir(parents=True, exist_ok=True)
+        preflight[run].write_text(
+            json.dumps(
+                {
+                    "signal": {**stats, "no_signal": no_signal, "warnings": warnings},
+                    "loss_mask": {**mask, "loss_path": "trl"},
+                }
+            )
+        )
+
+    def timing(name: str, wall: float, gpus: int) -> str:
+        log = out / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.with_name(log.stem + ".timing.jsonl").write_text(
+            json.dumps({"status": "failed", "wall_s": wall / 2, "cpu_s": 10.0, "gpus": gpus})
+            + "\n"
+            + json.dumps({"status": "ok", "wall_s": wall, "cpu_s": 20.0, "gpus": gpus})
+            + "\n"
+        )
+        return str(log)
+
+    job_logs = {
+        "train": {"grpo": timing("train/grpo", 2400, 1), "pcgrad": timing("train/pcgrad", 4800, 1)},
+        "preflight": {r: timing(f"preflight/{r}", 60, 1) for r in RUNS},
+        "generate": {k: timing(f"generate/{k[0]}/step_{k[1]}", 120, 1) for k in RATES},
+        "score": {k: timing(f"score/{k[0]}/step_{k[1]}", 30, 0) for k in RATES},
+        "shared": {"warmup/base": timing("warmup/base", 600, 1)},
+    }
+    manifest = out / "wandb" / "runs.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "mode": "online",
+                "project": "p",
+                "entity": "team",
+                "group": "story",
+                "sync_command": None,
+                "runs": {
+                    r: {
+                        j: {
+                            "id": f"{r}-{j}",
+                            "name": f"{r}/{j}",
+                            "steps": 3,
+                            "url": f"https://wandb.ai/team/p/runs/{r}-{j}",
+                        }
+                        for j in ("train", "eval")
+                    }
+                    for r in RUNS
+                },
+            }
+        )
+    )
+    return {
+        "scores_csv": str(out / "scores.csv"),
+        "sample_scores": sample_scores,
+        "metrics": {r: str(p) for r, p in metrics.items()},
+        "diagnostics": {r: str(p) for r, p in diagnostics.items()},
+        "preflight": {r: str(p) for r, p in preflight.items()},
+        "wandb_manifest": str(manifest),
+        "timing": job_logs,
+    }
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[dict[str, Any], str, Path]:
+    out = tmp_path_factory.mktemp("story")
+    ctx = build_context(
+        **write_experiment(out),
+        experiment="story",
+        description="A known story.",
+        baseline="grpo",
+        runs=RUNS,
+        base_runs={"base": "base"},
+        suite="story-suite",
+        config={"name": "story"},
+        n_boot=1000,
+        colors={"base": "#1f77b4", "grpo": "#ff7f0e", "pcgrad": "#2ca02c"},
+        plots={
+            "tasks": "plots/t.png",
+            "domains": "plots/d.png",
+            "comparison": "plots/c.png",
+            "training": {r: f"plots/training/{r}.png" for r in RUNS},
+        },
+    )
+    tables = {
+        k: str(out / "tables" / f"{k}.csv")
+        for k in ("comparison", "checkpoints", "diagnostics", "preflight", "cost")
+    }
+    write_tables(ctx, tables)
+    render(TEMPLATE, ctx, out / "report.md")
+    return ctx, (out / "report.md").read_text(), out
+
+
+def test_significant_wins_and_losses_are_listed_and_recommended(rendered) -> None:
+    ctx, text, _ = rendered
+    ups = [(e["run"], e["level"], e["name"]) for e in ctx["improvements"]]
+    downs = [(e["run"], e["level"], e["name"]) for e in ctx["regressions"]]
+    assert ("pcgrad", "domain", "logic") in ups and ("pcgrad", "domain", "math") in downs
+    assert all(e["significant"] for e in ctx["improvements"] + ctx["regressions"])
+    improvements = text.split("**Significant improvements**")[1].split("**Significant regressions**")[0]
+    assert re.search(
+        r"- `pcgrad` on domain logic: \+0\.[23]\d\d \[\+0\.\d+, \+0\.\d+\], p = 0\.\d{4}", improvements
+    )
+    assert "math" not in improvements
+    assert re.search(r"`pcgrad` helps logic by \+0\.[23]\d\d \[.*\] over `grpo` but costs math \(-0\.", text)
+    assert "Training `grpo` improved the mean score over its base model" in text
+    assert not re.search(r"\bnan\b", text, re.I)
+
+
+def test_selection_uses_validation_and_flags_overfitting(rendered) -> None:
+    ctx, text, _ = rendered
+    pc, grpo = ctx["selection"]["pcgrad"], ctx["selection"]["grpo"]
+    assert pc["best"]["overall"]["step"] == 10 and pc["best"]["overall"]["basis"] == "validation"
+    assert pc["overfitting"] and pc["overfit_step"] == 20
+    assert grpo["best"]["overall"]["basis"] == "test" and grpo["best"]["overall"]["step"] == 20
+    assert "Best checkpoints are chosen on the validation metric" in text
+    assert "| pcgrad | 10 | validation |" in text and "**yes**: step 20" in text
+    assert "`pcgrad` overfits: step 20 is significantly below the best step 10" in text
+
+
+def test_cost_counts_gpu_hours_of_every_attempt(rendered) -> None:
+    ctx, text, out = rendered
+    c = ctx["cost"]["runs"]["grpo"]
+    # train 1.5 x 2400 s + pre-flight 1.5 x 60 s on one GPU; evals: 2 checkpoints x 1.5 x 120 s GPU
+    assert c["train"].gpu_h == pytest.approx(1.5 * 2460 / 3600)
+    assert c["eval"].gpu_h == pytest.approx(2 * 1.5 * 120 / 3600) and c["n_evals"] == 2
+    assert c["unit"] == "GPU-hour" and c["per_hour"] == pytest.approx(c["gain"] / c["total"].gpu_h)
+    assert ctx["cost"]["shared"].gpu_h == pytest.approx(1.5 * (600 + 120) / 3600)  # warm-up + base eval
+    assert re.search(r"\| grpo \| 3690\.0 \| 1\.0\d \| 0\.017 \| 2 \| 450\.0 \|", text)
+    cost = pd.read_csv(out / "tables" / "cost.csv")
+    assert (cost["attempts"] == 2).all() and set(cost["kind"]) == {
+        "train",
+        "preflight",
+        "generate",
+        "score",
+        "shared",
+    }
+
+
+def test_wandb_links_tables_and_preflight(rendered) -> None:
+    _, text, out = rendered
+    assert "Mode **online**" in text
+    url = "https://wandb.ai/team/p/runs/"
+    wandb_rows = [line for line in text.splitlines() if url in line]
+    assert wandb_rows == [f"| {r} | [{r}/train]({url}{r}-train) | [{r}/eval]({url}{r}-eval) |" for r in RUNS]
+    assert "| grpo | 20 × 4 |" in text and "| passed |" in text
+    assert "domain math: 100% of its 9 prompt groups have identical rewards" in text
+    comparison = pd.read_csv(out / "tables" / "comparison.csv")
+    row = comparison[
+        (comparison["run"] == "pcgrad")
+        & (comparison["name"] == "logic")
+        & (comparison["comparison"] == "vs baseline")
+    ]
+    assert bool(row["significant"].iloc[0]) and row["lo"].iloc[0] > 0
+    checkpoints = pd.read_csv(out / "tables" / "checkpoints.csv")
+    assert set(checkpoints["scope"]) == {"overall", "math", "logic"}
