@@ -3,7 +3,7 @@
 One workflow run (tests/configs/slurm.yaml: every stage, one GPU per run) with two interruptions of
 the training job, then checks from the accounting DB (sacct) and the files:
 
-* every job of the DAG ran as its own SLURM job; GPU rules (warmup, train, generate) with a
+* every job of the DAG ran as its own SLURM job; GPU rules (warmup, preflight, train, generate) with a
   ``gres/gpu`` allocation, CPU rules without; training asked for the early-warning signal;
 * training attempt 1 is cancelled mid-run with ``scancel`` -> CANCELLED, retried; attempt 2 gets
   the early-warning signal (``scancel --signal=URG``, delivered as ``--signal=URG@...`` would be)
@@ -35,17 +35,20 @@ OUT = "results/slurm"
 RUN_TIMEOUT_S = 540  # hard limit (SIGKILL) on the workflow run; it takes ~3-4 min on 2 cores
 WAIT_S = 240  # longest wait for one event while driving the run
 STEPS = 60
-GPU_RULES = {"warmup", "train", "generate"}
+GPU_RULES = {"warmup", "preflight", "train", "generate"}
 EXPECTED_JOBS = {
     "prepare_model": 1,
     "prepare_train_data": 1,
     "prepare_suite_task": 2,
     "warmup": 1,
+    "preflight": 1,
     "train": 3,  # cancelled, warned (SIGURG), resumed to the end
     "generate": 2,  # base at step 0 and the one checkpoint
     "score": 2,
+    "diagnose": 1,
     "aggregate": 1,
     "plot_evolution": 1,
+    "wandb": 1,
     "report": 1,
 }
 SECRETS = {
