@@ -67,7 +67,10 @@ def test_guru19_experiment_dag(tmp_path: Path, env: dict[str, str]) -> None:
             "plot_evolution": 1,
             "report": 1,
             "all": 1,
-            "total": 38,
+            "preflight": 2,
+            "diagnose": 2,
+            "wandb": 1,
+            "total": 43,
         }
     )
     planned = set(re.findall(r"rule prepare_suite_task:.*?wildcards: task=(\S+)", output, re.S))
