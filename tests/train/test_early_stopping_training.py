@@ -20,30 +20,14 @@ import torch
 
 from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model, load_policy
+from rlpipe.models import load_policy
 from rlpipe.rewards.registry import SCORERS
 from rlpipe.runtime import init_job
 from rlpipe.train.checkpoints import latest_trainer_checkpoint
 from rlpipe.train.signals import TrainingInterrupted
 from rlpipe.train.validation import greedy_validation_reward
 
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
 SCORER = "test_digit_share"
-SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(str.isdigit, response)) / 8)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
 
 
 def toy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,15 +44,6 @@ def rows() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def validation() -> list[dict[str, Any]]:
     return toy(generate("addition", "validation", 6, 0) + generate("sorting", "validation", 6, 0))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(old)
 
 
 def early(**changes: Any) -> dict[str, Any]:

@@ -16,28 +16,10 @@ import torch
 
 from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model
-from rlpipe.rewards.registry import SCORERS
 from rlpipe.train import rollout as rollout_mod
 from rlpipe.train.rollout import TrainingRollout, rollout_engine
 
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
 SCORER = "test_digit_share"
-SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(str.isdigit, response)) / 8)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +28,6 @@ def rows() -> list[dict[str, Any]]:
     for row in out:
         row["scorer"] = SCORER
     return out
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture
