@@ -30,6 +30,19 @@ def versions() -> dict[str, str]:
     return {p: version(p) for p in ("torch", "transformers", "trl", "peft", "snakemake")}
 
 
+def per_rule(results: Path) -> dict[str, dict[str, float]]:
+    """Jobs, summed wall and CPU seconds per rule, from the timing sidecars every job writes."""
+    totals: dict[str, dict[str, float]] = {}
+    for path in sorted((results / "logs").rglob("*.timing.jsonl")):
+        rule = path.relative_to(results / "logs").parts[0].removesuffix(".timing.jsonl")
+        timing = json.loads(path.read_text().splitlines()[-1])
+        row = totals.setdefault(rule, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0})
+        row["jobs"] += 1
+        row["wall_s"] = round(row["wall_s"] + timing["wall_s"], 1)
+        row["cpu_s"] = round(row["cpu_s"] + timing["cpu_s"], 1)
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the clone for inspection")
@@ -55,6 +68,7 @@ def main() -> None:
         "python": platform.python_version(),
         "versions": versions(),
         "scores_csv_rows": len(scores.splitlines()) - 1,
+        "per_rule": per_rule(clone / "results" / "tiny-default"),
     }
     out = ROOT / "bench" / "results" / "default_runtime.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
