@@ -23,7 +23,7 @@ rule aggregate:
 rule plot_evolution:
     input:
         scores=f"{OUT}/scores.csv",
-        sample_scores=lambda wc: list(sample_scores().values()),
+        sample_scores=sample_score_files,
     output:
         **{
             f"task_{task}": report(

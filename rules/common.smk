@@ -147,6 +147,12 @@ def sample_scores(wildcards=None):
 
 
 def sample_score_files(wildcards=None):
+    """Input of every job that reads all per-sample scores.
+
+    The pending `train` checkpoints must be inputs too: only then does Snakemake re-evaluate the
+    job's inputs and params once those runs have trained, instead of freezing them without the
+    early-stopping runs' evaluations (which re-planned the job on every later run).
+    """
     return list(sample_scores().values()) + pending_checkpoints()
 
 

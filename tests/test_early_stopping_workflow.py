@@ -81,8 +81,5 @@ def test_early_stopping_runs_evaluate_exactly_the_checkpoints_they_saved(tmp_pat
 
     report = (tmp_path / OUT / "report.md").read_text()
     assert "grpo-es" in report and "ppo-es" in report
-    if "Nothing to be done" not in snakemake(tmp_path, "-n"):
-        # Known defect since the pre-flight/diagnose/W&B rules were merged with train as a checkpoint:
-        # a complete early-stopping workflow still plans jobs on a second dry run. Every check above
-        # holds; this one is tracked in the closing note until the cause is fixed.
-        pytest.xfail("complete early-stopping workflow is not 'Nothing to be done' on a rerun (known)")
+    # every job that reads all evaluations waited for the checkpoints: nothing is re-planned
+    assert "Nothing to be done" in snakemake(tmp_path, "-n")
