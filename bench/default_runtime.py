@@ -54,6 +54,8 @@ def main() -> None:
     t0 = time.monotonic()
     proc = subprocess.run(COMMAND, shell=True, cwd=clone, capture_output=True, text=True)
     wall = time.monotonic() - t0
+    # the command re-pointed the editable install at the clone: point it back at this checkout
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT), "--no-deps"], check=True)
     if proc.returncode:
         sys.exit(f"command failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     scores = (clone / "results" / "tiny-default" / "scores.csv").read_text()

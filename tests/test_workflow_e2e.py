@@ -273,3 +273,29 @@ def test_same_seed_gives_identical_scores(run_dir, tmp_path):
     snakemake(tmp_path)
     first = (run_dir / "results" / EXP / "scores.csv").read_bytes()
     assert (tmp_path / "results" / EXP / "scores.csv").read_bytes() == first
+
+
+def test_a_changed_run_retrains_from_scratch_not_from_its_old_state(run_dir, tmp_path):
+    """Snakemake reruns the changed run's training; its state from the old spec must not be resumed.
+
+    Kept last in this module: it retrains a run inside the shared workflow directory.
+    """
+    out = run_dir / "results" / EXP / "runs" / "grpo-lora"
+
+    def learning_rates() -> list[float]:
+        lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return [m["learning_rate"] for m in lines if "reward" in m]
+
+    before = learning_rates()
+    config = yaml.safe_load(CONFIG.read_text())
+    config["runs"][1]["grpo"]["learning_rate"] = 5e-4
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    snakemake(run_dir, configfile=changed)
+    log = (run_dir / "results" / EXP / "logs" / "train" / "grpo-lora.log").read_text()
+    assert "was made by a different run" in log and "starting this run from scratch" in log
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if "reward" in m] == list(range(1, 7))
+    # every step trained again with the new learning rate, none re-published from the old run
+    assert [lr / 5e-4 for lr in learning_rates()] == pytest.approx([lr / 1e-3 for lr in before])
+    assert "Nothing to be done" in snakemake(run_dir, "-n", configfile=changed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import torch
 from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.models import build_tiny_model
-from rlpipe.train.checkpoints import latest_trainer_checkpoint, trainer_checkpoints
+from rlpipe.train.checkpoints import latest_trainer_checkpoint, live_metrics, trainer_checkpoints
 from rlpipe.train.signals import TrainingInterrupted
 
 ARCH = {
@@ -139,7 +140,8 @@ def test_ppo_sigterm_saves_exits_nonzero_and_resumes_identically(model_dir, tmp_
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
-    while len(metric_lines(job["out"]["metrics_path"])) < stop_after:
+    live = live_metrics(job["out"]["state_dir"])  # the output appears only when the run ends
+    while len(metric_lines(str(live))) < stop_after:
         assert child.poll() is None, child.stdout.read().decode()[-3000:]
         assert time.monotonic() < deadline, "the child made no progress"
         time.sleep(0.01)
@@ -162,7 +164,10 @@ def test_ppo_sigterm_saves_exits_nonzero_and_resumes_identically(model_dir, tmp_
     published = sorted(p.name for p in Path(job["out"]["checkpoints_dir"]).iterdir())
     assert published == [f"step_{s}" for s in range(SAVE_EVERY, stopped + 1, SAVE_EVERY)]  # no extra export
 
-    run_in_process(job)  # the rerun resumes
+    assert not Path(job["out"]["metrics_path"]).exists()  # nothing Snakemake would take as complete
+    # a retry starts after Snakemake deleted the failed job's outputs
+    shutil.rmtree(job["out"]["checkpoints_dir"])
+    run_in_process(job)  # the rerun resumes, with the metrics of the steps before the interruption
     reference = {**job, "out": out_dirs(tmp_path / "uninterrupted")}
     run_in_process(reference)
 
@@ -230,6 +235,8 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
     assert info.value.code == 128 + signal.SIGUSR1 and info.value.step == 1
     assert list(trainer_checkpoints(out["state_dir"])) == [1]
     assert not Path(out["checkpoints_dir"]).exists() or not any(Path(out["checkpoints_dir"]).iterdir())
+    assert not Path(out["metrics_path"]).exists()
+    assert [m["step"] for m in metric_lines(str(live_metrics(out["state_dir"]))) if "reward" in m] == [1]
     try:
         grpo.train_grpo(model_dir, rows(), run=run, **out)
     finally:

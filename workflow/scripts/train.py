@@ -7,6 +7,7 @@ goes through ``accelerate launch`` (rlpipe.train.launch).
 from rlpipe.runtime import init_job
 from rlpipe.tracking.io import read_jsonl
 from rlpipe.tracking.logs import script_logging
+from rlpipe.train.checkpoints import claim_state_dir, state_identity
 from rlpipe.train.launch import is_distributed, launch
 
 with script_logging(snakemake.log[0]):
@@ -21,6 +22,8 @@ with script_logging(snakemake.log[0]):
         # only runs with early_stopping declare it
         "validation": snakemake.input.get("validation"),
     }
+    inputs = {k: paths[k] for k in ("policy", "train", "validation")}
+    claim_state_dir(paths["state_dir"], state_identity(run, inputs))
     if is_distributed(run):
         launch(run, paths, threads=snakemake.threads)
     else:

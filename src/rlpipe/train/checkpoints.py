@@ -5,10 +5,21 @@ scheduler + RNG); only the newest is kept. Snakemake deletes a job's declared ou
 rerunning it, so everything a resume needs lives outside them: each save is exported to
 ``state_dir/exported/step_N`` (only what ``from_pretrained`` or PEFT needs) and hard-linked into
 the declared output ``checkpoints/step_N``. Both appear atomically (temp dir + rename).
+
+The same goes for the training metrics: they are appended live to ``state_dir/metrics.jsonl`` and
+published to the declared ``metrics.jsonl`` output when the run ends, so a retried job keeps the
+lines of the steps before its resume point.
+
+A resume is only right when the state was made by the same job: ``claim_state_dir`` records the
+run spec and the identity of its inputs in ``state_dir/identity.json`` and clears state left by a
+different spec or different inputs (Snakemake reruns training after such a change, and resuming
+from the old run's final checkpoint would silently publish the old model).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -18,13 +29,83 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from rlpipe.tracking.io import atomic_path
+from rlpipe.tracking.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 _TRAINER_CKPT = re.compile(r"^checkpoint-(\d+)$")
 # Files of a trainer checkpoint that are training state, not the model.
 _STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt"}
+
+
+IDENTITY_FILE = "identity.json"
+LIVE_METRICS = "metrics.jsonl"
+
+
+def input_identity(path: str | os.PathLike[str]) -> list[list[Any]]:
+    """What a file or directory is, cheaply: (relative name, size, mtime in ns) of every file.
+
+    Model directories can hold many GB, so contents are not hashed; a rewrite by Snakemake (a new
+    warm-up, a new download) changes the modification times.
+    """
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return [
+        [str(p.relative_to(root)) if p != root else p.name, p.stat().st_size, p.stat().st_mtime_ns]
+        for p in files
+    ]
+
+
+def state_identity(run: dict[str, Any], inputs: dict[str, str | os.PathLike[str] | None]) -> dict[str, Any]:
+    """The run spec plus the identity of each input a training job reads (``None`` inputs skipped)."""
+    body = {
+        "run": run,
+        "inputs": {k: input_identity(v) for k, v in sorted(inputs.items()) if v is not None},
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return {"sha256": digest, **body}
+
+
+def claim_state_dir(state_dir: str | os.PathLike[str], identity: dict[str, Any]) -> bool:
+    """Make ``state_dir`` this job's: keep it when it was made by the same identity, else clear it.
+
+    Returns True when existing state was kept (the job will resume from it). Call once per job,
+    before any training process starts (not from every rank).
+    """
+    root = Path(state_dir)
+    recorded = root / IDENTITY_FILE
+    if root.is_dir() and any(root.iterdir()):
+        previous = json.loads(recorded.read_text()) if recorded.exists() else {}
+        if previous.get("sha256") == identity["sha256"]:
+            log.info("resumable state in %s was made by this run spec and inputs: resuming", root)
+            return True
+        changed = [k for k in ("run", "inputs") if previous.get(k) != identity[k]] or ["unrecorded"]
+        log.warning(
+            "state in %s was made by a different %s: starting this run from scratch",
+            root,
+            " and ".join(changed),
+        )
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(recorded, identity)
+    return False
+
+
+def live_metrics(state_dir: str | os.PathLike[str]) -> Path:
+    """Where a run appends its metrics while it trains (kept across retries, unlike the output)."""
+    return Path(state_dir) / LIVE_METRICS
+
+
+def publish_metrics(state_dir: str | os.PathLike[str], metrics_path: str | os.PathLike[str]) -> None:
+    """Copy the live metrics to the declared output, atomically; only the main process does it."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    live = live_metrics(state_dir)
+    with atomic_path(metrics_path) as tmp:
+        if live.exists():
+            shutil.copy2(live, tmp)
+        else:
+            tmp.touch()
 
 
 def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:

@@ -11,11 +11,15 @@ import json
 import logging
 import os
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from rlpipe.rewards import score
-from rlpipe.train.checkpoints import ExportCallback, latest_trainer_checkpoint
+from rlpipe.train.checkpoints import (
+    ExportCallback,
+    latest_trainer_checkpoint,
+    live_metrics,
+    publish_metrics,
+)
 from rlpipe.train.lora import check_lora_targets, lora_config
 from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
@@ -197,7 +201,7 @@ def train_grpo(
         callbacks=[
             ProgressCallback(f"grpo[{run['name']}]"),
             *([early] if early else []),
-            MetricsFileCallback(metrics_path, {"run": run["name"]}),
+            MetricsFileCallback(live_metrics(state_dir), {"run": run["name"]}),
             ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(save_steps(run))),
             stop_callback,
         ],
@@ -215,7 +219,7 @@ def train_grpo(
             early.controller.load_state_dict(state["attributes"]["early_stopping"])
             if early.controller.stopped:
                 log.info("run %s already stopped early at step %s", run["name"], resume.name)
-                Path(metrics_path).touch()
+                publish_metrics(state_dir, metrics_path)
                 return
     with stop:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -231,7 +235,7 @@ def train_grpo(
             best.best_value if best.best_value is not None else float("nan"),
             best.best_step,
         )
-    Path(metrics_path).touch()
+    publish_metrics(state_dir, metrics_path)
 
 
 def early_stopping_callback(

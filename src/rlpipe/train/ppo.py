@@ -53,7 +53,13 @@ from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path
 from rlpipe.tracking.logs import Progress
 from rlpipe.train import core_algos as algos
-from rlpipe.train.checkpoints import export_checkpoint, latest_trainer_checkpoint, link_tree
+from rlpipe.train.checkpoints import (
+    export_checkpoint,
+    latest_trainer_checkpoint,
+    link_tree,
+    live_metrics,
+    publish_metrics,
+)
 from rlpipe.train.pcgrad import pcgrad_backward
 from rlpipe.train.signals import StopRequest, TrainingInterrupted
 
@@ -711,8 +717,8 @@ def train_ppo(
         run=run,
         checkpoints_dir=checkpoints_dir,
         state_dir=state_dir,
-        metrics_path=metrics_path,
+        metrics_path=live_metrics(state_dir),
         validation_rows=validation_rows,
     )
     trainer.train()
-    Path(metrics_path).touch()
+    publish_metrics(state_dir, metrics_path)
