@@ -186,10 +186,16 @@ def _slice(ro: Any, rows: slice) -> Any:
     )
 
 
-def _params(trainer: Any) -> torch.Tensor:
-    return torch.cat(
-        [p.detach().reshape(-1) for p in trainer.param_groups["policy"] + trainer.param_groups["critic"]]
-    )
+def _params(trainer: Any, grad: bool = False) -> torch.Tensor:
+    params = trainer.param_groups["policy"] + trainer.param_groups["critic"]
+    return torch.cat([(p.grad if grad else p).detach().reshape(-1) for p in params])
+
+
+def _shorten(ro: Any, rows: slice, keep: int) -> None:
+    """End the completions of ``rows`` after ``keep`` tokens (as an EOS would): the ranks' token
+    counts differ, so a rank's loss weight (its share of the minibatch's tokens) matters."""
+    ro.mask[rows, keep:] = 0
+    ro.attention_mask[rows, ro.prompt_len + keep :] = 0
 
 
 def _ppo_worker(rank: int, world: int, port: int, out: str, model_dir: str, case_path: str) -> None:
@@ -205,6 +211,7 @@ def _ppo_worker(rank: int, world: int, port: int, out: str, model_dir: str, case
         torch.save(
             {
                 "params": _params(trainer),
+                "grads": _params(trainer, grad=True),
                 "advantages": ro.advantages,
                 "mask": ro.mask,
                 "upd": upd,
@@ -230,6 +237,7 @@ def test_ppo_update_on_two_ranks_equals_one_process(model_dir, tmp_path, changes
     single = PPOTrainer(model_dir, rows, run=run, **_dirs(tmp_path / "single"))
     sampled = single.sample(rows)  # one fixed rollout for both: sampling randomness plays no part
     assert float(sampled.scores[:4].mean()) != pytest.approx(float(sampled.scores[4:].mean()), abs=1e-2)
+    _shorten(sampled, slice(5, 8), 2)  # rank 1: 6 + 3 * 2 tokens, rank 0: 4 * 6
     assert sampled.domains[4:] == ["math"] * 4 and "logic" in sampled.domains[:4]
     case_path = tmp_path / "case.pt"
     torch.save({"rows": rows, "run": run, "rollout": copy.deepcopy(sampled)}, case_path)
@@ -249,6 +257,10 @@ def test_ppo_update_on_two_ranks_equals_one_process(model_dir, tmp_path, changes
     for key in ("advantages/mean", "advantages/std", "values/mean", "returns/mean", "kl"):
         assert results[0]["stats"][key] == pytest.approx(ro.stats[key], rel=1e-4, abs=1e-6), key
 
+    # the averaged gradient is the whole minibatch's (Adam's first step hides its scale: check it)
+    grads = _params(single, grad=True)
+    for res in results:
+        torch.testing.assert_close(res["grads"], grads, rtol=1e-4, atol=1e-7)
     # one optimizer step: identical replicas, equal to the one-process parameters
     assert not torch.allclose(after, before)
     torch.testing.assert_close(results[0]["params"], results[1]["params"], rtol=0, atol=0)
