@@ -24,7 +24,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from rlpipe.config import PPO_DEFAULTS
+from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.rewards.registry import SCORERS
 from rlpipe.train import core_algos as algos
@@ -275,6 +275,61 @@ def test_ppo_update_on_two_ranks_equals_one_process(model_dir, tmp_path, changes
         assert sorted(res["upd"]) == sorted(upd)
         for key in keys:
             assert res["upd"][key] == pytest.approx(upd[key], rel=1e-4, abs=1e-6), key
+
+
+def _signal_worker(rank: int, world: int, port: int, out: str, model_dir: str) -> None:
+    import signal
+
+    from rlpipe.train.ppo import PPOTrainer
+    from rlpipe.train.signals import TrainingInterrupted
+
+    _join(rank, world, port)
+    try:
+        rows = _rows()
+        es = {**EARLY_STOPPING_DEFAULTS, "patience": 100, "min_delta": 0.0, "eval_every": 1}
+        run = _ppo_run(steps=3, save_every=3, early_stopping=es)
+        dirs = _dirs(Path(out) / "run")  # shared by the ranks, as under accelerate launch
+        trainer = PPOTrainer(model_dir, rows, run=run, validation_rows=rows[:2], **dirs)
+        update = trainer.update
+
+        def update_then_signal(ro: Any) -> dict[str, float]:
+            if rank == 1 and trainer.step == 1:  # only rank 1 is signalled, during step 2
+                os.kill(os.getpid(), signal.SIGTERM)
+            return update(ro)
+
+        trainer.update = update_then_signal
+        result: dict[str, Any] = {}
+        try:
+            trainer.train()
+        except TrainingInterrupted as exc:
+            result["interrupted"] = (exc.step, exc.signum)
+        resumed = PPOTrainer(model_dir, rows, run=run, validation_rows=rows[:2], **dirs)
+        result["resumed_at"] = resumed.step
+        resumed.train()
+        result["params"] = _params(resumed)
+        torch.save(result, f"{out}/rank{rank}.pt")
+    finally:
+        dp.shutdown()
+
+
+def test_a_signal_to_one_rank_stops_all_after_the_same_step_and_they_resume(model_dir):
+    """SIGTERM reaches rank 1 only: both ranks save one checkpoint after step 2 and exit with the
+    signal's status; 2 new trainers resume there. Validation (early stopping) runs every step on
+    rank 0 and its decision reaches rank 1 (else the ranks would part)."""
+    with tempfile.TemporaryDirectory() as out:
+        mp.spawn(_signal_worker, args=(2, _free_port(), out, model_dir), nprocs=2, join=True)
+        results = [torch.load(f"{out}/rank{r}.pt", weights_only=False) for r in range(2)]
+        state = Path(out) / "run" / "st"
+        lines = [json.loads(line) for line in (Path(out) / "run" / "m.jsonl").read_text().splitlines()]
+        saved = json.loads((state / "checkpoint-3" / "trainer_state.json").read_text())
+    import signal
+
+    for res in results:
+        assert res["interrupted"] == (2, signal.SIGTERM) and res["resumed_at"] == 2
+    torch.testing.assert_close(results[0]["params"], results[1]["params"], rtol=0, atol=0)
+    assert [m["step"] for m in lines] == [1, 2, 3]  # one line per step, the resumed step not twice
+    assert all("validation_reward" in m for m in lines)
+    assert saved["global_step"] == 3 and saved["early_stopping"]["last_decision"]["best_step"] is not None
 
 
 # ----------------------------------------------------------------------------------- end to end
