@@ -72,9 +72,13 @@ def init_from_env() -> torch.device:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local)
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
-    return torch.device("cuda", local) if cuda else torch.device("cpu")
+        if cuda:  # bound to its GPU up front, so barriers and object collectives use that one
+            dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
+        else:
+            dist.init_process_group("gloo", timeout=TIMEOUT)
+    return device
 
 
 def shutdown() -> None:
