@@ -443,7 +443,7 @@ def _check_run(
 
 def _check_launch(run: dict[str, Any], where: str) -> None:
     """A multi-GPU run's topology and ``accelerate`` config (see ``rlpipe.train.launch``)."""
-    from rlpipe.train.launch import LaunchError, accelerate_config, processes_per_node
+    from rlpipe.train.launch import LaunchError, accelerate_config, processes_per_node, single_process_only
 
     if run["resources"].get("gpus", 0) <= 1 and run["resources"].get("nodes", 1) <= 1:
         return
@@ -452,6 +452,9 @@ def _check_launch(run: dict[str, Any], where: str) -> None:
         accelerate_config(run)
     except LaunchError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    reason = single_process_only(run)  # what the launcher would refuse at job start
+    if reason:
+        raise ConfigError(f"{where}: {reason}; or set resources.gpus: 1")
 
 
 def _check_ppo(hp: dict[str, Any], where: str) -> None:

@@ -102,14 +102,23 @@ def test_launches_that_cannot_work_are_refused() -> None:
     with pytest.raises(LaunchError, match=r"resources.nodes: 2 needs resources.gpus >= 2"):
         launch.processes_per_node(grpo_run(gpus=1, nodes=2))
     with pytest.raises(
-        LaunchError, match=r"accelerate: 'zero9' is not a file .*known: deepspeed-zero3, fsdp"
+        LaunchError, match=r"accelerate: 'zero9' is not a file .*known: ddp, deepspeed-zero3, fsdp"
     ):
         launch.accelerate_config({**grpo_run(gpus=2), "accelerate": "zero9"})
-    ppo = {**grpo_run(gpus=2), "method": "ppo"}
+    # rlpipe's PPO (and PPO + PCGrad) runs data-parallel under ddp (its default), never sharded
+    ppo = {**grpo_run(gpus=2), "method": "ppo", "ppo": {"rollout_batch_size": 8, "minibatch_size": 4}}
+    assert (
+        launch.single_process_only(ppo) is None
+        and launch.single_process_only({**ppo, "pcgrad": True}) is None
+    )
     with pytest.raises(
-        LaunchError, match=r"^run r: rlpipe's PPO trainer runs in one process .*set resources.gpus: 1$"
+        LaunchError, match=r"^run r: rlpipe's PPO trains data-parallel .*FSDP; use accelerate: ddp .*gpus: 1$"
     ):
-        launch.launch_spec(ppo, PATHS, env={})
+        launch.launch_spec({**ppo, "accelerate": "fsdp"}, PATHS, env={})
+    with pytest.raises(
+        LaunchError, match=r"ppo.minibatch_size \(4\) must be divisible by resources.gpus \(3\)"
+    ):
+        launch.launch_spec({**ppo, "resources": {"gpus": 3}, "ppo": {"minibatch_size": 4}}, PATHS, env={})
     with pytest.raises(LaunchError, match=r"PCGrad with GRPO runs in one process"):
         launch.launch_spec({**grpo_run(gpus=2), "pcgrad": True}, PATHS, env={})
     assert launch.single_process_only(grpo_run(gpus=2)) is None
@@ -124,6 +133,15 @@ def test_config_checks_the_topology_at_parse() -> None:
         load_experiment(config, ["x.yaml"])
     config["runs"] = [{"name": "grpo", "accelerate": "missing", "resources": {"gpus": 2}}]
     with pytest.raises(ConfigError, match=r"run grpo: accelerate: 'missing' is not a file"):
+        load_experiment(config, ["x.yaml"])
+    # what the launcher would refuse at job start is refused while the config loads
+    config["runs"] = [{"name": "grpo", "pcgrad": True, "resources": {"gpus": 2}}]
+    with pytest.raises(ConfigError, match=r"run grpo: PCGrad with GRPO runs in one process"):
+        load_experiment(config, ["x.yaml"])
+    config["runs"] = [
+        {"name": "ppo", "method": "ppo", "accelerate": "deepspeed-zero3", "resources": {"gpus": 2}}
+    ]
+    with pytest.raises(ConfigError, match=r"run ppo: rlpipe's PPO trains data-parallel .* is DEEPSPEED"):
         load_experiment(config, ["x.yaml"])
 
 
@@ -144,7 +162,8 @@ def test_accelerate_configs_are_valid_for_accelerate(name: str) -> None:
 
 
 def test_seed_experiments_launch_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LoRA sweep runs through accelerate on 3 GPUs; the GSM8K runs stay in-process."""
+    """The LoRA sweep runs through accelerate on 3 GPUs, GURU's PPO runs on 2; the GSM8K runs stay
+    in-process."""
     monkeypatch.setenv("RLPIPE_DATA_ROOT", str(ROOT / "tests" / "fixtures" / "hf"))
     sweep = yaml.safe_load((ROOT / "config" / "experiments" / "musique-lora-sweep.yaml").read_text())
     for run in expand_runs(sweep, "musique-lora-sweep.yaml").values():
@@ -155,6 +174,18 @@ def test_seed_experiments_launch_as_configured(monkeypatch: pytest.MonkeyPatch) 
             "--num_processes",
             "3",
             "--num_machines",
+        ]
+    # the seed experiment of issues 3 + 5: PPO and PPO + PCGrad on 2 GPUs, through the ddp config
+    guru = yaml.safe_load((ROOT / "config" / "experiments" / "guru-mtl.yaml").read_text())
+    runs = expand_runs(guru, "guru-mtl.yaml")
+    assert sorted(runs) == ["ppo", "ppo-pcgrad"]
+    for run in runs.values():
+        cmd = launch.job_command(launch.launch_spec(run, PATHS, env={}), "x.json")
+        assert cmd[3:7] == [
+            "--config_file",
+            str(ROOT / "config" / "accelerate" / "ddp.yaml"),
+            "--num_processes",
+            "2",
         ]
     gsm8k = yaml.safe_load((ROOT / "config" / "experiments" / "gsm8k-ppo-vs-grpo.yaml").read_text())
     assert not any(launch.is_distributed(r) for r in expand_runs(gsm8k, "gsm8k.yaml").values())

@@ -26,7 +26,13 @@ How it hooks into TRL 1.16's ``GRPOTrainer`` (read from its source):
 
 Single process only: under DDP/FSDP/DeepSpeed the forward pass would need ``no_sync`` and
 unsharded gradients (see ``rlpipe.train.pcgrad``); the trainer refuses rather than silently
-projecting local gradients.
+projecting local gradients, and ``rlpipe.train.launch.single_process_only`` refuses such a run when
+the config loads. Why it is not data-parallel yet: accelerate wraps TRL's model itself (FSDP by
+default, sharded gradients; DDP's reducer expects a ``backward`` through the wrapped module each step,
+which the detached stand-in loss never gives), and every per-domain ``torch.autograd.grad`` would have
+to bypass both; ``PCGradAccumulator.step`` already all-reduces each domain's gradient, so a DDP-only
+path would be the place to start. PCGrad on several GPUs is rlpipe's PPO (``rlpipe.train.ppo``), whose
+replicas and explicit all-reduces need none of that.
 """
 
 from __future__ import annotations

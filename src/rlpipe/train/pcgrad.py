@@ -28,7 +28,10 @@ Rules for using it on a real model (why the helpers below look the way they do):
   same set of domain names (use a zero loss, or ``PCGradAccumulator``'s fixed domain list, for a
   domain absent from a rank's batch) or the collectives deadlock. Run the forward pass under
   ``ddp_model.no_sync()`` (or on the unwrapped module) so DDP's reducer does not wait for a
-  ``backward`` that never happens. Sharded parameters (FSDP / ZeRO-3) are not supported: the
+  ``backward`` that never happens. rlpipe's data-parallel PPO (``rlpipe.train.ppo``) uses plain
+  modules, weights each rank's domain losses by its share of the global minibatch's tokens (so
+  the mean over ranks is the whole minibatch's gradient) and passes every domain present on any
+  rank, a constant zero for one it lacks. Sharded parameters (FSDP / ZeRO-3) are not supported: the
   gradient would have to be gathered in full first.
 * **Gradient accumulation**: the projection of summed micro-batch gradients is not the sum of
   per-micro-batch projections. Accumulate each domain's gradient over the micro-batches first

@@ -28,6 +28,20 @@ holds the policy in HF/PEFT format, the critic, the optimizer, every RNG state, 
 data-order position and the KL controller; scheduled steps are exported to
 ``state_dir/exported/step_N`` and hard-linked into ``checkpoints/step_N``. SIGTERM/SIGUSR1 make the
 trainer save at the end of the current step and exit non-zero; a rerun resumes exactly there.
+
+**Several processes** (``accelerate launch`` with ``config/accelerate/ddp.yaml``, see
+``rlpipe.train.launch`` and ``rlpipe.train.distributed``): every rank holds the whole policy and
+critic. Each step's ``rollout_batch_size`` prompts (the same seeded data order as in one process)
+are split into contiguous, disjoint shares, one per rank, so the union over the ranks is the
+one-process batch; each rank samples and scores its share. Advantages are whitened with the global
+mean and variance (all-reduced over the masked tokens of every rank). An update minibatch is
+``minibatch_size / ranks`` sequences per rank; each rank's loss is weighted by its share of the
+global minibatch's tokens, so that the mean of the ranks' gradients (all-reduced explicitly, per
+domain for PCGrad) is exactly the gradient of the token-mean loss over the global minibatch. Every
+rank then clips and steps identically, and the replicas stay equal. Metrics are global (reduced
+or gathered) and written by rank 0 only; checkpoints and exports are written by rank 0 (each
+rank's RNG state included); a stop signal received by any rank stops all of them after the same
+step. Validation for early stopping runs on rank 0 and its decision is broadcast.
 """
 
 from __future__ import annotations
@@ -53,6 +67,7 @@ from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path
 from rlpipe.tracking.logs import Progress
 from rlpipe.train import core_algos as algos
+from rlpipe.train import distributed as dp
 from rlpipe.train.checkpoints import (
     export_checkpoint,
     latest_trainer_checkpoint,
@@ -146,6 +161,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _rng_file(rank: int) -> str:
+    """Rank 0's RNG file keeps the one-process name; rank r's is ``rng_state_<r>.pth`` (as HF's Trainer)."""
+    return "rng_state.pth" if rank == 0 else f"rng_state_{rank}.pth"
+
+
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
     """Drop non-finite floats: metrics.jsonl stays strict JSON (``NaN`` is not JSON)."""
     return {k: v for k, v in row.items() if not isinstance(v, float) or math.isfinite(v)}
@@ -181,7 +201,16 @@ class PPOTrainer:
         self.checkpoints_dir = Path(checkpoints_dir)
         self.metrics_path = Path(metrics_path)
         self.src = resolve_model_dir(policy_dir)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # One process, or one rank of an ``accelerate launch`` (joins the process group here).
+        self.device = dp.init_from_env()
+        self.world, self.rank = dp.world_size(), dp.rank()
+        self.is_main = self.rank == 0
+        for key in ("rollout_batch_size", "minibatch_size"):
+            if self.hp[key] % self.world:
+                raise ValueError(
+                    f"run {run['name']}: ppo.{key} ({self.hp[key]}) must be divisible by the "
+                    f"{self.world} processes (resources.gpus)"
+                )
         self.tokenizer = AutoTokenizer.from_pretrained(self.src)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -202,6 +231,10 @@ class PPOTrainer:
 
         resume = latest_trainer_checkpoint(self.state_dir)
         self._build(resume)
+        # Replicas start equal (a LoRA adapter is initialised randomly); then each rank samples
+        # with its own random streams (a resume restores each rank's saved ones).
+        dp.broadcast_params_(self.policy, self.critic)
+        dp.seed_rank(int(run["seed"]))
         if resume is not None:
             self._load_state(resume)
 
@@ -316,7 +349,11 @@ class PPOTrainer:
         self.optimizer.load_state_dict(
             torch.load(ckpt / "optimizer.pt", map_location=self.device, weights_only=True)
         )
-        _set_rng_state(torch.load(ckpt / "rng_state.pth", weights_only=False))
+        rng = ckpt / _rng_file(self.rank)
+        if rng.exists():
+            _set_rng_state(torch.load(rng, weights_only=False))
+        else:  # resumed with more processes than it was saved with: fresh, seeded streams
+            log.warning("%s: no %s; rank %d samples from freshly seeded streams", ckpt, rng.name, self.rank)
         self.step = int(state["global_step"])
         self.optimizer_steps = int(state["optimizer_steps"])
         self.data_epoch, self.data_pos = int(state["data"]["epoch"]), int(state["data"]["pos"])
@@ -330,14 +367,26 @@ class PPOTrainer:
         log.info("resumed from %s (step %d, %d optimizer steps)", ckpt, self.step, self.optimizer_steps)
 
     def save(self) -> Path:
-        """Write ``state_dir/checkpoint-<step>`` atomically, drop older ones, export scheduled steps."""
+        """Write ``state_dir/checkpoint-<step>`` atomically, drop older ones, export scheduled steps.
+
+        Called on every rank: the ranks' RNG states are gathered, rank 0 writes (the models and the
+        optimizer are replicas), and all ranks wait until the checkpoint is complete.
+        """
         path = self.state_dir / f"checkpoint-{self.step}"
+        rng_states = dp.all_gather_objects(_rng_state())
+        if self.is_main:
+            self._write_checkpoint(path, rng_states)
+        dp.barrier()
+        return path
+
+    def _write_checkpoint(self, path: Path, rng_states: list[dict[str, Any]]) -> None:
         with atomic_path(path, directory=True) as tmp:
             self.policy.save_pretrained(tmp)
             (tmp / CRITIC_DIR).mkdir()
             torch.save(self._critic_state(), tmp / CRITIC_DIR / "critic.pt")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(_rng_state(), tmp / "rng_state.pth")
+            for r, rng in enumerate(rng_states):
+                torch.save(rng, tmp / _rng_file(r))
             state = {
                 "global_step": self.step,
                 "max_steps": self.run["steps"],
@@ -359,7 +408,6 @@ class PPOTrainer:
             exported = self.state_dir / "exported" / name
             export_checkpoint(path, exported, self.tokenizer)
             link_tree(exported, self.checkpoints_dir / name)
-        return path
 
     def _restore_exports(self) -> None:
         """Re-publish steps exported before an interruption (Snakemake deleted the declared outputs)."""
@@ -386,6 +434,11 @@ class PPOTrainer:
             if self.data_pos >= len(order):
                 self.data_epoch, self.data_pos = self.data_epoch + 1, 0
         return batch
+
+    def local_share(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This rank's contiguous share of the step's prompts (all of them in one process)."""
+        n = len(rows) // self.world
+        return rows[self.rank * n : (self.rank + 1) * n]
 
     # --------------------------------------------------------------- forward
     def _forward(
@@ -427,9 +480,16 @@ class PPOTrainer:
         return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
 
     # --------------------------------------------------------------- rollout
-    @torch.no_grad()
     def rollout(self, rows: list[dict[str, Any]]) -> Rollout:
-        """Sample, score, and compute old log-probs, reference log-probs, values, GAE advantages."""
+        """Sample, score, and compute old log-probs, reference log-probs, values, GAE advantages.
+
+        ``rows`` are this process's prompts (``local_share`` of the step's batch when distributed).
+        """
+        return self.prepare(self.sample(rows))
+
+    @torch.no_grad()
+    def sample(self, rows: list[dict[str, Any]]) -> Rollout:
+        """Sample ``samples_per_prompt`` completions per prompt and score each with its row's scorer."""
         hp, tok = self.hp, self.tokenizer
         k = hp["samples_per_prompt"]
         expanded = [r for r in rows for _ in range(k)]  # the k samples of a prompt are contiguous
@@ -448,7 +508,8 @@ class PPOTrainer:
                 prompt_mask,
                 temperature=hp["temperature"],
                 max_new_tokens=hp["max_new_tokens"],
-                seed=int(self.run["seed"]) * 1_000_003 + self.step,
+                # one seed per step and rank (rank 0 of one process: the one-process seed)
+                seed=(int(self.run["seed"]) * 1_000_003 + self.step) * self.world + self.rank,
                 pad_token_id=tok.pad_token_id,
             )
         else:
@@ -484,7 +545,7 @@ class PPOTrainer:
             dtype=torch.float32,
             device=self.device,
         )
-        ro = Rollout(
+        return Rollout(
             input_ids=seqs,
             attention_mask=attn,
             position_ids=pos,
@@ -495,6 +556,18 @@ class PPOTrainer:
             texts=decoded,
             clipped=clipped,
         )
+
+    @torch.no_grad()
+    def prepare(self, ro: Rollout) -> Rollout:
+        """Old and reference log-probs, values, KL shaping and GAE advantages of a sampled rollout.
+
+        Advantages are whitened, and the logged statistics computed, over the global batch (every
+        rank's tokens): ``rlpipe.train.distributed`` reduces them, a no-op in one process.
+        """
+        hp = self.hp
+        self.policy.eval()
+        self.critic.eval()
+        scores, mask = ro.scores, ro.mask
         # Old log-probs, reference log-probs and values, in minibatch-sized chunks to bound memory.
         old_lp, ref_lp, vals = [], [], []
         for start in range(0, len(ro), hp["minibatch_size"]):
@@ -510,17 +583,17 @@ class PPOTrainer:
         if self.use_ref:
             ro.ref_logprobs = torch.cat(ref_lp)
             kl = algos.kl_penalty(ro.old_logprobs, ro.ref_logprobs, hp["kl_estimator"])
-            mean_kl = float(algos.masked_mean(kl, mask))
+            mean_kl = float(dp.masked_mean(kl, mask))
             ro.stats["kl"] = mean_kl
             if hp["kl_mode"] == "reward":
                 token_rewards = algos.kl_reward_shaping(token_rewards, kl, self.kl_ctl.value, mask)
         advantages, returns = algos.compute_gae(token_rewards, ro.old_values, mask, hp["gamma"], hp["lam"])
-        ro.stats["advantages/mean"] = float(algos.masked_mean(advantages, mask))
-        ro.stats["advantages/std"] = float(algos.masked_var(advantages, mask).sqrt())
-        ro.stats["explained_variance"] = float(algos.explained_variance(ro.old_values, returns, mask))
-        ro.stats["values/mean"] = float(algos.masked_mean(ro.old_values, mask))
-        ro.stats["returns/mean"] = float(algos.masked_mean(returns, mask))
-        ro.advantages = algos.masked_whiten(advantages, mask) if hp["whiten_advantages"] else advantages
+        ro.stats["advantages/mean"] = float(dp.masked_mean(advantages, mask))
+        ro.stats["advantages/std"] = float(dp.masked_var(advantages, mask).sqrt())
+        ro.stats["explained_variance"] = float(dp.explained_variance(ro.old_values, returns, mask))
+        ro.stats["values/mean"] = float(dp.masked_mean(ro.old_values, mask))
+        ro.stats["returns/mean"] = float(dp.masked_mean(returns, mask))
+        ro.advantages = dp.masked_whiten(advantages, mask) if hp["whiten_advantages"] else advantages
         ro.returns = returns
         return ro
 
@@ -531,6 +604,13 @@ class PPOTrainer:
         Each share is the loss computed over one domain's tokens times that domain's fraction of
         the minibatch's tokens, so the sum over domains is exactly the token-mean loss of the whole
         minibatch: PCGrad without a conflict reproduces the plain update.
+
+        Distributed, the minibatch is the union of every rank's ``idx``: this rank's token-mean
+        loss (and each statistic) is weighted by ``ranks * local tokens / global tokens``, so the
+        mean over the ranks -- what the gradient all-reduce computes -- is the token mean over the
+        global minibatch. The shares cover every domain present on *any* rank (in sorted order, the
+        same on all ranks); a domain absent here gets a constant zero share (zero gradient), and
+        its global gradient is still the mean over the ranks that have it, weighted by tokens.
         """
         hp = self.hp
         logprobs, ent, values = self._forward(ro, idx, entropy=True)
@@ -539,6 +619,11 @@ class PPOTrainer:
         old_v, ret = ro.old_values[idx], ro.returns[idx]
         ref_lp = ro.ref_logprobs[idx] if ro.ref_logprobs is not None else None
         kl_coef = self.kl_ctl.value
+        local_tokens = mask.sum()
+        weight = 1.0
+        if self.world > 1:
+            global_tokens = dp.all_reduce_(local_tokens.detach().clone(), "sum")
+            weight = self.world * local_tokens / global_tokens.clamp_min(1.0)
 
         def total(m: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
             pg, clipfrac, approx_kl = algos.ppo_policy_loss(logprobs, old_lp, adv, m, hp["clip_eps"])
@@ -560,33 +645,53 @@ class PPOTrainer:
             return loss, stats
 
         loss, stats = total(mask)
+        if self.world > 1:
+            stats = {k: v * weight for k, v in stats.items()}
         if not self.pcgrad:
-            return {"all": loss}, stats
-        n_tokens = mask.sum().clamp_min(1.0)
+            return {"all": loss * weight if self.world > 1 else loss}, stats
+        n_tokens = local_tokens.clamp_min(1.0)
         domains = [ro.domains[i] for i in idx.tolist()]
         shares = {}
-        for d in sorted(set(domains)):
+        for d in self._minibatch_domains(domains):
+            if d not in domains:
+                shares[d] = torch.zeros((), device=mask.device)
+                continue
             rows = torch.tensor([x == d for x in domains], device=mask.device)
             m_d = mask * rows[:, None].to(mask.dtype)
             loss_d, _ = total(m_d)
-            shares[d] = loss_d * (m_d.sum() / n_tokens)
+            shares[d] = loss_d * (m_d.sum() / n_tokens) * weight
         return shares, stats
 
+    def _minibatch_domains(self, local: list[str]) -> list[str]:
+        """The domains of the global minibatch (any rank's rows), sorted: identical on every rank."""
+        if self.world == 1:
+            return sorted(set(local))
+        present = torch.tensor([float(d in local) for d in self.domains], device=self.device)
+        present = dp.all_reduce_(present, "max").cpu()
+        return [d for d, flag in zip(self.domains, present.tolist(), strict=True) if flag > 0]
+
     def update(self, ro: Rollout) -> dict[str, float]:
-        """``ppo_epochs`` passes of minibatch Adam steps over the rollout; returns mean statistics."""
+        """``ppo_epochs`` passes of minibatch Adam steps over the rollout; returns mean statistics.
+
+        Distributed, each rank shuffles its own rollout and takes ``minibatch_size / ranks``
+        sequences per minibatch (the global minibatch is the union; a different random partition
+        of the step's batch than one process would draw, equally valid), the gradients are
+        averaged over the ranks before clipping, and the statistics are global.
+        """
         hp = self.hp
         self.policy.train()
         self.critic.train()
         sums: dict[str, list[float]] = defaultdict(list)
         n = len(ro)
+        local_mb = hp["minibatch_size"] // self.world
         all_params = self.param_groups["policy"] + self.param_groups["critic"]
         for _ in range(hp["ppo_epochs"]):
             order = torch.randperm(n)
-            for start in range(0, n, hp["minibatch_size"]):
-                idx = order[start : start + hp["minibatch_size"]].to(self.device)
+            for start in range(0, n, local_mb):
+                idx = order[start : start + local_mb].to(self.device)
                 losses, stats = self._losses(ro, idx)
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.pcgrad:
+                if self.pcgrad:  # all-reduces each domain's flat gradient before projecting
                     pc = pcgrad_backward(all_params, losses, self.pcgrad_gen)
                     sums["pcgrad/projections"].append(float(pc.num_projections))
                     for i, a in enumerate(pc.domains):
@@ -595,6 +700,7 @@ class PPOTrainer:
                             sums[f"pcgrad/cos/{a}__{pc.domains[j]}"].append(float(pc.cosine[i, j]))
                 else:
                     losses["all"].backward()
+                    dp.allreduce_grads_(all_params)
                 for group, params in self.param_groups.items():
                     if params:
                         norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
@@ -603,12 +709,26 @@ class PPOTrainer:
                 self.optimizer_steps += 1
                 for key, value in stats.items():
                     sums[key].append(float(value))
-        return {k: sum(v) / len(v) for k, v in sums.items()}
+        # Weighted statistics average to global token means; norms and PCGrad's are equal on all ranks.
+        return dp.mean_over_ranks({k: sum(v) / len(v) for k, v in sums.items()})
 
     # ----------------------------------------------------------------- train
     def _metrics(self, ro: Rollout, upd: dict[str, float], step_s: float, rollout_s: float) -> dict[str, Any]:
+        """The step's metrics row, over the global batch: per-sample values are gathered from the ranks
+        (in rank order, i.e. the one-process order); ``upd`` and ``ro.stats`` are already global."""
         k = self.hp["samples_per_prompt"]
-        scores = ro.scores.float().cpu()
+        per_rank = dp.all_gather_objects(
+            (
+                ro.scores.float().cpu().tolist(),
+                ro.domains,
+                ro.mask.sum(dim=1).cpu().tolist(),
+                ro.clipped.cpu().tolist(),
+            )
+        )
+        scores = torch.tensor([s for part in per_rank for s in part[0]])
+        domains = [d for part in per_rank for d in part[1]]
+        lengths = torch.tensor([n for part in per_rank for n in part[2]])
+        clipped = torch.tensor([c for part in per_rank for c in part[3]], dtype=torch.float32)
         row: dict[str, Any] = {
             "step": self.step,
             "time_s": round(self.elapsed_s, 3),
@@ -617,7 +737,7 @@ class PPOTrainer:
             "reward_std": float(scores.std()) if len(scores) > 1 else 0.0,
         }
         by_domain: dict[str, list[float]] = defaultdict(list)
-        for d, s in zip(ro.domains, scores.tolist(), strict=True):
+        for d, s in zip(domains, scores.tolist(), strict=True):
             by_domain[d].append(s)
         for d, values in sorted(by_domain.items()):
             row[f"reward/{d}"] = sum(values) / len(values)
@@ -627,9 +747,8 @@ class PPOTrainer:
         row.update(upd)
         row.update(ro.stats)
         row["kl_coef"] = self.kl_ctl.value
-        lengths = ro.mask.sum(dim=1).cpu()
         row["completions/mean_length"] = float(lengths.mean())
-        row["completions/clipped_ratio"] = float(ro.clipped.float().mean())
+        row["completions/clipped_ratio"] = float(clipped.mean())
         row["tokens_per_s"] = float(lengths.sum()) / step_s if step_s > 0 else 0.0
         row["learning_rate"] = self.hp["learning_rate"]
         row["optimizer_steps"] = self.optimizer_steps
@@ -651,8 +770,9 @@ class PPOTrainer:
     def train(self) -> None:
         """Run to ``run["steps"]`` or an early stop; on SIGTERM/SIGUSR1 save after this step and raise."""
         total = self.run["steps"]
-        self._restore_exports()
-        self._trim_metrics()
+        if self.is_main:  # the files are shared by the ranks: one writer
+            self._restore_exports()
+            self._trim_metrics()
         if self.step >= total or (self.early is not None and self.early.stopped):
             log.info("run %s already finished (%d steps)", self.run["name"], self.step)
             return
@@ -660,22 +780,23 @@ class PPOTrainer:
         with StopRequest() as stop:
             while self.step < total:
                 t0 = time.monotonic()
-                ro = self.rollout(self.next_rows())
+                ro = self.rollout(self.local_share(self.next_rows()))
                 rollout_s = time.monotonic() - t0
                 upd = self.update(ro)
-                if "kl" in ro.stats:
-                    self.kl_ctl.update(ro.stats["kl"], len(ro))
+                if "kl" in ro.stats:  # the global mean KL over the global batch
+                    self.kl_ctl.update(ro.stats["kl"], len(ro) * self.world)
                 self.step += 1
                 step_s = time.monotonic() - t0
                 self.elapsed_s += step_s
                 row = self._metrics(ro, upd, step_s, rollout_s)
                 decision = None
                 if self.early is not None and self.early.due(self.step):
-                    validation, decision = self.early.evaluate(self.policy, self.step)
+                    validation, decision = self._validate()
                     row.update(validation)
-                with open(self.metrics_path, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                progress.update()
+                if self.is_main:
+                    with open(self.metrics_path, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    progress.update()
                 saved = self.step in self.schedule
                 if saved:
                     self.save()
@@ -689,10 +810,28 @@ class PPOTrainer:
                         decision.best_step,
                     )
                     return
-                if stop.requested is not None and self.step < total:
+                # any rank's signal stops every rank after this step (one tiny all-reduce)
+                signum = dp.agree_on_signal(stop.requested)
+                if signum is not None and self.step < total:
                     if not saved:
                         self.save()
-                    raise TrainingInterrupted.logged(stop.requested, self.step)
+                    raise TrainingInterrupted.logged(signum, self.step)
+
+    def _validate(self) -> tuple[dict[str, float], Any]:
+        """Validation metrics and stop decision: computed by rank 0, the same on every rank.
+
+        Greedy decoding of identical replicas would agree anyway, but a rank that decided otherwise
+        would hang the others; the other ranks take rank 0's stopper state instead.
+        """
+        result = self.early.evaluate(self.policy, self.step) if self.is_main else None
+        if self.world == 1:
+            return result
+        metrics, decision, state = dp.broadcast_object(
+            (*result, self.early.state_dict()) if result is not None else None
+        )
+        if not self.is_main:
+            self.early.load_state_dict(state)
+        return metrics, decision
 
 
 def train_ppo(
@@ -721,4 +860,4 @@ def train_ppo(
         validation_rows=validation_rows,
     )
     trainer.train()
-    publish_metrics(state_dir, metrics_path)
+    publish_metrics(state_dir, metrics_path)  # the main process only
