@@ -37,6 +37,13 @@ SCORER = "test_char_sum"
 SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(ord, response)) % 97 / 96)
 
 
+@pytest.fixture(autouse=True)
+def cpu_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These are CPU (gloo) tests: hide any GPU from the ranks, so a one-GPU machine runs them too
+    (two NCCL ranks cannot share one GPU)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
