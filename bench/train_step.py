@@ -240,8 +240,13 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         del model
         model_dirs[size] = str(path)
     rows = [
-        {"prompt": [{"role": "user", "content": p}], "ground_truth": "", "scorer": SCORER, "domain": "bench"}
-        for p in prompts(args.prompts_per_step * args.steps, args.prompt_len)
+        {
+            "prompt": [{"role": "user", "content": p}],
+            "ground_truth": "",
+            "scorer": SCORER,
+            "domain": f"d{i % args.domains}",
+        }
+        for i, p in enumerate(prompts(args.prompts_per_step * args.steps, args.prompt_len))
     ]
     ppo = {
         **PPO_DEFAULTS,
@@ -251,7 +256,7 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         "ppo_epochs": 1,
         "max_new_tokens": args.new,
         "temperature": 1.0,
-        "critic": "shared",
+        "critic": args.critic,
         "kl_coef": 0.0,
     }
     run = {
@@ -261,7 +266,7 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         "save_every": args.steps,
         "method": "ppo",
         "lora": LORA if args.lora else None,
-        "pcgrad": False,
+        "pcgrad": args.domains > 1,
         "ppo": ppo,
         "rollout": {"engine": "fast" if name == "ppo_fast" else "hf"},
     }
@@ -295,7 +300,13 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         lengths.append(float(ro.mask.sum(dim=1).mean()))
         trainer.step += 1
     row = summarise(size, name, args, times, rollouts, lengths)
-    row.update(gradient_checkpointing=False, rollout_engine=run["rollout"]["engine"], policy_dtype=dtype)
+    row.update(
+        gradient_checkpointing=False,
+        rollout_engine=run["rollout"]["engine"],
+        policy_dtype=dtype,
+        critic=args.critic,
+        pcgrad_domains=args.domains if args.domains > 1 else 0,
+    )
     del trainer
     return row
 
@@ -348,6 +359,10 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--lora", action="store_true", help="train a LoRA adapter (r 16, all-linear)")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--critic", choices=("shared", "separate"), default="shared", help="PPO configs only")
+    ap.add_argument(
+        "--domains", type=int, default=1, help="PPO configs: rows cycle over N domains; N > 1 turns PCGrad on"
+    )
     ap.add_argument("--prompts-per-step", type=int, default=16, help="per process")
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=32)
