@@ -125,7 +125,8 @@ def run(slurm_cluster, slurm_durations, tmp_path_factory):
     env.setdefault("RLPIPE_SLURM_PARTITION", "debug")
     env.setdefault("RLPIPE_SLURM_ACCOUNT", "ci")
     workdir = tmp_path_factory.mktemp("slurm-workflow")
-    metrics = workdir / OUT / "runs" / "grpo" / "metrics.jsonl"
+    # the live metrics (rlpipe.train.checkpoints.live_metrics): the output appears only at the end
+    metrics = workdir / OUT / "runs" / "grpo" / "state" / "metrics.jsonl"
     t0 = time.monotonic()
     run = Run(workdir, env)
 
@@ -133,11 +134,13 @@ def run(slurm_cluster, slurm_durations, tmp_path_factory):
     first = run.wait("the first training job", lambda: run.ids("train")[:1])[0]
     run.wait("training steps of attempt 1", lambda: _training_since(metrics, 0))
     subprocess.run(["scancel", first], check=True, timeout=30)
-    cancelled_at = time.time()
 
     # attempt 2: the early warning, as SLURM's --signal=URG@<s> sends it (to every process of the steps)
     second = run.wait("the retried training job", lambda: run.ids("train")[1:2])[0]
-    run.wait("training steps of attempt 2", lambda: _training_since(metrics, cancelled_at))
+    # the live metrics survive attempt 1 (its last step may land after the cancel): wait for attempt 2's
+    run.wait("attempt 2 to run", lambda: _state(second) == "RUNNING")
+    running_at = time.time()
+    run.wait("training steps of attempt 2", lambda: _training_since(metrics, running_at))
     assert _state(second) == "RUNNING"
     subprocess.run(["scancel", "--signal=URG", second], check=True, timeout=30)
 
@@ -218,7 +221,8 @@ def test_cancelled_and_warned_training_is_retried_and_resumes(run):
     assert 0 < int(step_cancelled) < int(step_warned) < STEPS
 
     metrics = [json.loads(line) for line in (run.workdir / OUT / "runs" / "grpo" / "metrics.jsonl").open()]
-    assert max(m["step"] for m in metrics) == STEPS
+    # every step once, including those before each interruption (kept in the live file across retries)
+    assert [m["step"] for m in metrics if "reward" in m] == list(range(1, STEPS + 1))
 
 
 def test_workflow_completed_with_every_artifact(run):
