@@ -24,9 +24,9 @@ reported apart and the median of the others is the step time.
 MFU = model FLOPs of the training phase (forward + backward of every sequence the update trains on:
 6 x matmul parameters x tokens plus causal attention, lm_head on completion positions only; LoRA
 counts 4 x, frozen weights need no weight gradients; recomputation under gradient checkpointing and a
-separate critic's FLOPs are not counted) over training-phase time (step minus rollout), against ``--peak-tflops`` (default 989: H100/
-H200 SXM dense bf16 by the datasheet; a plain 8k bf16 matmul measures ~790 on this H200). Prints a
-table last and writes JSON.
+separate critic's FLOPs are not counted) over training-phase time (step minus rollout), against
+``--peak-tflops`` (default 989: H100/H200 SXM dense bf16 by the datasheet; a plain 8k bf16 matmul
+measures ~790 on this H200). Prints a table last and writes JSON.
 
     python bench/train_step.py --sizes 1.5b --out bench/results/train_step_h200.json
     python bench/train_step.py --sizes 7b --lora --configs trl_fast_rollout --out train_step_7b_lora.json
