@@ -10,7 +10,11 @@ Configurations (``--configs``): ``trl_stock`` (TRL as shipped), ``trl_fast_rollo
 ``with_fast_rollouts(GRPOTrainer)``), ``trl_fast_rollout_no_ckpt`` (same, no gradient checkpointing),
 ``ppo_hf`` / ``ppo_fast`` (``rlpipe.train.ppo.PPOTrainer`` with ``rollout.engine`` hf / fast: the same
 workload shape, 1 PPO epoch in minibatches of ``--micro-batch``, shared critic, no reference model).
-``--lora`` trains a LoRA adapter (r 16, all linear layers) instead of all weights.
+``--lora`` trains a LoRA adapter (r 16, all linear layers) instead of all weights. PPO memory options:
+``--ppo-micro-batch N`` (``ppo.micro_batch_size``: N sequences per forward/backward, the minibatch's
+gradient accumulated over them), ``--grad-ckpt`` (``ppo.gradient_checkpointing``), ``--critic separate``
+(a second transformer as the critic) and ``--domains K`` (the prompts spread over K domains; K >= 2
+trains PPO + PCGrad, which keeps one float32 gradient copy of all trainable weights per domain).
 
 Models are random-init Qwen2.5-shaped (``gen_throughput.SHAPES``) in bf16, pure bf16 training (the
 timing needs no quality); prompts are 256 tokens of a word-level tokenizer built here (no hub access
@@ -19,13 +23,14 @@ reported apart and the median of the others is the step time.
 
 MFU = model FLOPs of the training phase (forward + backward of every sequence the update trains on:
 6 x matmul parameters x tokens plus causal attention, lm_head on completion positions only; LoRA
-counts 4 x, frozen weights need no weight gradients; recomputation under gradient checkpointing is not
-counted) over training-phase time (step minus rollout), against ``--peak-tflops`` (default 989: H100/
-H200 SXM dense bf16 by the datasheet; a plain 8k bf16 matmul measures ~790 on this H200). Prints a
-table last and writes JSON.
+counts 4 x, frozen weights need no weight gradients; recomputation under gradient checkpointing and a
+separate critic's FLOPs are not counted) over training-phase time (step minus rollout), against
+``--peak-tflops`` (default 989: H100/H200 SXM dense bf16 by the datasheet; a plain 8k bf16 matmul
+measures ~790 on this H200). Prints a table last and writes JSON.
 
     python bench/train_step.py --sizes 1.5b --out bench/results/train_step_h200.json
     python bench/train_step.py --sizes 7b --lora --configs trl_fast_rollout --out train_step_7b_lora.json
+    python bench/train_step.py --sizes 7b --configs ppo_fast --ppo-micro-batch 4 --grad-ckpt --out ppo_7b.json
     # FSDP full fine-tuning on 2 GPUs (one command; --prompts-per-step is per GPU):
     accelerate launch --config_file bench/accelerate_fsdp2.yaml bench/train_step.py --sizes 7b \\
         --configs trl_stock --prompts-per-step 8 --out train_step_7b_fsdp2.json
@@ -239,15 +244,13 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         word_tokenizer(model.config.vocab_size).save_pretrained(path)
         del model
         model_dirs[size] = str(path)
+    # round-robin domains: every step's batch holds all of them
+    domains = [f"d{i}" for i in range(args.domains)] if args.domains > 1 else ["bench"]
     rows = [
-        {
-            "prompt": [{"role": "user", "content": p}],
-            "ground_truth": "",
-            "scorer": SCORER,
-            "domain": f"d{i % args.domains}",
-        }
+        {"prompt": [{"role": "user", "content": p}], "ground_truth": "", "scorer": SCORER,
+         "domain": domains[i % len(domains)]}
         for i, p in enumerate(prompts(args.prompts_per_step * args.steps, args.prompt_len))
-    ]
+    ]  # fmt: skip
     ppo = {
         **PPO_DEFAULTS,
         "rollout_batch_size": args.prompts_per_step,
@@ -258,6 +261,8 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         "temperature": 1.0,
         "critic": args.critic,
         "kl_coef": 0.0,
+        "micro_batch_size": args.ppo_micro_batch,
+        "gradient_checkpointing": args.grad_ckpt,
     }
     run = {
         "name": f"bench-{name}",
@@ -301,11 +306,12 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         trainer.step += 1
     row = summarise(size, name, args, times, rollouts, lengths)
     row.update(
-        gradient_checkpointing=False,
+        gradient_checkpointing=args.grad_ckpt,
         rollout_engine=run["rollout"]["engine"],
         policy_dtype=dtype,
+        ppo_micro_batch=trainer.micro_batch,
         critic=args.critic,
-        pcgrad_domains=args.domains if args.domains > 1 else 0,
+        pcgrad_domains=args.domains if run["pcgrad"] else None,
     )
     del trainer
     return row
@@ -359,13 +365,18 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--lora", action="store_true", help="train a LoRA adapter (r 16, all-linear)")
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--critic", choices=("shared", "separate"), default="shared", help="PPO configs only")
-    ap.add_argument(
-        "--domains", type=int, default=1, help="PPO configs: rows cycle over N domains; N > 1 turns PCGrad on"
-    )
     ap.add_argument("--prompts-per-step", type=int, default=16, help="per process")
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=32)
+    ap.add_argument(
+        "--ppo-micro-batch",
+        type=int,
+        default=None,
+        help="PPO: sequences per forward/backward (ppo.micro_batch_size); default the minibatch",
+    )
+    ap.add_argument("--grad-ckpt", action="store_true", help="PPO: ppo.gradient_checkpointing")
+    ap.add_argument("--critic", choices=("shared", "separate"), default="shared", help="PPO: ppo.critic")
+    ap.add_argument("--domains", type=int, default=1, help="PPO: prompts over K domains; K >= 2: PCGrad")
     ap.add_argument("--prompt-len", type=int, default=256)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak per GPU for MFU")

@@ -46,6 +46,11 @@ PPO_DEFAULTS: dict[str, Any] = {
     "max_new_tokens": 256,
     "max_grad_norm": 1.0,
     "whiten_advantages": True,
+    # Memory only (the update is the same): sequences per forward/backward on each process, the
+    # minibatch's gradient accumulated over them (None: the whole per-process minibatch at once);
+    # gradient checkpointing recomputes activations in the backward pass (policy and critic).
+    "micro_batch_size": None,
+    "gradient_checkpointing": False,
 }
 # Early-stopping settings a run does not set (``early_stopping:`` section); ``eval_every`` defaults
 # to the run's checkpoint interval. Filled in only for runs that have the section.
@@ -426,7 +431,7 @@ def _check_run(
     if run.get("early_stopping"):
         _check_early_stopping(run, where, training_rows(data or {}))
     if run["method"] == "ppo":
-        _check_ppo(run["ppo"], where)
+        _check_ppo(run["ppo"], where, max(1, run["resources"].get("gpus", 0)))
         return
     hp = run["grpo"]
     gens = hp.get("num_generations", 8)
@@ -457,8 +462,12 @@ def _check_launch(run: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: {reason}; or set resources.gpus: 1")
 
 
-def _check_ppo(hp: dict[str, Any], where: str) -> None:
-    """Refuse PPO settings that are valid one by one but do not work together."""
+def _check_ppo(hp: dict[str, Any], where: str, processes: int = 1) -> None:
+    """Refuse PPO settings that are valid one by one but do not work together.
+
+    ``processes`` is the run's training processes (resources.gpus): each takes
+    ``minibatch_size / processes`` sequences of a minibatch, in micro-batches of ``micro_batch_size``.
+    """
     samples = hp["rollout_batch_size"] * hp["samples_per_prompt"]
     if samples % hp["minibatch_size"]:
         raise ConfigError(
@@ -474,6 +483,13 @@ def _check_ppo(hp: dict[str, Any], where: str) -> None:
         raise ConfigError(
             f"{where}: ppo.kl_estimator k1 as a loss term (kl_mode: loss) has zero expected gradient and "
             "does not keep the policy near the reference; use k3 (or k2), or kl_mode: reward"
+        )
+    micro = hp.get("micro_batch_size")
+    local = hp["minibatch_size"] // processes
+    if micro is not None and (hp["minibatch_size"] % processes or local % micro):
+        raise ConfigError(
+            f"{where}: ppo.micro_batch_size ({micro}) must divide the sequences each process takes per "
+            f"minibatch, ppo.minibatch_size / resources.gpus ({hp['minibatch_size']} / {processes})"
         )
 
 

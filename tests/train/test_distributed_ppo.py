@@ -235,13 +235,23 @@ def _ppo_worker(rank: int, world: int, port: int, out: str, model_dir: str, case
     [
         pytest.param({}, id="separate-critic"),
         pytest.param({"pcgrad": True, "ppo": {"critic": "shared"}}, id="pcgrad-logic-missing-on-rank-1"),
+        # each rank's 4 sequences in micro-batches of 2 (PCGrad: a domain's gradient accumulated over
+        # them, then all-reduced, then projected); the one-process reference takes the batch at once
+        pytest.param(
+            {"pcgrad": True, "ppo": {"critic": "shared", "micro_batch_size": 2}}, id="pcgrad-micro-batches"
+        ),
+        pytest.param(
+            {"ppo": {"micro_batch_size": 2, "gradient_checkpointing": True}}, id="micro-batches-checkpointing"
+        ),
     ],
 )
 def test_ppo_update_on_two_ranks_equals_one_process(model_dir, tmp_path, changes):
     from rlpipe.train.ppo import PPOTrainer
 
     rows, run = _rows(), _ppo_run(**copy.deepcopy(changes))
-    single = PPOTrainer(model_dir, rows, run=run, **_dirs(tmp_path / "single"))
+    whole = copy.deepcopy(run)  # the one-process reference: the whole minibatch in one pass
+    whole["ppo"].update(micro_batch_size=None, gradient_checkpointing=False)
+    single = PPOTrainer(model_dir, rows, run=whole, **_dirs(tmp_path / "single"))
     sampled = single.sample(rows)  # one fixed rollout for both: sampling randomness plays no part
     assert float(sampled.scores[:4].mean()) != pytest.approx(float(sampled.scores[4:].mean()), abs=1e-2)
     _shorten(sampled, slice(5, 8), 2)  # rank 1: 6 + 3 * 2 tokens, rank 0: 4 * 6

@@ -57,7 +57,14 @@ GRAD_TOL = 1e-12
 #: pre-flight job (and so must not retrain more than the run itself).
 _IRRELEVANT = {
     "grpo": {"learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm"},
-    "ppo": {"learning_rate", "critic_learning_rate", "max_grad_norm", "ppo_epochs"},
+    "ppo": {
+        "learning_rate",
+        "critic_learning_rate",
+        "max_grad_norm",
+        "ppo_epochs",
+        "micro_batch_size",
+        "gradient_checkpointing",
+    },
 }
 _RUN_KEYS = ("name", "method", "model", "seed", "lora", "pcgrad", "grpo", "ppo")
 

@@ -16,7 +16,17 @@ for LoRA). One training *step* is one rollout-and-update iteration:
    sequences; each minibatch is one Adam step on ``clipped policy loss + vf_coef * clipped value
    loss - entropy_coef * entropy (+ kl_coef * KL with kl_mode: loss)``, gradients clipped per
    parameter group (policy, critic). With ``pcgrad`` the loss is split by domain (the shares sum
-   to the same loss) and ``pcgrad_backward`` projects conflicting domain gradients first.
+   to the same loss) and the conflicting domain gradients are projected first (PCGrad).
+
+**Memory** (the update stays the same): ``micro_batch_size`` splits each process's share of a
+minibatch into micro-batches that are forwarded and back-propagated one at a time (the scoring pass
+of step 2 runs in chunks of that size too). Each micro-batch's loss is weighted by its share of the
+minibatch's tokens, so the accumulated gradient is exactly the gradient of the minibatch's token-mean
+loss; with PCGrad each domain's gradient is accumulated over all micro-batches and projected once
+(``PCGradAccumulator``). Still one optimizer step per minibatch. ``gradient_checkpointing``
+recomputes the policy's (and a separate critic's) activations in the backward pass instead of
+keeping them (non-reentrant ``torch.utils.checkpoint``, which ``torch.autograd.grad`` and so PCGrad
+can use; with LoRA the embedding outputs require grad, PEFT's ``enable_input_require_grads``).
 
 The value function is either a linear head on the policy's last hidden state (``critic: shared``)
 or a separate transformer initialised from the policy with its own head (``critic: separate``).
@@ -75,7 +85,7 @@ from rlpipe.train.checkpoints import (
     live_metrics,
     publish_metrics,
 )
-from rlpipe.train.pcgrad import pcgrad_backward
+from rlpipe.train.pcgrad import PCGradAccumulator
 from rlpipe.train.signals import StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -166,6 +176,25 @@ def _rng_file(rank: int) -> str:
     return "rng_state.pth" if rank == 0 else f"rng_state_{rank}.pth"
 
 
+def enable_gradient_checkpointing(model: nn.Module, lora: bool) -> None:
+    """Recompute ``model``'s decoder-layer activations in the backward pass instead of storing them.
+
+    Non-reentrant checkpointing: the reentrant kind cannot be differentiated with
+    ``torch.autograd.grad`` (PCGrad's per-domain gradients) nor through a graph kept with
+    ``retain_graph``. Transformers only checkpoints in training mode, so the no-grad scoring pass and
+    generation are unaffected. With LoRA the frozen embeddings' output must require grad for the
+    gradient to reach the adapters through a recomputed layer (PEFT's ``enable_input_require_grads``;
+    newer transformers register that hook themselves, so it is added only once).
+    """
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+    if enable is not None:
+        enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora and not getattr(model, "_require_grads_hooks", None):
+        model.enable_input_require_grads()
+
+
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
     """Drop non-finite floats: metrics.jsonl stays strict JSON (``NaN`` is not JSON)."""
     return {k: v for k, v in row.items() if not isinstance(v, float) or math.isfinite(v)}
@@ -211,6 +240,14 @@ class PPOTrainer:
                     f"run {run['name']}: ppo.{key} ({self.hp[key]}) must be divisible by the "
                     f"{self.world} processes (resources.gpus)"
                 )
+        # Sequences per forward/backward on this process (default: its whole share of a minibatch).
+        self.local_minibatch = self.hp["minibatch_size"] // self.world
+        self.micro_batch = self.hp["micro_batch_size"] or self.local_minibatch
+        if self.local_minibatch % self.micro_batch:
+            raise ValueError(
+                f"run {run['name']}: ppo.micro_batch_size ({self.micro_batch}) must divide "
+                f"ppo.minibatch_size / processes ({self.hp['minibatch_size']} / {self.world})"
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(self.src)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -277,6 +314,10 @@ class PPOTrainer:
                 config.task_type = "FEATURE_EXTRACTION"
                 backbone = get_peft_model(backbone, config)
             self.critic = SeparateCritic(backbone, hidden).to(self.device)
+        if hp["gradient_checkpointing"]:
+            enable_gradient_checkpointing(self.policy, lora=bool(lora))
+            if hp["critic"] == "separate":
+                enable_gradient_checkpointing(self.critic.backbone, lora=bool(lora))
         policy_params = [p for p in self.policy.parameters() if p.requires_grad]
         critic_params = [p for p in self.critic.parameters() if p.requires_grad]
         self.param_groups = {"policy": policy_params, "critic": critic_params}
@@ -568,10 +609,12 @@ class PPOTrainer:
         self.policy.eval()
         self.critic.eval()
         scores, mask = ro.scores, ro.mask
-        # Old log-probs, reference log-probs and values, in minibatch-sized chunks to bound memory.
+        # Old log-probs, reference log-probs and values, in chunks to bound memory: micro-batches
+        # (the full-vocabulary log-softmax of a whole minibatch is what does not fit at 7B).
+        chunk = hp["micro_batch_size"] or hp["minibatch_size"]
         old_lp, ref_lp, vals = [], [], []
-        for start in range(0, len(ro), hp["minibatch_size"]):
-            idx = slice(start, start + hp["minibatch_size"])
+        for start in range(0, len(ro), chunk):
+            idx = slice(start, start + chunk)
             lp, _, v = self._forward(ro, idx)
             old_lp.append(lp)
             vals.append(v)
@@ -598,19 +641,30 @@ class PPOTrainer:
         return ro
 
     # ---------------------------------------------------------------- update
-    def _losses(self, ro: Rollout, idx: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Per-domain shares of the minibatch loss (they sum to the loss) and detached statistics.
+    def _losses(
+        self,
+        ro: Rollout,
+        idx: Tensor,
+        *,
+        minibatch_tokens: Tensor | None = None,
+        domains: list[str] | None = None,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The weighted loss of rows ``idx``, split into per-domain shares, and detached statistics.
 
-        Each share is the loss computed over one domain's tokens times that domain's fraction of
-        the minibatch's tokens, so the sum over domains is exactly the token-mean loss of the whole
-        minibatch: PCGrad without a conflict reproduces the plain update.
+        ``idx`` is one micro-batch of a minibatch whose completion tokens over all ranks number
+        ``minibatch_tokens`` (default: ``idx`` is the whole minibatch of this rank, and the count is
+        its tokens summed over the ranks). The token-mean loss of ``idx`` (and each statistic) is
+        weighted by ``ranks * tokens of idx / minibatch_tokens``: summed over a rank's micro-batches
+        (gradient accumulation) and averaged over the ranks (the gradient all-reduce), that is exactly
+        the token-mean loss of the global minibatch. In one process with one micro-batch the weight
+        is exactly 1.
 
-        Distributed, the minibatch is the union of every rank's ``idx``: this rank's token-mean
-        loss (and each statistic) is weighted by ``ranks * local tokens / global tokens``, so the
-        mean over the ranks -- what the gradient all-reduce computes -- is the token mean over the
-        global minibatch. The shares cover every domain present on *any* rank (in sorted order, the
-        same on all ranks); a domain absent here gets a constant zero share (zero gradient), and
-        its global gradient is still the mean over the ranks that have it, weighted by tokens.
+        With PCGrad each share is the loss over one domain's tokens times that domain's fraction of
+        ``idx``'s tokens, times the weight, so the shares sum to the weighted loss: PCGrad without a
+        conflict reproduces the plain update. The shares cover ``domains`` (default: every domain of
+        the global minibatch, ``_minibatch_domains``, in sorted order, the same on all ranks); a
+        domain absent from ``idx`` gets a constant zero share (zero gradient), and its gradient over
+        the minibatch is still the token-weighted sum over the micro-batches and ranks that have it.
         """
         hp = self.hp
         logprobs, ent, values = self._forward(ro, idx, entropy=True)
@@ -620,10 +674,9 @@ class PPOTrainer:
         ref_lp = ro.ref_logprobs[idx] if ro.ref_logprobs is not None else None
         kl_coef = self.kl_ctl.value
         local_tokens = mask.sum()
-        weight = 1.0
-        if self.world > 1:
-            global_tokens = dp.all_reduce_(local_tokens.detach().clone(), "sum")
-            weight = self.world * local_tokens / global_tokens.clamp_min(1.0)
+        if minibatch_tokens is None:
+            minibatch_tokens = dp.all_reduce_(local_tokens.detach().clone(), "sum")
+        weight = self.world * local_tokens / minibatch_tokens.clamp_min(1.0)
 
         def total(m: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
             pg, clipfrac, approx_kl = algos.ppo_policy_loss(logprobs, old_lp, adv, m, hp["clip_eps"])
@@ -645,18 +698,17 @@ class PPOTrainer:
             return loss, stats
 
         loss, stats = total(mask)
-        if self.world > 1:
-            stats = {k: v * weight for k, v in stats.items()}
+        stats = {k: v * weight for k, v in stats.items()}
         if not self.pcgrad:
-            return {"all": loss * weight if self.world > 1 else loss}, stats
+            return {"all": loss * weight}, stats
         n_tokens = local_tokens.clamp_min(1.0)
-        domains = [ro.domains[i] for i in idx.tolist()]
+        here = [ro.domains[i] for i in idx.tolist()]
         shares = {}
-        for d in self._minibatch_domains(domains):
-            if d not in domains:
+        for d in self._minibatch_domains(here) if domains is None else domains:
+            if d not in here:
                 shares[d] = torch.zeros((), device=mask.device)
                 continue
-            rows = torch.tensor([x == d for x in domains], device=mask.device)
+            rows = torch.tensor([x == d for x in here], device=mask.device)
             m_d = mask * rows[:, None].to(mask.dtype)
             loss_d, _ = total(m_d)
             shares[d] = loss_d * (m_d.sum() / n_tokens) * weight
@@ -670,37 +722,62 @@ class PPOTrainer:
         present = dp.all_reduce_(present, "max").cpu()
         return [d for d, flag in zip(self.domains, present.tolist(), strict=True) if flag > 0]
 
+    def _minibatch_gradient(
+        self, ro: Rollout, idx: Tensor, sums: dict[str, list[float]]
+    ) -> dict[str, Tensor]:
+        """Write the gradient of minibatch ``idx``'s loss to ``.grad``; returns its statistics.
+
+        The rows are forwarded and back-propagated ``micro_batch_size`` at a time; the micro-batch
+        losses are weighted by their share of the global minibatch's tokens (``_losses``), so the
+        accumulated gradient, averaged over the ranks, is the global minibatch's. With PCGrad each
+        domain's gradient is accumulated over all micro-batches first, then all-reduced and
+        projected once (projecting per micro-batch would be a different algorithm).
+        """
+        all_params = self.param_groups["policy"] + self.param_groups["critic"]
+        tokens = dp.all_reduce_(ro.mask[idx].sum(), "sum")  # the global minibatch's tokens
+        domains = self._minibatch_domains([ro.domains[i] for i in idx.tolist()]) if self.pcgrad else None
+        acc = PCGradAccumulator(all_params, domains, self.pcgrad_gen) if domains is not None else None
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, Tensor] = {}
+        for start in range(0, len(idx), self.micro_batch):
+            part = idx[start : start + self.micro_batch]
+            losses, stats = self._losses(ro, part, minibatch_tokens=tokens, domains=domains)
+            if acc is not None:  # a domain absent from this micro-batch adds nothing
+                acc.add({d: loss for d, loss in losses.items() if loss.requires_grad})
+            else:
+                losses["all"].backward()
+            for key, value in stats.items():
+                totals[key] = totals[key] + value if key in totals else value
+        if acc is None:
+            dp.allreduce_grads_(all_params)
+            return totals
+        pc = acc.step()  # all-reduces each domain's accumulated flat gradient before projecting
+        sums["pcgrad/projections"].append(float(pc.num_projections))
+        for i, a in enumerate(pc.domains):
+            sums[f"pcgrad/grad_norm/{a}"].append(float(pc.grad_norms[i]))
+            for j in range(i + 1, len(pc.domains)):
+                sums[f"pcgrad/cos/{a}__{pc.domains[j]}"].append(float(pc.cosine[i, j]))
+        return totals
+
     def update(self, ro: Rollout) -> dict[str, float]:
         """``ppo_epochs`` passes of minibatch Adam steps over the rollout; returns mean statistics.
 
         Distributed, each rank shuffles its own rollout and takes ``minibatch_size / ranks``
         sequences per minibatch (the global minibatch is the union; a different random partition
         of the step's batch than one process would draw, equally valid), the gradients are
-        averaged over the ranks before clipping, and the statistics are global.
+        averaged over the ranks before clipping, and the statistics are global. Micro-batches
+        (``micro_batch_size``) change the memory, not the update: one optimizer step per minibatch.
         """
         hp = self.hp
         self.policy.train()
         self.critic.train()
         sums: dict[str, list[float]] = defaultdict(list)
         n = len(ro)
-        local_mb = hp["minibatch_size"] // self.world
-        all_params = self.param_groups["policy"] + self.param_groups["critic"]
         for _ in range(hp["ppo_epochs"]):
             order = torch.randperm(n)
-            for start in range(0, n, local_mb):
-                idx = order[start : start + local_mb].to(self.device)
-                losses, stats = self._losses(ro, idx)
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.pcgrad:  # all-reduces each domain's flat gradient before projecting
-                    pc = pcgrad_backward(all_params, losses, self.pcgrad_gen)
-                    sums["pcgrad/projections"].append(float(pc.num_projections))
-                    for i, a in enumerate(pc.domains):
-                        sums[f"pcgrad/grad_norm/{a}"].append(float(pc.grad_norms[i]))
-                        for j in range(i + 1, len(pc.domains)):
-                            sums[f"pcgrad/cos/{a}__{pc.domains[j]}"].append(float(pc.cosine[i, j]))
-                else:
-                    losses["all"].backward()
-                    dp.allreduce_grads_(all_params)
+            for start in range(0, n, self.local_minibatch):
+                idx = order[start : start + self.local_minibatch].to(self.device)
+                stats = self._minibatch_gradient(ro, idx, sums)
                 for group, params in self.param_groups.items():
                     if params:
                         norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
