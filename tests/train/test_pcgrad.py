@@ -140,8 +140,8 @@ def test_three_tasks_cosines_and_reproducibility():
     c = -1 / math.sqrt(2)  # cos(g1, g3) = -1 / (1 * sqrt 2)
     close(sa.cosine, [[1, 0, c], [0, 1, c], [c, c, 1]])
     metrics = sa.as_metrics()
-    assert metrics["pcgrad/cosine/0__2"] == pytest.approx(c)
-    assert metrics["pcgrad/num_projections"] == sa.num_projections
+    assert metrics["pcgrad/cos/0__2"] == pytest.approx(c)
+    assert metrics["pcgrad/projections"] == sa.num_projections
 
 
 def test_zero_gradient_single_task_and_errors():

@@ -197,11 +197,6 @@ class PCGradGRPOTrainer(GRPOTrainer):
         out = super().training_step(model, inputs, num_items_in_batch)
         # GRPOTrainer counts micro-batches in ``_step``; the last of an accumulation window ends here.
         if self._step % self.current_gradient_accumulation_steps == 0 and self._pcgrad_acc is not None:
-            stats = self._pcgrad_acc.step()
-            metrics = self._metrics["train"]
-            metrics["pcgrad/projections"].append(float(stats.num_projections))
-            for i, a in enumerate(stats.domains):
-                metrics[f"pcgrad/grad_norm/{a}"].append(float(stats.grad_norms[i]))
-                for j in range(i + 1, len(stats.domains)):
-                    metrics[f"pcgrad/cos/{a}__{stats.domains[j]}"].append(float(stats.cosine[i, j]))
+            for key, value in self._pcgrad_acc.step().as_metrics().items():
+                self._metrics["train"][key].append(value)
         return out

@@ -61,14 +61,15 @@ class PCGradStats:
     num_projections: int
     domains: list[str] = field(default_factory=list)
 
-    def as_metrics(self, prefix: str = "pcgrad/") -> dict[str, float]:
-        """Flat float metrics (pairwise cosines by domain name, norms, projection count) for a logger."""
+    def as_metrics(self) -> dict[str, float]:
+        """The per-step metrics both PCGrad trainers log (GRPO and PPO, so ``metrics.jsonl`` reads the
+        same): ``pcgrad/projections``, ``pcgrad/grad_norm/<d>`` and ``pcgrad/cos/<a>__<b>``."""
         names = self.domains or [str(i) for i in range(len(self.grad_norms))]
-        out: dict[str, float] = {f"{prefix}num_projections": float(self.num_projections)}
+        out: dict[str, float] = {"pcgrad/projections": float(self.num_projections)}
         for i, a in enumerate(names):
-            out[f"{prefix}grad_norm/{a}"] = float(self.grad_norms[i])
+            out[f"pcgrad/grad_norm/{a}"] = float(self.grad_norms[i])
             for j in range(i + 1, len(names)):
-                out[f"{prefix}cosine/{a}__{names[j]}"] = float(self.cosine[i, j])
+                out[f"pcgrad/cos/{a}__{names[j]}"] = float(self.cosine[i, j])
         return out
 
 

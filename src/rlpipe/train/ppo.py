@@ -752,11 +752,8 @@ class PPOTrainer:
             dp.allreduce_grads_(all_params)
             return totals
         pc = acc.step()  # all-reduces each domain's accumulated flat gradient before projecting
-        sums["pcgrad/projections"].append(float(pc.num_projections))
-        for i, a in enumerate(pc.domains):
-            sums[f"pcgrad/grad_norm/{a}"].append(float(pc.grad_norms[i]))
-            for j in range(i + 1, len(pc.domains)):
-                sums[f"pcgrad/cos/{a}__{pc.domains[j]}"].append(float(pc.cosine[i, j]))
+        for key, value in pc.as_metrics().items():
+            sums[key].append(value)
         return totals
 
     def update(self, ro: Rollout) -> dict[str, float]:
