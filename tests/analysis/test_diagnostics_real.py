@@ -11,40 +11,14 @@ import logging
 from typing import Any
 
 import pytest
-import torch
 
 from rlpipe.analysis.diagnostics import warn_at_run_end
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model
-from rlpipe.rewards.registry import SCORERS
 
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 # A reward the random tiny model earns in varying amounts (so groups differ and GRPO has signal).
-VARIED = "test_diag_digit_share"
-SCORERS.setdefault(VARIED, lambda response, ground_truth, extra=None: sum(map(str.isdigit, response)) / 8)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(old)
+VARIED = "test_digit_share"  # tests/conftest.py
 
 
 def train(model_dir: str, tmp_path, scorer: str | None, **grpo: Any):

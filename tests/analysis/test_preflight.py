@@ -24,23 +24,8 @@ from rlpipe.analysis.preflight import (
     signal_verdict,
 )
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model
 
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +35,6 @@ def rows() -> list[dict[str, Any]]:
         + generate("sorting", "train", 8, 0)
         + generate("program", "train", 8, 0)
     )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(old)
 
 
 def grpo_run(**grpo: Any) -> dict[str, Any]:

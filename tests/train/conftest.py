@@ -1,38 +1,9 @@
-"""Shared fixtures of the training tests: one tiny real Qwen2 per module, a deterministic thread setup,
-and the ``test_digit_share`` scorer (a dense reward, so every GRPO group has reward variance)."""
-
-from __future__ import annotations
+"""Every training test runs single-threaded with seed 0 (``one_thread`` and the tiny-model fixtures
+are in tests/conftest.py)."""
 
 import pytest
-import torch
-
-from rlpipe.models import build_tiny_model
-from rlpipe.rewards.registry import SCORERS
-
-TINY_ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
-SCORERS.setdefault(
-    "test_digit_share", lambda response, ground_truth, extra=None: sum(map(str.isdigit, response)) / 8
-)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, TINY_ARCH, seed=0)
-    return str(path)
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
+def _single_thread(one_thread):
     yield
-    torch.set_num_threads(old)

@@ -14,23 +14,12 @@ import yaml
 
 from rlpipe.config import PPO_DEFAULTS, ConfigError, load_experiment
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model
-from rlpipe.rewards.registry import SCORERS
 from rlpipe.train.checkpoints import trainer_checkpoints
 from rlpipe.train.ppo import PPOTrainer, train_ppo
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
 # A dense toy reward the random tiny model can earn from the start (the real scorers give it 0).
 SCORER = "test_digit_share"
-SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(str.isdigit, response)) / 8)
 
 REQUIRED = [
     "step",
@@ -59,27 +48,11 @@ REQUIRED = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def rows() -> list[dict[str, Any]]:
     out = generate("addition", "train", 12, 0) + generate("sorting", "train", 12, 0)
     for row in out:
         row["scorer"] = SCORER
     return out
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(old)
 
 
 def ppo_run(steps: int = 3, save_every: int = 2, **changes: Any) -> dict[str, Any]:

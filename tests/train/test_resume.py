@@ -25,18 +25,9 @@ import torch
 
 from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
-from rlpipe.models import build_tiny_model
 from rlpipe.train.checkpoints import latest_trainer_checkpoint, live_metrics, trainer_checkpoints
 from rlpipe.train.signals import TrainingInterrupted
 
-ARCH = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "max_positions": 64,
-}
 STEPS, SAVE_EVERY = 8, 2
 
 # The child registers the same toy reward (the random tiny model earns 0 from the real scorers).
@@ -54,13 +45,6 @@ DRIVER = textwrap.dedent(
     train_ppo(job["policy"], job["rows"], run=job["run"], **job["out"])
     """
 )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model(path, ARCH, seed=0)
-    return str(path)
 
 
 def rows() -> list[dict[str, Any]]:
@@ -125,9 +109,6 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_ppo_sigterm_saves_exits_nonzero_and_resumes_identically(model_dir, tmp_path):
-    from rlpipe.rewards.registry import SCORERS
-
-    SCORERS.setdefault("test_digit_share", lambda r, g, e=None: sum(map(str.isdigit, r)) / 8)
     job = {"policy": model_dir, "rows": rows(), "run": ppo_run(), "out": out_dirs(tmp_path / "interrupted")}
     (tmp_path / "job.json").write_text(json.dumps(job))
     (tmp_path / "driver.py").write_text(DRIVER)
@@ -196,9 +177,7 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
     from transformers import TrainerCallback
 
     import rlpipe.train.grpo as grpo
-    from rlpipe.rewards.registry import SCORERS
 
-    SCORERS.setdefault("test_digit_share", lambda r, g, e=None: sum(map(str.isdigit, r)) / 8)
     run = {
         "name": "grpo-resume",
         "seed": 0,
