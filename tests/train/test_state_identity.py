@@ -79,3 +79,15 @@ def test_metrics_are_published_whole_and_only_by_the_main_process(tmp_path, monk
     publish_metrics(state, out)
     assert out.read_text() == '{"step": 1}\n{"step": 2}\n'
     assert [p.name for p in out.parent.iterdir()] == ["metrics.jsonl"]  # no temp file left
+
+
+def test_trim_drops_the_lines_past_the_resumed_step(tmp_path):
+    from rlpipe.train.checkpoints import trim_metrics
+
+    live = tmp_path / "state" / "metrics.jsonl"
+    live.parent.mkdir()
+    live.write_text("".join(json.dumps({"step": s}) + "\n" for s in (1, 2, 3, 4, 5)) + "\n")
+    trim_metrics(live, 3)  # a crash after step 5, the last checkpoint at step 3
+    assert [json.loads(x)["step"] for x in live.read_text().splitlines()] == [1, 2, 3]
+    assert [p.name for p in live.parent.iterdir()] == ["metrics.jsonl"]  # no temp file left
+    trim_metrics(tmp_path / "fresh" / "metrics.jsonl", 0)  # nothing yet: nothing to trim

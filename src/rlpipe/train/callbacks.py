@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from rlpipe.train.checkpoints import trim_metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -62,14 +64,7 @@ class MetricsFileCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:  # several processes (accelerate): one writes the file
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= state.global_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        trim_metrics(self.path, state.global_step)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         if not logs or not state.is_world_process_zero:

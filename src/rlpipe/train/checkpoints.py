@@ -29,7 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from rlpipe.tracking.io import atomic_path, write_json
+from rlpipe.tracking.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,23 @@ def claim_state_dir(state_dir: str | os.PathLike[str], identity: dict[str, Any])
 def live_metrics(state_dir: str | os.PathLike[str]) -> Path:
     """Where a run appends its metrics while it trains (kept across retries, unlike the output)."""
     return Path(state_dir) / LIVE_METRICS
+
+
+def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
+    """Drop the metric lines past ``step`` (the resumed step), so that no step is counted twice.
+
+    A crash after a checkpoint leaves lines of steps the resumed run will train again. The file is
+    rewritten atomically: a crash here loses nothing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        write_text(path, "".join(line + "\n" for line in kept))
 
 
 def publish_metrics(state_dir: str | os.PathLike[str], metrics_path: str | os.PathLike[str]) -> None:

@@ -84,6 +84,7 @@ from rlpipe.train.checkpoints import (
     link_tree,
     live_metrics,
     publish_metrics,
+    trim_metrics,
 )
 from rlpipe.train.pcgrad import PCGradAccumulator
 from rlpipe.train.signals import StopRequest, TrainingInterrupted
@@ -830,23 +831,12 @@ class PPOTrainer:
         row["time/step_s"] = step_s
         return _finite(row)
 
-    def _trim_metrics(self) -> None:
-        """Drop metric lines past the resumed step so that no step is counted twice."""
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.metrics_path.exists():
-            kept = [
-                line
-                for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.step
-            ]
-            self.metrics_path.write_text("".join(line + "\n" for line in kept))
-
     def train(self) -> None:
         """Run to ``run["steps"]`` or an early stop; on SIGTERM/SIGUSR1 save after this step and raise."""
         total = self.run["steps"]
         if self.is_main:  # the files are shared by the ranks: one writer
             self._restore_exports()
-            self._trim_metrics()
+            trim_metrics(self.metrics_path, self.step)
         if self.step >= total or (self.early is not None and self.early.stopped):
             log.info("run %s already finished (%d steps)", self.run["name"], self.step)
             return
