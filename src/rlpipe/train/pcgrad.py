@@ -203,20 +203,14 @@ def pcgrad_backward(
     (keeping the shared graph until the last domain), all-reduced across ranks
     (``allreduce_flat_``), then the gradients are projected (``project_conflicting``), summed and
     written to ``.grad`` (overwriting, or adding with ``accumulate``). The caller then clips and
-    steps the optimizer as usual. Returns the projection statistics with domain names.
+    steps the optimizer as usual. Returns the projection statistics with domain names. This is
+    ``PCGradAccumulator`` with a single micro-batch.
     """
-    params = _trainable(model_params)
-    names = sorted(per_domain_losses)
-    if not names:
+    if not per_domain_losses:
         raise ValueError("pcgrad_backward needs at least one domain loss")
-    flats = []
-    for index, name in enumerate(names):
-        flat = _domain_grad(per_domain_losses[name], params, retain_graph=index < len(names) - 1)
-        flats.append(allreduce_flat_(flat.to(_work_dtype(flat.dtype))))
-    summed, stats = project_conflicting(flats, generator)
-    assign_flat_grad(params, summed, accumulate=accumulate)
-    stats.domains = names
-    return stats
+    acc = PCGradAccumulator(model_params, sorted(per_domain_losses), generator)
+    acc.add(per_domain_losses)
+    return acc.step(accumulate=accumulate)
 
 
 class PCGradAccumulator:
