@@ -100,6 +100,39 @@ def slurm_env(slurm_cluster) -> dict[str, str]:
     return env
 
 
+def sacct_allocations(
+    jobids: list[str], fields: list[str], timeout_s: float = 60
+) -> dict[str, dict[str, str]]:
+    """JobID -> ``fields`` of each job's allocation (``sacct -X``: not its steps), once every job has
+    reached a final state; ``State`` loses sacct's suffix ("CANCELLED by 0" -> "CANCELLED")."""
+    fields = ["JobID", *(f for f in fields if f not in ("JobID", "State")), "State"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        res = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-j", ",".join(jobids), "-o", ",".join(f"{f}%2000" for f in fields)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        rows = {}
+        for line in res.stdout.splitlines():
+            row = dict(zip(fields, line.split("|", len(fields) - 1), strict=True))
+            row["State"] = row["State"].split()[0]
+            rows[row["JobID"]] = row
+        if set(rows) == set(jobids) and all(r["State"] not in {"PENDING", "RUNNING"} for r in rows.values()):
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sacct never showed final states for {jobids}: {rows}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def sacct():
+    """``sacct_allocations``, for the tests of this folder."""
+    return sacct_allocations
+
+
 @pytest.fixture(scope="session")
 def slurm_durations() -> dict[str, float]:
     """Where a test records how long its SLURM work took (printed at the end of the session)."""

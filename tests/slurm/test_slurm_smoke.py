@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -53,38 +52,17 @@ def _submitted(log: str) -> dict[str, list[str]]:
     return jobs
 
 
-def _sacct(jobids: list[str], final: set[str]) -> dict[str, tuple[str, str, str]]:
-    """JobID -> (JobName, AllocTRES, State) for the allocations; waits until every state is final."""
-    deadline = time.monotonic() + 30
-    while True:
-        res = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(jobids), "-o", "JobID,JobName,AllocTRES,State"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        rows = {}
-        for line in res.stdout.splitlines():
-            jobid, name, tres, state = line.split("|")
-            rows[jobid] = (name, tres, state.split()[0])
-        if set(rows) == set(jobids) and all(r[2] in final for r in rows.values()):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"sacct never showed final states for {jobids}: {rows}")
-        time.sleep(1)
-
-
-def test_gpu_rule_gets_gres_and_cpu_rule_does_not(slurm_env, tmp_path):
+def test_gpu_rule_gets_gres_and_cpu_rule_does_not(slurm_env, sacct, tmp_path):
     log = _finish(_snakemake(tmp_path, slurm_env), tmp_path)
 
     jobs = _submitted(log)
     assert set(jobs) == {"cpu", "gpu"}, log[-4000:]
-    rows = _sacct(jobs["cpu"] + jobs["gpu"], final={"COMPLETED"})
+    rows = sacct(jobs["cpu"] + jobs["gpu"], ["JobName", "AllocTRES"], timeout_s=30)
+    assert all(row["State"] == "COMPLETED" for row in rows.values()), rows
     (gpu_job,) = jobs["gpu"]
     (cpu_job,) = jobs["cpu"]
-    assert "gres/gpu=1" in rows[gpu_job][1], rows
-    assert "gres/gpu" not in rows[cpu_job][1], rows
+    assert "gres/gpu=1" in rows[gpu_job]["AllocTRES"], rows
+    assert "gres/gpu" not in rows[cpu_job]["AllocTRES"], rows
 
     # inside the GPU job SLURM exported the one allocated device; the CPU job saw none
     assert re.fullmatch(r"\d+", (tmp_path / "gpu.txt").read_text().strip())

@@ -150,35 +150,14 @@ def run(slurm_cluster, slurm_durations, tmp_path_factory):
     return run
 
 
-def _sacct(jobids: list[str]) -> dict[str, dict[str, str]]:
-    """JobID -> sacct fields of the allocation (not its steps), once every state is final."""
-    fields = ["JobID", "Comment", "AllocTRES", "State", "Timelimit", "ReqMem", "SubmitLine"]
-    deadline = time.monotonic() + 60
-    while True:
-        res = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(jobids), "-o", ",".join(f"{f}%2000" for f in fields)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        rows = {}
-        for line in res.stdout.splitlines():
-            row = dict(zip(fields, line.split("|", len(fields) - 1), strict=True))
-            row["State"] = row["State"].split()[0]  # "CANCELLED by 0" -> "CANCELLED"
-            rows[row["JobID"]] = row
-        if set(rows) == set(jobids) and all(r["State"] not in {"PENDING", "RUNNING"} for r in rows.values()):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"sacct never showed final states for {jobids}: {rows}")
-        time.sleep(1)
+FIELDS = ["Comment", "AllocTRES", "Timelimit", "ReqMem", "SubmitLine"]  # sacct, besides JobID and State
 
 
-def test_every_rule_ran_as_its_own_job_gpu_rules_with_a_gpu(run):
+def test_every_rule_ran_as_its_own_job_gpu_rules_with_a_gpu(run, sacct):
     jobs = run.jobs()
     assert Counter(rule for _, rule in jobs) == EXPECTED_JOBS, run.log()[-5000:]
     assert len({jobid for jobid, _ in jobs}) == len(jobs)  # one SLURM job per submission
-    rows = _sacct([jobid for jobid, _ in jobs])
+    rows = sacct([jobid for jobid, _ in jobs], FIELDS)
     for jobid, rule in jobs:
         row = rows[jobid]
         assert row["Comment"].startswith(f"rule_{rule}"), row
@@ -195,9 +174,9 @@ def test_every_rule_ran_as_its_own_job_gpu_rules_with_a_gpu(run):
             assert row["State"] == "COMPLETED", row
 
 
-def test_cancelled_and_warned_training_is_retried_and_resumes(run):
+def test_cancelled_and_warned_training_is_retried_and_resumes(run, sacct):
     ids = run.ids("train")
-    rows = _sacct(ids)
+    rows = sacct(ids, FIELDS)
     assert [rows[i]["State"] for i in ids] == ["CANCELLED", "FAILED", "COMPLETED"], rows
     # runtime: 10 min and mem_mb: 3000 in the config, times the attempt
     assert [rows[i]["Timelimit"] for i in ids] == ["00:10:00", "00:20:00", "00:30:00"], rows
