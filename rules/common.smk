@@ -13,6 +13,7 @@ RUNS = EXP.runs
 SUITE = EXP.suite
 THREADS = EXP.config.get("resources", {}).get("threads", 1)
 WARMUP = EXP.config.get("warmup")
+HUB_KERNELS = EXP.hub_kernels
 
 
 wildcard_constraints:

@@ -71,6 +71,7 @@ rule warmup:
         runtime=gpu_resource("warmup", "runtime"),
         slurm_extra=gpu_resource("warmup", "slurm_extra"),
     params:
+        hub_kernels=HUB_KERNELS,
         warmup=WARMUP,
         seed=EXP.seeds[0],
         work_dir=lambda wc: f"{OUT}/models/{wc.model}/warmup-state",

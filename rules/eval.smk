@@ -20,6 +20,7 @@ rule generate:
         slurm_extra=gpu_resource("generate", "slurm_extra"),
     params:
         suite=SUITE,
+        hub_kernels=HUB_KERNELS,
         backend=EXP.config["evaluation"].get("backend", "hf"),
         batch_size=EXP.config["evaluation"].get("batch_size", 64),
         tensor_parallel_size=EXP.config["evaluation"].get("tensor_parallel_size", 1),

@@ -28,6 +28,7 @@ rule preflight:
         slurm_extra=gpu_resource("preflight", "slurm_extra"),
     params:
         run=lambda wc: preflight_spec(RUNS[wc.run]),
+        hub_kernels=HUB_KERNELS,
         settings=PREFLIGHT,
         batch_size=EXP.config["evaluation"].get("batch_size", 64),
     script:

@@ -22,6 +22,7 @@ checkpoint train:
         slurm_extra=gpu_resource("train", "slurm_extra"),
     params:
         run=lambda wc: RUNS[wc.run],
+        hub_kernels=HUB_KERNELS,
         state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
     script:
         "../workflow/scripts/train.py"

@@ -87,6 +87,11 @@ class Experiment:
         """The results folder of this experiment."""
         return f"results/{self.name}"
 
+    @property
+    def hub_kernels(self) -> bool:
+        """Whether jobs may load Hub kernels (``hub_kernels``; default off: nothing is fetched)."""
+        return bool(self.config.get("hub_kernels", False))
+
     def base_run(self, model: str) -> str:
         """The pseudo-run that stands for a base model's policy at step 0."""
         return "base" if model == MAIN_MODEL else f"base-{model}"

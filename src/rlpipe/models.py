@@ -23,6 +23,27 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 ADAPTER_CONFIG = "adapter_config.json"
+# transformers' process-wide switch for Hub kernels (``kernels`` package): rlpipe's jobs set it from
+# the experiment's ``hub_kernels`` option (``rlpipe.runtime.init_job``); unset means off for rlpipe.
+HUB_KERNELS_ENV = "USE_HUB_KERNELS"
+
+
+def hub_kernels_enabled() -> bool:
+    """Whether this process may swap in kernels from the Hugging Face Hub (off unless asked for).
+
+    transformers (>= 5.25, with ``kernels`` installed) loads every model with ``use_kernels=True``
+    unless told otherwise, and ``model.train()`` then fetches ``kernels-community/*`` from the Hub:
+    a crash on an offline compute node, and online whatever code the Hub serves that day.
+    """
+    return os.environ.get(HUB_KERNELS_ENV, "NO").strip().upper() in ("1", "YES", "TRUE", "ON")
+
+
+def load_pretrained(model_class: Any, path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """``model_class.from_pretrained(path)`` with Hub kernels only when the experiment asked for them.
+
+    Every model rlpipe loads goes through here (policy, reference, critic backbone, evaluation).
+    """
+    return model_class.from_pretrained(path, use_kernels=hub_kernels_enabled(), **kwargs)
 
 
 def build_char_tokenizer() -> Any:
@@ -159,11 +180,11 @@ def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | Non
         if base is None:
             raise ValueError(f"{path} holds a LoRA adapter but no base model was given")
         base_dir = resolve_model_dir(base)
-        model = AutoModelForCausalLM.from_pretrained(base_dir)
+        model = load_pretrained(AutoModelForCausalLM, base_dir)
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = load_pretrained(AutoModelForCausalLM, path)
         tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model.eval()

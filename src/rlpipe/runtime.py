@@ -6,13 +6,26 @@ import os
 import random
 
 
-def init_job(threads: int, seed: int) -> None:
-    """Pin torch to the job's Snakemake thread count and seed every RNG.
+def set_hub_kernels(enabled: bool) -> None:
+    """Set transformers' process-wide Hub-kernel switch from the experiment's ``hub_kernels`` option.
+
+    Set in the environment (not only passed to rlpipe's loaders) so that models third-party code
+    loads (TRL's reference model) and processes started from this one (``accelerate launch``)
+    follow it too. Off, nothing is fetched from the Hub when a model loads or enters training mode.
+    """
+    from rlpipe.models import HUB_KERNELS_ENV
+
+    os.environ[HUB_KERNELS_ENV] = "YES" if enabled else "NO"
+
+
+def init_job(threads: int, seed: int, *, hub_kernels: bool = False) -> None:
+    """Pin torch to the job's Snakemake thread count, seed every RNG, set the Hub-kernel switch.
 
     CPU float reductions depend on the thread count, so it is fixed per rule (not left to
     torch's default of all cores) and two runs of one config produce identical numbers.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_hub_kernels(hub_kernels)
     import numpy as np
     import torch
 

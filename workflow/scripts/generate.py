@@ -4,7 +4,7 @@ from rlpipe.runtime import init_job
 from rlpipe.tracking.logs import script_logging
 
 with script_logging(snakemake.log[0]):
-    init_job(snakemake.threads, snakemake.params.seed)
+    init_job(snakemake.threads, snakemake.params.seed, hub_kernels=snakemake.params.hub_kernels)
     from rlpipe.eval.run import generate_checkpoint
 
     generate_checkpoint(

@@ -5,7 +5,7 @@ from rlpipe.tracking.io import read_jsonl
 from rlpipe.tracking.logs import script_logging
 
 with script_logging(snakemake.log[0]):
-    init_job(snakemake.threads, snakemake.params.seed)
+    init_job(snakemake.threads, snakemake.params.seed, hub_kernels=snakemake.params.hub_kernels)
     from rlpipe.train.sft import train_sft
 
     cfg = snakemake.params.warmup

@@ -339,13 +339,13 @@ def grpo_mask_check(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlpipe.models import resolve_model_dir
+    from rlpipe.models import hub_kernels_enabled, load_pretrained, resolve_model_dir
     from rlpipe.train.grpo import GRPO_KEYS, lora_config, make_reward_fn
 
     src = resolve_model_dir(policy_dir)
     tokenizer = AutoTokenizer.from_pretrained(src)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(src)
+    model = load_pretrained(AutoModelForCausalLM, src)
     hp = dict(run.get("grpo", {}))
     k = int(hp.get("num_generations", GRPOConfig.__dataclass_fields__["num_generations"].default))
     cuda = torch.cuda.is_available()
@@ -369,6 +369,7 @@ def grpo_mask_check(
             disable_tqdm=True,
             save_strategy="no",
             logging_steps=1,
+            model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.get("beta") else None,
             **{key: hp[key] for key in GRPO_KEYS if key in hp},
         )
         trainer = GRPOTrainer(
@@ -432,9 +433,8 @@ def ppo_mask_check(
         ro.position_ids = (ro.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         with torch.no_grad():  # the "old" policy of the ratio is the policy itself, as on a fresh rollout
             ro.old_logprobs, _, ro.old_values = trainer._forward(ro, slice(None))
-        ro.advantages = (
-            torch.tensor([1.0 if i % 2 else -1.0 for i in range(len(ro))])[:, None].expand_as(mask).clone()
-        )
+        signs = torch.tensor([1.0 if i % 2 else -1.0 for i in range(len(ro))], device=mask.device)
+        ro.advantages = signs[:, None].expand_as(mask).clone()
         idx = torch.arange(len(ro), device=trainer.device)
         trainer.policy.train()
         result = probe_loss(

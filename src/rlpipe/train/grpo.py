@@ -147,13 +147,13 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from rlpipe.config import save_steps
-    from rlpipe.models import resolve_model_dir
+    from rlpipe.models import hub_kernels_enabled, load_pretrained, resolve_model_dir
     from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
 
     src = resolve_model_dir(policy_dir)
     tokenizer = AutoTokenizer.from_pretrained(src)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(src)
+    model = load_pretrained(AutoModelForCausalLM, src)
     check_lora_targets(model, run.get("lora"), src)
     hp = run["grpo"]
     args = GRPOConfig(
@@ -170,6 +170,8 @@ def train_grpo(
         bf16=_cuda(),
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # TRL loads the reference model itself (beta != 0): with rlpipe's Hub-kernel setting too
+        model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.get("beta") else None,
         **{k: hp[k] for k in GRPO_KEYS if k in hp},
     )
     dataset = reward_dataset(rows)

@@ -359,6 +359,7 @@ def launch(run: dict[str, Any], paths: Mapping[str, str], threads: int = 1) -> N
 
 def worker(spec: Mapping[str, Any]) -> None:
     """One training process (one GPU): the same trainer the in-process path calls."""
+    from rlpipe.models import hub_kernels_enabled
     from rlpipe.runtime import init_job
     from rlpipe.tracking.io import read_jsonl
     from rlpipe.tracking.logs import script_logging
@@ -372,7 +373,8 @@ def worker(spec: Mapping[str, Any]) -> None:
             os.environ.get("WORLD_SIZE"),
             os.environ.get("LOCAL_RANK"),
         )
-        init_job(int(spec.get("threads", 1)), run["seed"])
+        # the Hub-kernel switch comes from the launching job's environment (workflow/scripts/train.py)
+        init_job(int(spec.get("threads", 1)), run["seed"], hub_kernels=hub_kernels_enabled())
         if run.get("method") == "ppo":
             from rlpipe.train.ppo import train_ppo as train
         else:

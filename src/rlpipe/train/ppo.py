@@ -280,6 +280,7 @@ class PPOTrainer:
     def _build(self, resume: Path | None) -> None:
         from transformers import AutoModel, AutoModelForCausalLM
 
+        from rlpipe.models import load_pretrained
         from rlpipe.train.lora import check_lora_targets, lora_config
 
         lora = self.run.get("lora")
@@ -287,7 +288,7 @@ class PPOTrainer:
         if lora:
             from peft import PeftModel, get_peft_model
 
-            base = AutoModelForCausalLM.from_pretrained(self.src)
+            base = load_pretrained(AutoModelForCausalLM, self.src)
             check_lora_targets(base, lora, self.src)
             if resume is not None:
                 self.policy = PeftModel.from_pretrained(base, str(resume), is_trainable=True)
@@ -295,19 +296,19 @@ class PPOTrainer:
                 self.policy = get_peft_model(base, lora_config(lora))
             self.ref = None  # the base with the adapter disabled is the reference
         else:
-            self.policy = AutoModelForCausalLM.from_pretrained(str(resume) if resume else self.src)
+            self.policy = load_pretrained(AutoModelForCausalLM, str(resume) if resume else self.src)
             self.ref = None
         self.policy.to(self.device)
         self.use_ref = hp["kl_coef"] > 0 or hp["kl_target"] is not None
         if self.use_ref and not lora:
-            self.ref = AutoModelForCausalLM.from_pretrained(self.src).to(self.device).eval()
+            self.ref = load_pretrained(AutoModelForCausalLM, self.src).to(self.device).eval()
             self.ref.requires_grad_(False)
         hidden = self.policy.config.hidden_size
         if hp["critic"] == "shared":
             self.value_head = ValueHead(hidden).to(self.device)
             self.critic: nn.Module = self.value_head
         else:
-            backbone = AutoModel.from_pretrained(self.src)
+            backbone = load_pretrained(AutoModel, self.src)
             if lora:
                 from peft import get_peft_model
 

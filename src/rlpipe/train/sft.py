@@ -49,12 +49,12 @@ def train_sft(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from rlpipe.models import resolve_model_dir
+    from rlpipe.models import load_pretrained, resolve_model_dir
     from rlpipe.train.callbacks import ProgressCallback
 
     src = resolve_model_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(src)
-    model = AutoModelForCausalLM.from_pretrained(src)
+    model = load_pretrained(AutoModelForCausalLM, src)
     dataset = Dataset.from_list(to_sft_rows(rows))
     args = SFTConfig(
         output_dir=str(work_dir),
