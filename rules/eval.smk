@@ -21,6 +21,7 @@ rule generate:
     params:
         suite=SUITE,
         hub_kernels=HUB_KERNELS,
+        compile_cache=COMPILE_CACHE,
         backend=EXP.config["evaluation"].get("backend", "hf"),
         batch_size=EXP.config["evaluation"].get("batch_size", 64),
         tensor_parallel_size=EXP.config["evaluation"].get("tensor_parallel_size", 1),

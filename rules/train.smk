@@ -23,6 +23,7 @@ checkpoint train:
     params:
         run=lambda wc: RUNS[wc.run],
         hub_kernels=HUB_KERNELS,
+        compile_cache=COMPILE_CACHE,
         state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
     script:
         "../workflow/scripts/train.py"

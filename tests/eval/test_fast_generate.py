@@ -112,3 +112,20 @@ def test_top_p_methods_sample_inside_nucleus(model: Qwen2ForCausalLM, method: st
     fast = FastHFGenerator(model, _tok(None), compile=False, top_p_method=method)
     greedy = fast.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=8, seed=0)
     assert fast.generate(PROMPTS, n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8, seed=5) == greedy
+
+
+def test_compile_only_when_the_planned_decode_steps_repay_it(model: Qwen2ForCausalLM) -> None:
+    """``compile=None`` compiles a workload of >= COMPILE_MIN_DECODE_STEPS steps (all calls together)."""
+    from rlpipe.eval.fast_generate import COMPILE_MIN_DECODE_STEPS
+
+    fast = FastHFGenerator(model, _tok(None))
+    assert fast.compile is False  # never on CPU
+    fast.compile = None  # as on CUDA with the default
+    assert not fast.should_compile(80)  # the embedded default's evaluation: 10 batches x 8 tokens
+    assert fast.should_compile(COMPILE_MIN_DECODE_STEPS)  # one long evaluation
+    rollouts = FastHFGenerator(model, _tok(None), expected_calls=60)
+    rollouts.compile = None
+    assert not rollouts.should_compile(8)  # 60 steps of 8-token rollouts
+    assert rollouts.should_compile(COMPILE_MIN_DECODE_STEPS // 60 + 1)
+    fast.compile = True  # an explicit choice wins
+    assert fast.should_compile(1)

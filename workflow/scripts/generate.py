@@ -4,7 +4,12 @@ from rlpipe.runtime import init_job
 from rlpipe.tracking.logs import script_logging
 
 with script_logging(snakemake.log[0]):
-    init_job(snakemake.threads, snakemake.params.seed, hub_kernels=snakemake.params.hub_kernels)
+    init_job(
+        snakemake.threads,
+        snakemake.params.seed,
+        hub_kernels=snakemake.params.hub_kernels,
+        compile_cache=snakemake.params.compile_cache,
+    )
     from rlpipe.eval.run import generate_checkpoint
 
     generate_checkpoint(

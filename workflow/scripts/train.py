@@ -4,7 +4,7 @@ A run on one GPU (or the CPU) trains in this process; a run with resources.gpus 
 goes through ``accelerate launch`` (rlpipe.train.launch).
 """
 
-from rlpipe.runtime import init_job, set_hub_kernels
+from rlpipe.runtime import init_job, set_compile_cache, set_hub_kernels
 from rlpipe.tracking.io import read_jsonl
 from rlpipe.tracking.logs import script_logging
 from rlpipe.train.checkpoints import claim_state_dir, state_identity
@@ -26,9 +26,15 @@ with script_logging(snakemake.log[0]):
     claim_state_dir(paths["state_dir"], state_identity(run, inputs))
     if is_distributed(run):
         set_hub_kernels(snakemake.params.hub_kernels)  # the launched workers inherit the switch
+        set_compile_cache(snakemake.params.compile_cache)
         launch(run, paths, threads=snakemake.threads)
     else:
-        init_job(snakemake.threads, run["seed"], hub_kernels=snakemake.params.hub_kernels)
+        init_job(
+            snakemake.threads,
+            run["seed"],
+            hub_kernels=snakemake.params.hub_kernels,
+            compile_cache=snakemake.params.compile_cache,
+        )
         if run["method"] == "ppo":
             from rlpipe.train.ppo import train_ppo as train
         else:

@@ -39,6 +39,10 @@ _ATTN_NAME = "rlpipe_static_gqa"
 _CHECK_EVERY = 16  # decode steps between host checks for "every row finished" (each check syncs)
 _PREFILL_TOKENS = 16384  # tokens per prefill forward; bounds activation and mask memory for long prompts
 _MAX_AUTO_BATCH = 512
+# ``compile=None`` compiles only a workload that repays it: torch.compile plus graph capture costs
+# 20-40 s per shape (bench/README.md), and saves 1-2 ms per decode step at 0.5B-7B over the
+# compile-free CUDA graph; so below ~20k decode steps (all calls of a job together) it loses.
+COMPILE_MIN_DECODE_STEPS = 20_000
 
 
 def _decode_attention(
@@ -140,11 +144,19 @@ class _Session:
     """Static buffers, cache and (on CUDA) the captured decode graph for one (batch, cache_len, mode)."""
 
     def __init__(
-        self, gen: FastHFGenerator, batch: int, cache_len: int, max_new: int, mode: str, device: torch.device
+        self,
+        gen: FastHFGenerator,
+        batch: int,
+        cache_len: int,
+        max_new: int,
+        mode: str,
+        device: torch.device,
+        compile: bool,
     ) -> None:
         from transformers import StaticCache
 
         self.gen, self.batch, self.cache_len, self.mode, self.device = gen, batch, cache_len, mode, device
+        self.compiled = compile
         self.cache = StaticCache(config=gen.model.config, max_cache_len=cache_len)
         long = dict(dtype=torch.long, device=device)
         self.tok = torch.zeros(batch, 1, **long)
@@ -165,7 +177,7 @@ class _Session:
         # CUDA graph eager kernels cost no launch overhead anyway.
         self.forward_fn: Callable[[], torch.Tensor] = self._forward
         self.sample_fn: Callable[[torch.Tensor], torch.Tensor] = self._sample_next
-        if gen.compile:
+        if compile:
             self.forward_fn = torch.compile(self._forward, dynamic=False)
             if not (mode == "top_p" and gen.top_p_method == "sort"):
                 self.sample_fn = torch.compile(self._sample_next, dynamic=False)
@@ -285,7 +297,10 @@ class FastHFGenerator:
     """The ``Generator`` interface of ``rlpipe.eval.generate``: static cache, graph-replayed decode loop.
 
     ``max_batch_size`` caps the rows decoded together (default: as many as fit in free GPU memory, at
-    most 512; 64 on CPU). ``compile`` runs the decode step through ``torch.compile`` (CUDA only);
+    most 512; 64 on CPU). ``compile`` runs the decode step through ``torch.compile`` (CUDA only;
+    ``None``, the default, compiles when the planned decode steps of a call, times ``expected_calls``
+    of that size, reach ``COMPILE_MIN_DECODE_STEPS``: a short evaluation or a short training run's
+    rollouts decode eagerly in the graph rather than pay 20-40 s of compilation);
     ``cuda_graphs`` (default: on for CUDA) captures and replays it. ``top_p_method`` picks how the
     nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort).
     ``eos_token_ids`` overrides the tokenizer's eos id (trainers stop on the generation config's ids).
@@ -299,10 +314,11 @@ class FastHFGenerator:
         tokenizer: Any,
         *,
         max_batch_size: int | None = None,
-        compile: bool = True,
+        compile: bool | None = None,
         cuda_graphs: bool | None = None,
         top_p_method: str = "search",
         eos_token_ids: list[int] | None = None,
+        expected_calls: int = 1,
     ) -> None:
         if top_p_method not in ("sort", "search"):
             raise ValueError(f"top_p_method must be 'sort' or 'search', not {top_p_method!r}")
@@ -310,7 +326,8 @@ class FastHFGenerator:
         self.top_p_method = top_p_method
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
-        self.compile = compile and self.device.type == "cuda"
+        self.compile = compile if self.device.type == "cuda" else False
+        self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
         self.eos_ids: set[int] = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
@@ -334,13 +351,21 @@ class FastHFGenerator:
         fits = int(0.6 * free // per_row)
         return max(1, min(_MAX_AUTO_BATCH, 2 ** int(math.log2(max(1, fits)))))
 
-    def _session_for(self, batch: int, cache_len: int, max_new: int, mode: str) -> _Session:
+    def should_compile(self, decode_steps: int) -> bool:
+        """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
+        if self.compile is not None:
+            return self.compile
+        return decode_steps * self.expected_calls >= COMPILE_MIN_DECODE_STEPS
+
+    def _session_for(self, batch: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Session:
         s = self._session
-        if s is None or (s.batch, s.cache_len, s.out.shape[1], s.mode) != (batch, cache_len, max_new, mode):
+        key = (batch, cache_len, max_new, mode, compile)
+        if s is None or (s.batch, s.cache_len, s.out.shape[1], s.mode, s.compiled) != key:
             self._session = None  # drop the old cache and graph before allocating the new ones
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            s = self._session = _Session(self, batch, cache_len, max_new, mode, self.device)
+            s = self._session = _Session(self, batch, cache_len, max_new, mode, self.device, compile)
+            log.debug("decode session: batch %d, cache %d, %s, compile %s", batch, cache_len, mode, compile)
         return s
 
     def generate(
@@ -369,19 +394,21 @@ class FastHFGenerator:
         torch.manual_seed(seed)
         try:
             with torch.inference_mode():
+                # Size the batch for the longest prompt overall (jobs are sorted): conservative, and
+                # keeps one batch size, hence few graph shapes, for the whole call.
+                limit = self._auto_batch(_round_up(len(prompts[jobs[-1][0]]) + max_new_tokens, 128))
+                compile = self.should_compile(math.ceil(len(jobs) / limit) * max_new_tokens)
                 start = 0
                 while start < len(jobs):
-                    # Size the batch for the longest prompt overall (jobs are sorted): conservative, and
-                    # keeps one batch size, hence few graph shapes, for the whole call.
-                    limit = self._auto_batch(_round_up(len(prompts[jobs[-1][0]]) + max_new_tokens, 128))
                     batch_jobs = jobs[start : start + limit]
                     longest = max(len(prompts[i]) for i, _ in batch_jobs)
                     cache_len = _round_up(longest + max_new_tokens, 128)
                     # A short last batch is padded to a power of two so that it reuses few graph shapes.
                     rows = min(limit, _next_pow2(len(batch_jobs)))
                     self._run_batch(
-                        prompts, batch_jobs, rows, cache_len, mode, temperature, top_p, max_new_tokens, out
-                    )
+                        prompts, batch_jobs, rows, cache_len, mode, temperature, top_p, max_new_tokens, out,
+                        compile,
+                    )  # fmt: skip
                     start += len(batch_jobs)
         finally:
             config._attn_implementation = previous_attn
@@ -398,9 +425,10 @@ class FastHFGenerator:
         top_p: float,
         max_new_tokens: int,
         out: list[list[list[int]]],
+        compile: bool,
     ) -> None:
         """Decode one length bucket; rows past ``len(batch_jobs)`` repeat a prompt and are discarded."""
-        session = self._session_for(rows, cache_len, max_new_tokens, mode)
+        session = self._session_for(rows, cache_len, max_new_tokens, mode, compile)
         width = max(len(prompts[i]) for i, _ in batch_jobs)
         ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
         real = torch.zeros(rows, width, dtype=torch.bool)

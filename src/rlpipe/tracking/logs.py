@@ -107,12 +107,28 @@ def _gpus_used() -> dict[str, Any]:
     }
 
 
+def _process_started() -> float | None:
+    """When this process started (epoch seconds), or None where that cannot be read."""
+    try:
+        import psutil  # a Snakemake dependency
+
+        return float(psutil.Process().create_time())
+    except Exception:  # no psutil, or a platform it cannot read
+        return None
+
+
 def job_record(start: float, cpu_start: float, status: str) -> dict[str, Any]:
-    """One attempt of a job, as the timing sidecar stores it (no environment, no secrets)."""
+    """One attempt of a job, as the timing sidecar stores it (no environment, no secrets).
+
+    ``startup_s`` is the time from the process's start to the script's (interpreter, Snakemake's
+    script preamble, imports): the fixed cost of a job that ``wall_s`` does not include.
+    """
     end = time.time()
+    started = _process_started()
     return {
         "start": datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds"),
         "end": datetime.fromtimestamp(end, UTC).isoformat(timespec="seconds"),
+        "startup_s": round(start - started, 3) if started is not None else None,
         "wall_s": round(end - start, 3),
         "cpu_s": round(_cpu_seconds() - cpu_start, 3),
         "status": status,

@@ -342,7 +342,7 @@ class PPOTrainer:
         if rollout_engine(self.run) == "fast":  # CPU default stays HF generate
             max_batch = (self.run.get("rollout") or {}).get("max_batch_size")
             self.fast_rollout = TrainingRollout(
-                self.policy, self.tokenizer, self.eos_ids, max_batch_size=max_batch
+                self.policy, self.tokenizer, self.eos_ids, max_batch_size=max_batch, steps=self.run["steps"]
             )
         n_policy = sum(p.numel() for p in policy_params)
         n_critic = sum(p.numel() for p in critic_params)

@@ -43,7 +43,13 @@ class TrainingRollout:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, eos_token_ids: list[int], *, max_batch_size: int | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        eos_token_ids: list[int],
+        *,
+        max_batch_size: int | None = None,
+        steps: int = 1,
     ) -> None:
         self.model = model
         self.eos = int(eos_token_ids[0])
@@ -54,7 +60,8 @@ class TrainingRollout:
             base,
             tokenizer,
             max_batch_size=max_batch_size,
-            compile=True,  # ignored off CUDA
+            compile=None,  # compiled when the run's ``steps`` rollouts repay it; never off CUDA
+            expected_calls=steps,
             eos_token_ids=list(eos_token_ids),
         )
 
@@ -156,6 +163,7 @@ class FastRolloutMixin:
                 self._tokenizer,  # type: ignore[attr-defined]
                 list(self.eos_token_ids),  # type: ignore[attr-defined]
                 max_batch_size=self.fast_rollout_max_batch_size,
+                steps=self.args.max_steps,  # type: ignore[attr-defined]
             )
         cfg = self.generation_config  # type: ignore[attr-defined]
         completions = self._fast_rollout.sample(
