@@ -35,6 +35,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 from pathlib import Path
@@ -79,6 +80,14 @@ def build_env(venv: Path, wheels: Path, log: Path) -> dict[str, Any]:
     # Pin what travels to the lock's version; the rest is the machine's (recorded below).
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(lock.items()) if n in carried))
     sh([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], log)
+    # The machine's Python may itself be a virtual environment (it is on the lent GPU machine), whose
+    # packages --system-site-packages does not reach: a .pth file puts them after the new ones.
+    new_site = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    machine = sysconfig.get_paths()
+    Path(new_site, "machine-site.pth").write_text(f"{machine['purelib']}\n{machine['platlib']}\n")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-cache-dir"]
     _, install_s = sh([*pip, "--find-links", str(wheels), "-c", str(constraints), *wanted], log)
     sh([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], log)
