@@ -127,9 +127,14 @@ def check_artifacts(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     checks["scores_csv"] = {"rows": len(rows), "expected": len(expected), "missing": missing[:10]}
     checks["scores_csv"]["ok"] = not missing
     preflight = {p.stem: json.loads(p.read_text()) for p in sorted((out / "preflight").glob("*.json"))}
+    # A pre-flight passes when the loss mask is right and the rollouts carry a learning signal.
+    verdicts = {
+        run: {"loss_mask": p["loss_mask"]["passed"], "signal": not p["signal"]["no_signal"]}
+        for run, p in preflight.items()
+    }
     checks["preflight"] = {
-        "runs": sorted(preflight),
-        "ok": sorted(preflight) == sorted(exp.runs) and all(p.get("passed") for p in preflight.values()),
+        "runs": verdicts,
+        "ok": sorted(preflight) == sorted(exp.runs) and all(all(v.values()) for v in verdicts.values()),
     }
     report = (out / "report.md").read_text() if (out / "report.md").exists() else ""
     checks["report_md"] = {"bytes": len(report), "ok": all(name in report for name in exp.runs)}
@@ -140,26 +145,40 @@ def check_artifacts(out: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 PHASES = {
+    "weights_s": re.compile(r"read weights onto \S+ in ([\d.]+)s"),
     "load_s": re.compile(r"loaded .* in ([\d.]+)s"),
     "job_to_generated_s": re.compile(r"generated \d+ completions in ([\d.]+)s"),
 }
 
 
 def eval_jobs(out: Path) -> list[dict[str, Any]]:
-    """Each evaluation job's phases: start-up (process start to script), model load, generation."""
+    """Each evaluation job's phases: start-up (process start to script), weights read, engine ready
+    (``load_s``, from the job's start), generation done (``job_to_generated_s``)."""
     jobs = []
     for log in sorted((out / "logs" / "generate").rglob("*.log")):
         text = log.read_text()
         row: dict[str, Any] = {"job": str(log.relative_to(out / "logs" / "generate"))}
         for key, pattern in PHASES.items():
-            if m := pattern.search(text):
-                row[key] = float(m.group(1))
+            if found := pattern.findall(text):  # the last run's, if the log was appended to
+                row[key] = float(found[-1])
         sidecar = log.with_name(log.stem + ".timing.jsonl")
         if sidecar.exists():
             timing = json.loads(sidecar.read_text().splitlines()[-1])
             row.update({k: timing.get(k) for k in ("wall_s", "startup_s", "gpu_mem_peak_gb")})
         jobs.append(row)
     return jobs
+
+
+def warm_eval_job(snake: list[str], out: Path, log: Path, env: dict[str, str]) -> dict[str, Any]:
+    """One evaluation job run again on its own, after every check (it leaves its scores out of date).
+
+    In the workflow, evaluation jobs share the GPU and the CPUs with training; alone and with the
+    compile cache warm is the goal's setting (issue 11: ≤ 10 s at the scaled default).
+    """
+    target = out / "eval" / "grpo" / "step_20" / "completions.jsonl"
+    rc, wall = sh([*snake, "--cores", "16", "--force", str(target.relative_to(ROOT))], log, env, check=False)
+    phases = next((row for row in eval_jobs(out) if row["job"] == "grpo/step_20.log"), {})
+    return {"exit": rc, "snakemake_wall_s": wall, **phases}
 
 
 def device() -> dict[str, Any]:
@@ -244,6 +263,8 @@ def main() -> None:
     if out.exists():
         result["per_rule"] = per_rule(out)
         result["eval_jobs"] = eval_jobs(out)
+    if rc == 0:
+        result["warm_eval_job_alone"] = warm_eval_job(snake, out, log, env)
     out_json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("passed", "workflow", "versions")}, indent=2))
     for name, check in checks.items():

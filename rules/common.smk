@@ -14,7 +14,8 @@ SUITE = EXP.suite
 THREADS = EXP.config.get("resources", {}).get("threads", 1)
 WARMUP = EXP.config.get("warmup")
 HUB_KERNELS = EXP.hub_kernels
-COMPILE_CACHE = f"{OUT}/cache/torch-compile"  # shared by the experiment's GPU jobs (rlpipe.runtime)
+# Shared by the experiment's GPU jobs (rlpipe.runtime).
+COMPILE_CACHE = f"{OUT}/cache/torch-compile"
 
 
 wildcard_constraints:

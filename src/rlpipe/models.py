@@ -166,13 +166,22 @@ def check_chat_template(model_dir: str | os.PathLike[str], name: str | None = No
         raise ValueError(f"chat template of {what} drops the user message (rendered: {text!r})")
 
 
-def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+def load_policy(
+    path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, device: str | None = None
+) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a full checkpoint, or a LoRA adapter on top of ``base``.
 
-    Adapters are merged into the base weights so evaluation runs at full speed.
+    Adapters are merged into the base weights so evaluation runs at full speed. With ``device="cuda"``
+    the weights are read straight onto the GPU in bfloat16 (no float32 copy in host memory first,
+    which was most of an evaluation job's load time on the GPU).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    placement: dict[str, Any] = {}
+    if device is not None and device != "cpu":
+        import torch
+
+        placement = {"device_map": device, "dtype": torch.bfloat16}
     path = Path(resolve_model_dir(path))
     if (path / ADAPTER_CONFIG).exists():
         from peft import PeftModel
@@ -180,11 +189,15 @@ def load_policy(path: str | os.PathLike[str], base: str | os.PathLike[str] | Non
         if base is None:
             raise ValueError(f"{path} holds a LoRA adapter but no base model was given")
         base_dir = resolve_model_dir(base)
-        model = load_pretrained(AutoModelForCausalLM, base_dir)
+        # Merged in float32 as on the CPU, then cast: bfloat16 merging would round the update away.
+        on_device = {k: v for k, v in placement.items() if k != "dtype"}
+        model = load_pretrained(AutoModelForCausalLM, base_dir, **on_device)
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+        if "dtype" in placement:
+            model = model.to(placement["dtype"])
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
     else:
-        model = load_pretrained(AutoModelForCausalLM, path)
+        model = load_pretrained(AutoModelForCausalLM, path, **placement)
         tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,21 @@ def _load_generator(
     path: str, policy: str, backend: str, batch_size: int, tensor_parallel_size: int, scratch: str
 ) -> tuple[Any, Any]:
     """(generator, tokenizer) for one checkpoint; the model is loaded once for all tasks."""
+    import torch
+
     from rlpipe.eval.generate import VLLMGenerator, make_generator
     from rlpipe.models import load_policy
 
-    model, tokenizer = load_policy(path, base=policy)
+    # vLLM reloads the weights itself, so they are only read onto the GPU for the hf engines.
+    device = "cuda" if torch.cuda.is_available() and backend != "vllm" else None
+    t0 = time.monotonic()
+    if device:
+        # The CUDA context (~1 s) is created in a thread while transformers imports (~3 s, mostly
+        # Python holding the GIL): a warm evaluation job is short enough for this to matter.
+        warm = threading.Thread(target=torch.zeros, args=(1,), kwargs={"device": device}, daemon=True)
+        warm.start()
+    model, tokenizer = load_policy(path, base=policy, device=device)
+    log.info("read weights onto %s in %.1fs", device or "cpu", time.monotonic() - t0)
     if backend == "vllm":
         # vLLM reads a directory; a LoRA checkpoint is merged into the base and saved in scratch first.
         model.save_pretrained(scratch)
@@ -70,8 +82,4 @@ def _load_generator(
         del model
         eos = tokenizer.eos_token_id
         return VLLMGenerator(scratch, tensor_parallel_size=tensor_parallel_size, eos_ids={eos}), tokenizer
-    import torch
-
-    if torch.cuda.is_available():
-        model = model.to("cuda", dtype=torch.bfloat16)
     return make_generator(backend, model, tokenizer, batch_size=batch_size), tokenizer
