@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from rlpipe.data.splits import DEFAULT_VALIDATION_FRACTION
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "workflow" / "schemas"
 SUITES = ROOT / "config" / "suites"
@@ -38,6 +40,7 @@ PPO_DEFAULTS: dict[str, Any] = {
     "kl_target": None,
     "kl_horizon": 10000,
     "kl_estimator": "k1",
+    "pcgrad_critic": "sum",
     "ppo_epochs": 1,
     "minibatch_size": 32,
     "rollout_batch_size": 32,
@@ -592,6 +595,7 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
         merged = _deep_merge(defaults, task)
         merged.setdefault("samples", 1)
         merged.setdefault("chat_template", True)
+        merged.setdefault("validation_fraction", DEFAULT_VALIDATION_FRACTION)
         gen = merged.setdefault("generation", {})
         gen.setdefault("temperature", 1.0)
         gen.setdefault("top_p", 1.0)

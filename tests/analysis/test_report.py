@@ -25,8 +25,9 @@ from rlpipe.analysis.stats import bootstrap_mean_ci, item_pass_at_k
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "workflow" / "templates" / "report.md.j2"
 TASKS = {"addition": "math", "sorting": "logic"}
-N = 150  # items per task
-# (run, step) -> solve rate per task
+N = 150  # test items per task
+N_VAL = 60  # validation items per task (the suite's selection split)
+# (run, step) -> solve rate per task, the same on both splits
 RATES = {
     ("base", 0): {"addition": 0.3, "sorting": 0.3},
     ("grpo", 10): {"addition": 0.5, "sorting": 0.3},
@@ -55,6 +56,10 @@ def write_experiment(out: Path) -> dict[str, Any]:
     for (run, step), rates in RATES.items():
         records = []
         for task, rate in rates.items():
+            for i in range(N_VAL):  # validation items: exact rates, so the chosen steps are known
+                solved_val = float(i < round(rate * N_VAL))
+                val = {"id": f"{task}/v{i}", "task": task, "domain": TASKS[task], "split": "validation"}
+                records.append({**val, "sample": 0, "score": solved_val})
             solved = rng.permutation(N) < round(rate * N)
             matrix = np.stack([solved, solved], axis=1).astype(float)  # k = 2, both samples alike
             for i in range(N):
@@ -65,6 +70,7 @@ def write_experiment(out: Path) -> dict[str, Any]:
                             "task": task,
                             "domain": TASKS[task],
                             "sample": s,
+                            "split": "test",
                             "score": matrix[i, s],
                         }
                     )
@@ -108,8 +114,6 @@ def write_experiment(out: Path) -> dict[str, Any]:
             }
             for s in steps
         ]
-        if run == "pcgrad":  # early stopping's validation metric: picks step 10
-            lines += [{"step": 10, "validation_reward": 0.7}, {"step": 20, "validation_reward": 0.4}]
         metrics[run] = out / "runs" / run / "metrics.jsonl"
         metrics[run].parent.mkdir(parents=True, exist_ok=True)
         metrics[run].write_text("".join(json.dumps(r) + "\n" for r in lines))
@@ -240,9 +244,10 @@ def test_selection_uses_validation_and_flags_overfitting(rendered) -> None:
     ctx, text, _ = rendered
     pc, grpo = ctx["selection"]["pcgrad"], ctx["selection"]["grpo"]
     assert pc["best"]["overall"]["step"] == 10 and pc["best"]["overall"]["basis"] == "validation"
+    assert pc["best"]["overall"]["validation"] == pytest.approx((27 / 60 + 45 / 60) / 2)
     assert pc["overfitting"] and pc["overfit_step"] == 20
-    assert grpo["best"]["overall"]["basis"] == "test" and grpo["best"]["overall"]["step"] == 20
-    assert "Best checkpoints are chosen on the validation metric" in text
+    assert grpo["best"]["overall"]["basis"] == "validation" and grpo["best"]["overall"]["step"] == 20
+    assert "Best checkpoints are chosen on the suite's validation items" in text
     assert "| pcgrad | 10 | validation |" in text and "**yes**: step 20" in text
     assert "`pcgrad` overfits: step 20 is significantly below the best step 10" in text
 
@@ -283,3 +288,39 @@ def test_wandb_links_tables_and_preflight(rendered) -> None:
     assert bool(row["significant"].iloc[0]) and row["lo"].iloc[0] > 0
     checkpoints = pd.read_csv(out / "tables" / "checkpoints.csv")
     assert set(checkpoints["scope"]) == {"overall", "math", "logic"}
+
+
+def test_header_states_the_estimand_and_the_families_and_a_winner_is_named_only_with_evidence(
+    rendered,
+) -> None:
+    ctx, text, _ = rendered
+    assert 'Every overall score ("mean") is the mean over tasks' in text
+    assert "after Holm's correction" in text
+    names = [f["name"] for f in ctx["tested_families"]]
+    assert names == [
+        "vs base model: overall × runs",
+        "vs base model: domains and tasks × runs",
+        "vs baseline: overall × runs",
+        "vs baseline: domains and tasks × runs",
+    ]
+    assert "vs baseline: domains and tasks × runs (4 tests)" in text
+    # pcgrad@10 is best on validation (0.60 vs grpo@20's 0.45) and clearly better on test
+    w = ctx["winner"]
+    assert (w["candidate"], w["winner"], w["basis"]) == ("pcgrad", "pcgrad", "validation")
+    assert "Winner: **`pcgrad`**" in text
+
+
+def test_no_winner_without_significance() -> None:
+    from rlpipe.analysis.selection import choose_winner
+    from rlpipe.analysis.stats import paired_bootstrap_delta
+
+    rng = np.random.default_rng(1)
+    items = {c: (rng.random(600) < 0.5).astype(float) for c in ("a", "b", "c")}
+    items["a"] = np.maximum(items["a"], rng.random(600) < 0.3)  # a is better than b ...
+    items["c"] = np.maximum(items["c"], rng.random(600) < 0.3)  # ... and as good as c
+
+    def delta(x: str, y: str):
+        return paired_bootstrap_delta(items[x], items[y], n_boot=1000)
+
+    w = choose_winner({"a": 0.7, "b": 0.5, "c": 0.65}, delta)
+    assert w["candidate"] == "a" and w["winner"] is None and "c" in w["top"] and "b" not in w["top"]

@@ -13,16 +13,13 @@ from rlpipe.analysis.stats import (
     CI,
     Delta,
     avg_at_k,
-    best_checkpoint,
     bootstrap_mean_ci,
-    hierarchical_bootstrap_delta,
+    holm,
     item_pass_at_k,
     item_scores,
     macro_average,
-    overfitting_check,
-    overfitting_flag,
+    macro_deltas,
     paired_bootstrap_delta,
-    paired_macro_delta,
     pass_at_k,
     student_t_cdf,
     student_t_ppf,
@@ -204,13 +201,13 @@ def test_paired_delta_edge_cases() -> None:
     assert d.n_items == 2 and d.delta == 0.5
 
 
-def test_hierarchical_delta_covers_seed_variance() -> None:
+def test_seeds_are_a_resampling_level_not_pooled_items() -> None:
     rng = np.random.default_rng(5)
     items = rng.random(300)
     seed_effect_a = np.array([0.30, -0.25, 0.0])  # seeds of a disagree a lot
     a = items + 0.05 + seed_effect_a[:, None]
     b = np.stack([items, items + 0.001, items - 0.001])
-    hier = hierarchical_bootstrap_delta(a, b)
+    hier = macro_deltas({"t": a}, {"t": b}).mean
     assert hier.n_seeds == (3, 3) and hier.n_items == 300
     assert hier.delta == pytest.approx(a.mean() - b.mean())
     assert not hier.significant  # seed noise swamps +0.05
@@ -220,38 +217,77 @@ def test_hierarchical_delta_covers_seed_variance() -> None:
     assert (hier.hi - hier.lo) > 5 * (pooled.hi - pooled.lo)
 
 
-def test_hierarchical_delta_consistent_seeds_is_significant() -> None:
+def test_consistent_seeds_are_significant() -> None:
     rng = np.random.default_rng(6)
     items = rng.random(200)
     a = np.stack([items + 0.1 + rng.normal(0, 0.01, 200) for _ in range(3)])
     b = np.stack([items + rng.normal(0, 0.01, 200) for _ in range(2)])
-    d = paired_bootstrap_delta(a, b)  # 2-D dispatches to the hierarchical version
+    d = macro_deltas({"t": a}, {"t": b}).mean
     assert d.n_seeds == (3, 2)
     assert d.significant and d.lo > 0.05
 
 
-def test_hierarchical_single_seed_equals_paired() -> None:
-    rng = np.random.default_rng(7)
-    a, b = rng.random(50), rng.random(50)
-    assert paired_bootstrap_delta(a[None, :], b[None, :]) == paired_bootstrap_delta(a, b)
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap_delta(np.zeros((2, 5)), np.zeros((2, 6)))
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap_delta(np.full((2, 5), np.nan), np.zeros((2, 5)))
+def test_macro_deltas_checks_its_input() -> None:
+    with pytest.raises(ValueError, match="paired items"):
+        macro_deltas({"t": np.zeros((2, 5))}, {"t": np.zeros((2, 6))})
+    with pytest.raises(ValueError, match="different tasks"):
+        macro_deltas({"t": np.zeros(5)}, {"u": np.zeros(5)})
+    with pytest.raises(ValueError, match="same seeds"):
+        macro_deltas({"t": np.zeros((2, 5)), "u": np.zeros((3, 5))}, {"t": np.zeros(5), "u": np.zeros(5)})
+    with pytest.raises(ValueError, match="group"):
+        macro_deltas({"t": np.zeros(5)}, {"t": np.zeros(5)}, {"g": ["nope"]})
+
+
+def test_one_estimand_whatever_the_number_of_seeds() -> None:
+    """The audit's counter-example: a 200-item task at -0.10 and a 20-item task at +0.30.
+
+    The mean over tasks is +0.10 with one seed and with the same seed twice; pooling the items of
+    both tasks (what the seeds path did) gave -0.064 [-0.109, -0.023] and flipped the sign.
+    """
+    big_a, big_b = np.r_[np.zeros(20), np.ones(180)], np.r_[np.ones(20), np.ones(180)]  # -0.10
+    small_a, small_b = np.r_[np.ones(6), np.zeros(14)], np.zeros(20)  # +0.30
+    one = macro_deltas({"big": big_a, "small": small_a}, {"big": big_b, "small": small_b})
+    twice = macro_deltas(
+        {"big": np.stack([big_a, big_a]), "small": np.stack([small_a, small_a])},
+        {"big": np.stack([big_b, big_b]), "small": np.stack([small_b, small_b])},
+    )
+    assert one.mean.delta == pytest.approx(0.10) and twice.mean.delta == pytest.approx(0.10)
+    assert one.tasks["big"].delta == pytest.approx(-0.10) and one.tasks["small"].delta == pytest.approx(0.30)
+    assert twice.mean.lo < 0.10 < twice.mean.hi
+
+
+def test_holm_adjusts_step_down_and_keeps_nan() -> None:
+    # hand computation: sorted p 0.01, 0.02, 0.04 (m = 3) -> 0.03, 0.04, 0.04 (monotone)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    adjusted = holm([0.5, float("nan"), 0.001])
+    assert (
+        adjusted[0] == pytest.approx(0.5) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.002)
+    )
+    assert holm([]) == []
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 2 x 0.8 caps at 1; monotone
+
+
+def test_holm_controls_the_family_wise_error_rate_by_simulation() -> None:
+    """2000 families of 50 independent null p-values: any rejection in <= 5 % (+ 2 SE) of them."""
+    rng = np.random.default_rng(11)
+    p = rng.random((2000, 50))
+    any_rejected = np.mean([min(holm(row)) < 0.05 for row in p])
+    assert any_rejected <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 2000)
+    assert np.mean((p < 0.05).any(axis=1)) > 0.9  # uncorrected: nearly every family "finds" something
 
 
 # ---------------------------------------------------------------------------------------------
 # macro average
 
 
-def test_macro_average_weights_domains_equally() -> None:
+def test_macro_average_weights_tasks_equally() -> None:
     scores = {
         "math": {"add": np.ones(1000), "mul": np.zeros(10)},  # domain mean 0.5 (tasks equal)
         "code": {"py": np.full(20, 0.2)},
         "chat": np.full(5, 0.8),  # a domain given directly as items is its own task
     }
     m = macro_average(scores)
-    assert m.mean == pytest.approx((0.5 + 0.2 + 0.8) / 3)
+    assert m.mean == pytest.approx((1 + 0 + 0.2 + 0.8) / 4)  # the mean over tasks
     assert m.domains["math"].mean == pytest.approx(0.5)
     assert m.tasks["chat"]["chat"].mean == pytest.approx(0.8)
     # every item constant within its task: no sampling variance anywhere
@@ -259,15 +295,15 @@ def test_macro_average_weights_domains_equally() -> None:
 
 
 def test_macro_average_stratified_se_matches_closed_form() -> None:
-    """Var(macro) = sum_d sum_t var_t / n_t / (T_d^2 D^2) for independent task means."""
+    """Var(mean over T tasks) = sum_t var_t / n_t / T^2 for independent task means."""
     rng = np.random.default_rng(8)
     tree = {
         "a": {"t1": rng.normal(0, 1, 400), "t2": rng.normal(0, 2, 100)},
         "b": {"t3": rng.normal(0, 0.5, 200)},
     }
     m = macro_average(tree, n_boot=4000)
-    var = (tree["a"]["t1"].var() / 400 + tree["a"]["t2"].var() / 100) / 4 + tree["b"]["t3"].var() / 200
-    var /= 4  # two domains
+    var = tree["a"]["t1"].var() / 400 + tree["a"]["t2"].var() / 100 + tree["b"]["t3"].var() / 200
+    var /= 9  # three tasks
     assert m.se == pytest.approx(math.sqrt(var), rel=0.1)
     assert m.lo < m.mean < m.hi
 
@@ -282,22 +318,20 @@ def test_macro_average_ignores_dict_order_and_empty_tasks() -> None:
     assert math.isnan(macro_average({}).mean)
 
 
-def test_paired_macro_delta() -> None:
+def test_macro_deltas_per_task_group_and_overall() -> None:
     rng = np.random.default_rng(10)
-    base = {"math": {"t1": rng.random(100), "t2": rng.random(50)}, "code": {"t3": rng.random(80)}}
-    better = {d: {t: x + 0.05 for t, x in ts.items()} for d, ts in base.items()}
-    d = paired_macro_delta(better, base)
-    assert d.delta == pytest.approx(0.05)
-    assert d.significant and d.lo == pytest.approx(0.05) and d.n_items == 230
-    same = paired_macro_delta(base, base)
-    assert same.delta == 0.0 and not same.significant
-    noisy = {dm: {t: x + rng.normal(0, 0.3, len(x)) for t, x in ts.items()} for dm, ts in base.items()}
-    nd = paired_macro_delta(noisy, base)
-    assert nd.lo < nd.delta < nd.hi
-    with pytest.raises(ValueError):
-        paired_macro_delta({"math": base["math"]}, base)
-    with pytest.raises(ValueError):
-        paired_macro_delta({"math": {"t1": base["math"]["t1"]}, "code": base["code"]}, base)
+    base = {"t1": rng.random(100), "t2": rng.random(50), "t3": rng.random(80)}
+    better = {t: x + 0.05 for t, x in base.items()}
+    groups = {"math": ["t1", "t2"], "code": ["t3"]}
+    d = macro_deltas(better, base, groups)
+    assert d.mean.delta == pytest.approx(0.05) and d.groups["math"].delta == pytest.approx(0.05)
+    assert d.mean.significant and d.mean.lo == pytest.approx(0.05) and d.mean.n_items == 230
+    same = macro_deltas(base, base, groups)
+    assert same.mean.delta == 0.0 and not same.mean.significant
+    noisy = {t: x + rng.normal(0, 0.3, len(x)) for t, x in base.items()}
+    nd = macro_deltas(noisy, base, groups)
+    assert nd.mean.lo < nd.mean.delta < nd.mean.hi
+    assert nd.mean.delta == pytest.approx(np.mean([nd.tasks[t].delta for t in base]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,69 +402,6 @@ def test_trend_slope_noisy_rise_is_significant_and_noise_is_not() -> None:
 )
 def test_trend_slope_degenerate_inputs_give_nan_not_errors(steps: list, values: list) -> None:
     assert all(math.isnan(v) for v in trend_slope(steps, values))
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints and overfitting
-
-
-def _checkpoints(means: list[float], n: int = 300, seed: int = 12) -> tuple[list[int], list[np.ndarray]]:
-    """Binary item scores per checkpoint; each checkpoint only flips items of the previous one,
-    so checkpoints are correlated item-wise like real ones."""
-    rng = np.random.default_rng(seed)
-    u = rng.random(n)
-    return [100 * (i + 1) for i in range(len(means))], [(u < m).astype(float) for m in means]
-
-
-def test_best_checkpoint_prefers_earliest_tie() -> None:
-    steps, scores = _checkpoints([0.3, 0.6, 0.6, 0.4])
-    assert best_checkpoint(steps, scores) == 200
-    with pytest.raises(ValueError):
-        best_checkpoint([1], [[np.nan]])
-    with pytest.raises(ValueError):
-        best_checkpoint([1, 2], [[1.0]])
-
-
-def test_overfitting_flag_on_clear_decline() -> None:
-    steps, scores = _checkpoints([0.3, 0.6, 0.5, 0.35])
-    best = best_checkpoint(steps, scores)
-    assert best == 200
-    assert overfitting_flag(steps, scores, best)
-    checks = overfitting_check(steps, scores, best)
-    assert sorted(checks) == [300, 400]
-    assert checks[400].delta == pytest.approx(scores[3].mean() - scores[1].mean())
-    assert checks[400].significant and checks[400].hi < 0
-
-
-def test_no_overfitting_when_later_checkpoints_hold() -> None:
-    steps, scores = _checkpoints([0.3, 0.6, 0.595, 0.598])
-    assert not overfitting_flag(steps, scores, 200)
-    # the best being the last checkpoint cannot overfit
-    assert not overfitting_flag(steps, scores, 400)
-    assert overfitting_check(steps, scores, 400) == {}
-    with pytest.raises(ValueError):
-        overfitting_flag(steps, scores, 250)
-
-
-def test_overfitting_uses_bonferroni() -> None:
-    """A decline significant at 5% on its own (z ~ 2.5) is not at 5% / 10 comparisons."""
-    rng = np.random.default_rng(13)
-    best = (rng.random(400) < 0.5).astype(float)
-    ones, zeros = np.flatnonzero(best == 1), np.flatnonzero(best == 0)
-    later = best.copy()
-    later[ones[:25]] = 0.0  # 25 items lost, 10 gained: delta = -15/400
-    later[zeros[:10]] = 1.0
-    plain = paired_bootstrap_delta(later, best)
-    assert plain.delta == pytest.approx(-15 / 400)
-    assert plain.significant and 0.005 < plain.p_value < 0.05
-    steps = list(range(0, 1100, 100))
-    scores = [best] + [later] * 10
-    checks = overfitting_check(steps, scores, 0)
-    assert len(checks) == 10
-    assert not any(d.significant for d in checks.values())
-    assert checks[100].lo < plain.lo
-    assert not overfitting_flag(steps, scores, 0)
-    assert overfitting_flag(steps[:2], scores[:2], 0)  # a single later checkpoint: 5% level
 
 
 def test_module_exports_exist() -> None:

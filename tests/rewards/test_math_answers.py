@@ -40,10 +40,9 @@ def test_math_negative(response: str, truth: str) -> None:
     assert score("math", response, truth) == 0.0
 
 
-def test_math_symbolic_needs_math_verify_or_falls_back() -> None:
-    # Equivalent but differently written: only the symbolic step can see it.
-    value = score("math", r"\boxed{\sqrt{2}/2}", r"\frac{\sqrt{2}}{2}")
-    assert value == (1.0 if math_answers._math_verify() is not None else 0.0)
+def test_math_symbolic_uses_math_verify() -> None:
+    # Equivalent but differently written: only the symbolic step (math-verify, a hard dependency) sees it.
+    assert score("math", r"\boxed{\sqrt{2}/2}", r"\frac{\sqrt{2}}{2}") == 1.0
     assert score("math", r"\boxed{\pi}", r"\pi") == 1.0
 
 
@@ -53,9 +52,6 @@ def test_math_verify_failure_falls_back(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(math_answers, "_math_verify", lambda: (boom, boom))
     assert score("math", r"\boxed{0.5}", r"\frac{1}{2}") == 1.0
-    assert score("math", r"\boxed{\sqrt{2}/2}", r"\frac{\sqrt{2}}{2}") == 0.0
-    monkeypatch.setattr(math_answers, "_math_verify", lambda: None)  # not installed
-    assert score("math", r"\boxed{3}", "3") == 1.0
     assert score("math", r"\boxed{\sqrt{2}/2}", r"\frac{\sqrt{2}}{2}") == 0.0
 
 

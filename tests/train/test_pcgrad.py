@@ -283,6 +283,60 @@ def test_accumulator_projects_the_accumulated_gradient():
     close(flatten_grads(model.parameters()), flatten_grads(model2.parameters()), atol=1e-6)
 
 
+def _policy_and_critic() -> tuple[torch.nn.Parameter, torch.nn.Parameter, dict[str, torch.Tensor]]:
+    """Issue 12's counter-example: linear losses whose per-domain gradients are exactly the policy
+    parts [1, 0] and [0, 1] (orthogonal: nothing to project) and the critic parts 5 and -2."""
+    policy = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    critic = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    losses = {
+        "a": policy @ t(1, 0) + 5.0 * critic.sum(),
+        "b": policy @ t(0, 1) - 2.0 * critic.sum(),
+    }
+    return policy, critic, losses
+
+
+def test_critic_conflict_does_not_change_the_policy_update():
+    # the bug: one flat vector of policy and critic -- the critics' conflict (5 . -2 < 0) projects
+    # the policy parts too, g_a' = [1, 2, 1], g_b' = [10/26, 1, -2 + 50/26]
+    joint, stats = project_conflicting([t(1, 0, 5), t(0, 1, -2)], gen())
+    close(joint, [1 + 10 / 26, 3.0, 1 - 2 / 26])
+    assert stats.num_projections == 2
+    policy, critic, losses = _policy_and_critic()
+    acc = PCGradAccumulator([policy, critic], ["a", "b"], gen())  # what PPO used to pass
+    acc.add(losses)
+    acc.step()
+    close(policy.grad, [1 + 10 / 26, 3.0])  # policy moved by [1.385, 3.0]
+
+    # the fix: the policy's gradients are projected alone, the critic gets the plain sum
+    policy, critic, losses = _policy_and_critic()
+    acc = PCGradAccumulator([policy], ["a", "b"], gen(), other_params=[critic])
+    acc.add(losses)
+    stats = acc.step()
+    close(policy.grad, [1.0, 1.0], atol=0)
+    close(critic.grad, [3.0], atol=0)
+    # the statistics are the policy's: orthogonal unit gradients, no projection
+    assert stats.num_projections == 0 and stats.domains == ["a", "b"]
+    close(stats.grad_norms, [1.0, 1.0])
+    close(stats.cosine[0, 1], 0.0)
+
+    # ... or a projection of its own: 5 and -2 cancel exactly, the policy update is unchanged
+    policy, critic, losses = _policy_and_critic()
+    acc = PCGradAccumulator([policy], ["a", "b"], gen(), other_params=[critic], other="project")
+    acc.add(losses)
+    stats = acc.step()
+    close(policy.grad, [1.0, 1.0], atol=0)
+    close(critic.grad, [0.0])
+    assert stats.num_projections == 0
+
+
+def test_accumulator_refuses_overlapping_or_unknown_other_params():
+    policy, critic, _ = _policy_and_critic()
+    with pytest.raises(ValueError, match="both"):
+        PCGradAccumulator([policy, critic], ["a", "b"], gen(), other_params=[critic])
+    with pytest.raises(ValueError, match="other must be"):
+        PCGradAccumulator([policy], ["a", "b"], gen(), other_params=[critic], other="mean")
+
+
 def test_pcgrad_backward_on_tiny_qwen2():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 

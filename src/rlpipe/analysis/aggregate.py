@@ -9,6 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from rlpipe.data.splits import TEST
 from rlpipe.tracking.io import atomic_path, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ def domain_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def item_matrix(scores_jsonl: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
-    """task -> item id -> mean score over its samples (the items of avg@k), from a scores.jsonl."""
+def item_matrix(scores_jsonl: str | os.PathLike[str], split: str = TEST) -> dict[str, dict[str, float]]:
+    """task -> item id -> mean score over its samples (the items of avg@k) of one ``split``
+    (test: what is reported; validation: what selection uses), from a scores.jsonl."""
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in read_jsonl(scores_jsonl):
-        acc[rec["task"]][rec["id"]].append(rec["score"])
+        if rec.get("split", TEST) == split:
+            acc[rec["task"]][rec["id"]].append(rec["score"])
     return {task: {i: float(np.mean(v)) for i, v in items.items()} for task, items in acc.items()}

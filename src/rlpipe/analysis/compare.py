@@ -1,11 +1,14 @@
 """Run-vs-run comparisons on the same test items: per task, per domain and overall, with seeds.
 
-A comparison is between two *arms*, each one or more ``(run, step)`` evaluations. One
-evaluation per arm is the paired item bootstrap; several (the seeds of one configuration) are a
-hierarchical bootstrap that resamples seeds, then items
-(:func:`rlpipe.analysis.stats.hierarchical_bootstrap_delta`), so a CI covers seed-to-seed
-variance too. Seeds of a configuration are the runs whose names differ only in the ``_s<seed>``
-suffix that :func:`rlpipe.config.expand_runs` appends.
+A comparison is between two *arms*, each one or more ``(run, step)`` evaluations (the seeds of one
+configuration). Every level is the same estimand, a mean over tasks
+(:func:`rlpipe.analysis.stats.macro_deltas`): one hierarchical bootstrap resamples seeds, then the
+items of each task, whatever the number of seeds. Seeds of a configuration are the runs whose
+names differ only in the ``_s<seed>`` suffix that :func:`rlpipe.config.expand_runs` appends.
+
+The report tests many deltas at once, so :func:`correct` applies Holm's method to each *family*
+(e.g. "domains and tasks × runs, vs the baseline") and
+``significant`` means "significant after that correction".
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.analysis.stats import (
-    Delta,
-    hierarchical_bootstrap_delta,
-    paired_bootstrap_delta,
-    paired_macro_delta,
-)
+from rlpipe.analysis.stats import Delta, holm, macro_deltas
+
+#: The error rate every family of tests is held to (family-wise, by Holm's method).
+ALPHA = 0.05
+CORRECTION = "Holm"
 
 #: (run, step) -> task -> item id -> item score
 ItemTable = Mapping[tuple[str, int], Mapping[str, Mapping[str, float]]]
@@ -55,57 +57,65 @@ def compare(
 ) -> dict[str, Any]:
     """``a - b`` per task, per domain (mean of its tasks) and overall (mean over tasks).
 
-    Items are those every evaluation of both arms has. With one evaluation per arm the domain and
-    overall deltas are stratified paired bootstraps (tasks keep their weights); with seeds they
-    are hierarchical bootstraps over the domain's pooled items.
+    Items are those every evaluation of both arms has.
     """
     tasks = sorted(task_domain)
-    domains = sorted(set(task_domain.values()))
     ids = {t: _common([items[k][t] for k in [*a, *b]]) for t in tasks}
-    single = len(a) == 1 and len(b) == 1
-
-    def pooled(chosen: Sequence[str]) -> Delta:
-        ma = np.concatenate([_matrix(items, a, t, ids[t]) for t in chosen], axis=1)
-        mb = np.concatenate([_matrix(items, b, t, ids[t]) for t in chosen], axis=1)
-        return hierarchical_bootstrap_delta(ma, mb, n_boot=n_boot, seed=seed)
-
-    def stratified(groups: Mapping[str, Sequence[str]]) -> Delta:
-        ta = {g: {t: _matrix(items, a, t, ids[t])[0] for t in ts} for g, ts in groups.items()}
-        tb = {g: {t: _matrix(items, b, t, ids[t])[0] for t in ts} for g, ts in groups.items()}
-        return paired_macro_delta(ta, tb, n_boot=n_boot, seed=seed)
-
-    out: dict[str, Any] = {"tasks": {}, "domains": {}, "n_seeds": (len(a), len(b))}
+    groups: dict[str, list[str]] = defaultdict(list)
     for t in tasks:
-        ma, mb = _matrix(items, a, t, ids[t]), _matrix(items, b, t, ids[t])
-        out["tasks"][t] = (
-            paired_bootstrap_delta(ma[0], mb[0], n_boot=n_boot, seed=seed)
-            if single
-            else hierarchical_bootstrap_delta(ma, mb, n_boot=n_boot, seed=seed)
-        )
-    for d in domains:
-        members = [t for t in tasks if task_domain[t] == d]
-        out["domains"][d] = stratified({d: members}) if single else pooled(members)
-    out["mean"] = stratified({t: [t] for t in tasks}) if single else pooled(tasks)
-    return out
+        groups[task_domain[t]].append(t)
+    result = macro_deltas(
+        {t: _matrix(items, a, t, ids[t]) for t in tasks},
+        {t: _matrix(items, b, t, ids[t]) for t in tasks},
+        groups,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return {"tasks": result.tasks, "domains": result.groups, "mean": result.mean, "n_seeds": (len(a), len(b))}
 
 
 def delta_dict(d: Delta) -> dict[str, Any]:
-    """A Delta as plain data for templates and CSV."""
+    """A Delta as plain data for templates and CSV; uncorrected until :func:`correct` runs."""
     return {
         "delta": d.delta,
         "lo": d.lo,
         "hi": d.hi,
         "p": d.p_value,
+        "p_adj": d.p_value,
         "significant": bool(d.significant),
+        "family": None,
         "n_items": d.n_items,
         "n_seeds": list(d.n_seeds),
     }
 
 
+def correct(rows: Sequence[Mapping[str, Any]], comparison: str) -> list[dict[str, Any]]:
+    """Holm-correct each level of ``rows`` (comparison rows of delta dicts) as one family.
+
+    Two families: the overall deltas across runs (the headline), and the domain and task deltas
+    across runs together (the report's list of significant improvements and regressions, so
+    that list as a whole holds the family-wise error rate). Each delta dict gets ``p_adj``,
+    ``family`` and ``significant = p_adj < ALPHA`` in place. Returns one description per family
+    (name, number of tests, method) for the report.
+    """
+    families_out = []
+    overall = [row["mean"] for row in rows]
+    changes = [d for row in rows for level in ("domains", "tasks") for d in row[level].values()]
+    for label, deltas in (("overall × runs", overall), ("domains and tasks × runs", changes)):
+        if not deltas:
+            continue
+        name = f"{comparison}: {label}"
+        for d, p_adj in zip(deltas, holm([d["p"] for d in deltas]), strict=True):
+            d.update(p_adj=p_adj, family=name, significant=bool(p_adj < ALPHA))
+        tested = sum(1 for d in deltas if d["p"] == d["p"])
+        families_out.append({"name": name, "tests": tested, "method": CORRECTION, "alpha": ALPHA})
+    return families_out
+
+
 def significant_changes(
     rows: Sequence[Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(improvements, regressions): only deltas whose 95 % CI excludes 0, largest effect first.
+    """(improvements, regressions): deltas significant after correction, largest effect first.
 
     ``rows`` are comparison rows (``run``, ``ref``, ``domains``, ``tasks`` of delta dicts).
     """

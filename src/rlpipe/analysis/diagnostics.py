@@ -29,23 +29,28 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.analysis.stats import trend_slope
+from rlpipe.analysis.stats import TREND_METHOD_AR1, residual_ar1, trend_slope_ar1
 
 __all__ = ["Verdict", "diagnose_metrics_file", "diagnose_run", "format_verdict", "warn_at_run_end"]
 
 # ----------------------------------------------------------------------------------------------
 # thresholds (why each value: see the comment above it)
 
-#: Significance level of the reward trend test.
+#: Significance level of the reward trend test. The test is :func:`trend_slope_ar1` (OLS slope,
+#: AR(1)-corrected standard error, t with n_eff - 2 df): per-step rewards are autocorrelated, and
+#: an independent-residual t-interval called about a third of trendless runs with AR(1) noise
+#: (phi = 0.9) "learning" and another third "unstable" (bench/trend_power.py).
 ALPHA = 0.05
+#: Named in the evidence (``reward_slope_method``) so the report can say how the CI was built.
+TREND_METHOD = TREND_METHOD_AR1
 #: Below this many logged reward values a trend cannot be estimated (t with n-2 df is useless).
 MIN_POINTS = 5
 #: Early/late windows are the first/last 20% of the logged points (at least one point): long
 #: enough to average out step noise, short enough to describe the start and the end.
 WINDOW_FRAC = 0.2
 #: A significant slope must also amount to at least this much reward over the run (fitted slope x
-#: step span): 2 points of accuracy. Per-step rewards are autocorrelated, so OLS p-values are
-#: optimistic and a long run can make a negligible drift "significant".
+#: step span): 2 points of accuracy. Even with the AR(1)-corrected CI, a long run can make a
+#: negligible drift "significant".
 LEARNING_MIN_GAIN = 0.02
 #: A smoothed reward curve whose whole range is below this did not move at all.
 FLAT_RANGE = 0.02
@@ -213,8 +218,9 @@ def diagnose_run(metrics: Sequence[Mapping[str, Any]]) -> Verdict:
     Rows without a metric are skipped for that metric (TRL's end-of-training summary row, eval
     rows), so the metrics.jsonl of :class:`rlpipe.train.callbacks.MetricsFileCallback` can be
     passed as read. Order of decision: any instability sign -> ``unstable``; else a reward
-    trend whose 95% CI is above 0 and whose fitted gain is at least :data:`LEARNING_MIN_GAIN`
-    -> ``learning``; else ``flat``.
+    trend whose 95% CI (autocorrelation-robust, :func:`~rlpipe.analysis.stats.trend_slope_ar1`)
+    is above 0 and whose fitted gain is at least :data:`LEARNING_MIN_GAIN` -> ``learning``; else
+    ``flat``.
     """
     rows = [r for r in metrics if isinstance(r, Mapping)]
     evidence: dict[str, Any] = {"n_rows": len(rows)}
@@ -403,13 +409,15 @@ def _reward_checks(reward: _Series, evidence: dict[str, Any], unstable: list[str
     if n < MIN_POINTS:
         flat.append(f"only {n} reward value(s) logged: too few to estimate a trend (need {MIN_POINTS})")
         return False
-    trend = trend_slope(x, y, alpha=ALPHA)
+    trend = trend_slope_ar1(x, y, alpha=ALPHA)
     gain = trend.slope * span
     evidence.update(
         reward_slope=trend.slope,
         reward_slope_lo=trend.lo,
         reward_slope_hi=trend.hi,
         reward_slope_p=trend.p,
+        reward_slope_method=TREND_METHOD,
+        reward_resid_ar1=residual_ar1(x, y),
         reward_gain=gain,
     )
     if math.isnan(trend.slope):  # every value logged at the same step
@@ -422,7 +430,7 @@ def _reward_checks(reward: _Series, evidence: dict[str, Any], unstable: list[str
     # a collapse after a peak (the overall slope may still be positive)
     peak_i = int(np.argmax(smooth))
     late = reward.late()
-    late_half = trend_slope(x[n // 2 :], y[n // 2 :], alpha=ALPHA)
+    late_half = trend_slope_ar1(x[n // 2 :], y[n // 2 :], alpha=ALPHA)
     if smooth[peak_i] - late >= REWARD_DROP and late_half.hi < 0:
         unstable.append(
             f"reward collapsed: smoothed peak {smooth[peak_i]:.3g} -> {late:.3g} at the end "

@@ -23,10 +23,19 @@ import pandas as pd
 
 from rlpipe.analysis import cost as costs
 from rlpipe.analysis.aggregate import domain_scores, item_matrix, with_base_rows
-from rlpipe.analysis.compare import compare, delta_dict, families, significant_changes
+from rlpipe.analysis.compare import (
+    ALPHA,
+    CORRECTION,
+    compare,
+    correct,
+    delta_dict,
+    families,
+    significant_changes,
+)
 from rlpipe.analysis.recommend import recommendations
-from rlpipe.analysis.selection import OVERALL, select_run, validation_series
-from rlpipe.analysis.stats import Delta, paired_bootstrap_delta, trend_slope
+from rlpipe.analysis.selection import OVERALL, choose_winner, select_run
+from rlpipe.analysis.stats import TREND_METHOD_AR1, Delta, paired_bootstrap_delta, trend_slope_ar1
+from rlpipe.data.splits import TEST, VALIDATION
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_text
 from rlpipe.tracking.logs import read_timing
 
@@ -116,7 +125,8 @@ def _run_table(
 def _training(name: str, path: str, diagnosis: Mapping[str, Any] | None) -> dict[str, Any]:
     rows = load_metrics(path)
     rewarded = [r for r in rows if "reward" in r]
-    trend = trend_slope([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
+    # the same autocorrelation-robust CI as the learning verdict (diagnostics._reward_checks)
+    trend = trend_slope_ar1([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
     window = max(1, len(rewarded) // 10)
     nan = float("nan")
     ev = (diagnosis or {}).get("evidence", {})
@@ -128,6 +138,7 @@ def _training(name: str, path: str, diagnosis: Mapping[str, Any] | None) -> dict
         "slope": trend.slope,
         "slope_lo": trend.lo,
         "slope_hi": trend.hi,
+        "slope_method": TREND_METHOD_AR1,
         "verdict": (diagnosis or {}).get("verdict", "unknown"),
         "causes": (diagnosis or {}).get("causes", []),
         "zero_std": ev.get("frac_reward_zero_std_mean"),
@@ -221,20 +232,26 @@ def build_context(
     final_step.update({b: 0 for b in base_runs})
     by_domain = domain_scores(curves)
     names = list(base_runs) + list(runs)
-    items = {key: item_matrix(path) for key, path in sample_scores.items()}
+    items = {key: item_matrix(path, TEST) for key, path in sample_scores.items()}
+    val_items = {key: item_matrix(path, VALIDATION) for key, path in sample_scores.items()}
 
     diag = {r: json.loads(Path(p).read_text()) for r, p in (diagnostics or {}).items()}
     pre = {r: json.loads(Path(p).read_text()) for r, p in (preflight or {}).items()}
 
     # -- checkpoint selection -------------------------------------------------------------------
+    def key(run: str, step: int) -> tuple[str, int]:
+        """The evaluation of ``run`` at ``step``: step 0 is its base model's."""
+        return (base_of[run], 0) if step == 0 else (run, step)
+
     selection = {}
     for name in runs:
-        steps = {0: items[(base_of[name], 0)]}
-        steps.update({s: items[(r, s)] for (r, s) in items if r == name})
-        validation = (
-            validation_series(read_jsonl(metrics[name])) if Path(metrics[name]).stat().st_size else {}
+        steps = [0, *sorted(s for (r, s) in items if r == name)]
+        selection[name] = select_run(
+            {s: items[key(name, s)] for s in steps},
+            task_domain,
+            {s: val_items[key(name, s)] for s in steps},
+            n_boot=n_boot,
         )
-        selection[name] = select_run(steps, task_domain, validation, n_boot=n_boot)
     best_step = {name: selection[name]["best"][OVERALL]["step"] for name in runs}
 
     # -- comparisons (families of seeds) ----------------------------------------------------------
@@ -263,7 +280,23 @@ def build_context(
             ref_arm = [(r, final_step[r]) for r in fam[base_family]]
             ref = f"{base_family}@{final_step[fam[base_family][0]]}"
             vs_baseline.append(row(family, ref, compare(items, task_domain, arm, ref_arm, n_boot=n_boot)))
+    tested_families = correct(vs_base, "vs base model") + correct(vs_baseline, "vs baseline")
     improvements, regressions = significant_changes(vs_baseline)
+
+    # -- the winner: chosen on validation, tested on test against every other configuration ----------
+    def chosen_arm(config: str) -> list[tuple[str, int]]:
+        return [key(r, best_step[r]) for r in fam[config]]
+
+    basis = "validation" if all(selection[r]["has_validation"] for r in runs) else "test"
+    winner = choose_winner(
+        {
+            c: float(np.mean([selection[r]["best"][OVERALL][basis] for r in members]))
+            for c, members in fam.items()
+        },
+        lambda a, b: compare(items, task_domain, chosen_arm(a), chosen_arm(b), n_boot=n_boot)["mean"],
+    )
+    winner["basis"] = basis
+    winner["steps"] = {c: {r: best_step[r] for r in members} for c, members in fam.items()}
 
     # -- cost ---------------------------------------------------------------------------------------
     base_mean = {
@@ -289,7 +322,6 @@ def build_context(
         cost={r: {k: cost["runs"][r][k] for k in ("gain", "per_hour", "unit", "hours")} for r in runs},
     )
 
-    best_overall = max(runs, key=lambda n: selection[n]["best"][OVERALL]["test"])
     return {
         "experiment": experiment,
         "description": description,
@@ -307,7 +339,10 @@ def build_context(
         "final": _run_table(curves, by_domain, names, final_step),
         "best": _run_table(curves, by_domain, names, {**final_step, **best_step}),
         "best_step": best_step,
-        "best_overall": best_overall,
+        "winner": winner,
+        "tested_families": tested_families,
+        "alpha": ALPHA,
+        "correction": CORRECTION,
         "selection": selection,
         "vs_base": vs_base,
         "vs_baseline": vs_baseline,
@@ -340,6 +375,10 @@ def _yaml(obj: Any) -> str:
 # tables for snakemake --report
 
 
+#: The columns of tables/comparison.csv after the row's identity; ``significant`` is after correction.
+COMPARISON_STATS = ("delta", "lo", "hi", "p", "p_adj", "family", "significant", "n_items")
+
+
 def _csv(rows: Sequence[Mapping[str, Any]], out: str, columns: Sequence[str] | None = None) -> None:
     frame = pd.DataFrame(list(rows), columns=list(columns) if columns else None)
     with atomic_path(out) as tmp:
@@ -364,13 +403,13 @@ def write_tables(ctx: Mapping[str, Any], out: Mapping[str, str]) -> None:
                             "ref": r["ref"],
                             "level": level,
                             "name": name,
-                            **{k: d[k] for k in ("delta", "lo", "hi", "p", "significant", "n_items")},
+                            **{k: d[k] for k in COMPARISON_STATS},
                         }
                     )
     _csv(
         comp,
         out["comparison"],
-        ["comparison", "run", "ref", "level", "name", "delta", "lo", "hi", "p", "significant", "n_items"],
+        ["comparison", "run", "ref", "level", "name", *COMPARISON_STATS],
     )
     ck = []
     for run, sel in ctx["selection"].items():

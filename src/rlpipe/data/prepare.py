@@ -11,6 +11,7 @@ from typing import Any
 
 from rlpipe.data import sources
 from rlpipe.data import tasks as procedural
+from rlpipe.data.splits import DEFAULT_VALIDATION_FRACTION, VALIDATION, item_split
 from rlpipe.tracking.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,11 @@ def prepare_suite_task(name: str, task: dict[str, Any], seed: int, out: str) -> 
     experiment's seed) and whose provenance record is written next to the rows as ``<out>.meta.json``.
     """
     source = task["source"]
+    fraction = task.get("validation_fraction", DEFAULT_VALIDATION_FRACTION)
     if source["type"] != "procedural":
         rows, meta = sources.load_rows(name, task)
+        for row in rows:
+            row["split"] = item_split(row["id"], fraction)
         # The sidecar first: a complete rows file then always has its provenance next to it.
         write_json(f"{out}.meta.json", meta)
         write_jsonl(out, rows)
@@ -76,5 +80,7 @@ def prepare_suite_task(name: str, task: dict[str, Any], seed: int, out: str) -> 
         row["id"] = f"{name}/{row['extra_info']['index']}"
         row["scorer"] = task["scorer"]
         row["domain"] = task["domain"]
+        row["split"] = item_split(row["id"], fraction)
     write_jsonl(out, rows)
-    log.info("wrote %d rows to %s", len(rows), out)
+    n_val = sum(row["split"] == VALIDATION for row in rows)
+    log.info("wrote %d rows to %s (%d validation, %d test)", len(rows), out, n_val, len(rows) - n_val)

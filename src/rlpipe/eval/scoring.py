@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rlpipe.analysis.stats import bootstrap_mean_ci, item_pass_at_k, item_scores
+from rlpipe.data.splits import TEST
 from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_jsonl
 from rlpipe.tracking.logs import Progress
@@ -30,7 +31,11 @@ def score_completions(
     summary_out: str,
     seed: int = 0,
 ) -> None:
-    """Score every completion with its row's scorer; write per-sample scores and a task summary."""
+    """Score every completion with its row's scorer; write per-sample scores and a task summary.
+
+    Every sample's record carries its item's ``split`` (:mod:`rlpipe.data.splits`); the summary
+    (and so ``scores.csv``) is over the *test* items only, the numbers the report shows.
+    """
     import pandas as pd
 
     rows = {r["id"]: r for p in data_paths for r in read_jsonl(p)}
@@ -42,13 +47,14 @@ def score_completions(
         if row is None:
             raise KeyError(f"{completions_path}: item {rec['id']!r} is not in the suite data")
         value = score(row["scorer"], rec["completion"], row["ground_truth"], row.get("extra_info"))
-        scored.append({**rec, "score": value})
+        scored.append({**rec, "split": row.get("split", TEST), "score": value})
         progress.update()
     write_jsonl(scores_out, scored)
 
     by_task: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for rec in scored:
-        by_task[rec["task"]][rec["id"]].append(rec)
+        if rec["split"] == TEST:
+            by_task[rec["task"]][rec["id"]].append(rec)
     summary = []
     for task, items in sorted(by_task.items()):
         k = suite["tasks"][task]["samples"]

@@ -1,16 +1,24 @@
 """Math scorers (AIME, MATH500, AMC, GSM8K): the final answer of the last ``\\boxed{}`` after ``</think>``.
 
 ``math``: 1 when the last complete ``\\boxed{...}`` of the answer region (see ``extract.answer_region``)
-is equivalent to the ground truth. Equivalence, first hit wins:
+is equivalent to the ground truth. The reference is ``math-verify`` (a hard dependency, PyPI
+``math-verify``): ``verify(parse(f"${truth}$"), parse(f"${answer}$"))``, gold first. The ``$`` delimiters
+matter: ``parse`` reads LaTeX only inside math delimiters or ``\\boxed{}``, so bare ``\\sqrt{8}`` parses to
+nothing. Two cheap checks may say "equal" first (math-verify agrees with them on the parity table;
+on answers it cannot parse, such as identical free text, they are what finds the match):
 
 1. normalised strings equal (spacing, ``\\left``/``\\right``, ``\\dfrac``, ``^\\circ``, ``\\text{}``
-   units, a leading ``x =``, trailing ``.``, ``$``);
-2. both parse as plain numbers (ints, decimals, ``a/b``, ``\\frac{a}{b}``, thousands separators) and are
-   equal within a relative tolerance of 1e-9;
-3. ``math-verify`` (optional dependency, PyPI ``math-verify``) says they are equal. When it is missing,
-   raises or hits its time limit, this step is skipped: the result is then the string/numeric verdict.
-   Its signal-based time limit only works in the main thread; elsewhere it runs without one, so
-   there inputs that can explode (power towers, 4+-digit exponents or factorials, > 400 chars) skip it.
+   units, a leading ``x =`` unless both sides name different variables, trailing ``.``, ``$``);
+2. both parse as plain numbers (ints, decimals, ``a/b``, ``\\frac{a}{b}``, thousands separators; no
+   ``1.5e3``, which math-verify reads as 1.5 * e * 3) and are exactly equal.
+
+Everything else, "not equal" verdicts included, is math-verify's: it rounds floats to 6 decimals
+(``\\frac{1}{3}`` = ``0.333333``), reads ``25\\%`` as 25 or 0.25, and compares sets, intervals, matrices,
+polynomials and equations symbolically. When math-verify raises or hits its time limit the verdict
+is "not equal" (unless a cheap check said equal). Its signal-based time limit only works in the main
+thread; elsewhere it runs without one, so there inputs that can explode (power towers, 4+-digit
+exponents or factorials, > 400 chars) are "not equal" without calling it.
+tests/rewards/test_math_equivalence.py holds the parity table against math-verify's own verdicts.
 
 The ground truth may itself be wrapped in ``\\boxed{}``, be a GSM8K solution ending in ``#### 42``, or be a
 list of acceptable answers (any one matches).
@@ -21,6 +29,7 @@ numerically (no "last number in the text" fallback: it rewards answers that mere
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import threading
@@ -35,15 +44,21 @@ from rlpipe.rewards.registry import register
 log = logging.getLogger(__name__)
 
 
+_MISSING = (
+    "rlpipe's math scorer needs math-verify (a dependency of rlpipe), which is not installed: "
+    "pip install 'math-verify[antlr4_13_2]>=0.9,<0.10' (or reinstall rlpipe: pip install -e .)"
+)
+# Fail when the scorers are imported, not at the first reward: without math-verify the verdicts would
+# silently change (equivalent answers scored 0). The import itself waits for the first use (_math_verify).
+if importlib.util.find_spec("math_verify") is None:
+    raise ImportError(_MISSING)
+
+
 @cache
-def _math_verify() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
-    """``(parse, verify)`` of the optional ``math-verify`` package, imported on first use (it pulls in
-    sympy, ~0.25 s); None when it is not installed or fails to import."""
-    try:
-        from math_verify import parse, verify
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-        log.info("math-verify unavailable (%s); math answers use string/numeric equivalence only", exc)
-        return None
+def _math_verify() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(parse, verify)`` of ``math-verify``, imported on first use (it pulls in sympy, ~0.4 s)."""
+    from math_verify import parse, verify
+
     return parse, verify
 
 
@@ -79,22 +94,30 @@ _REPLACEMENTS = [
 ]
 
 
-def normalize_math(text: str) -> str:
-    """A canonical string form of a math answer (used for the cheap equality check)."""
+def _normalize(text: str) -> tuple[str | None, str]:
+    """``(variable, canonical form)``: ``"x = 5"`` -> ``("x", "5")``, ``"5"`` -> ``(None, "5")``."""
     text = strip_text_macro(text.strip())
     text = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", text)
     for pattern, repl in _REPLACEMENTS:
         text = re.sub(pattern, repl, text)
-    text = re.sub(r"^[a-zA-Z]\s*=", "", text) if text.count("=") == 1 else text
+    variable = None
+    if text.count("=") == 1 and (match := re.match(r"([a-zA-Z])\s*=", text)):
+        variable, text = match.group(1), text[match.end() :]
     text = text.rstrip(".")
     text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)
     if re.fullmatch(r"-?\d+\.0+", text):
         text = text.split(".")[0]
-    return text
+    return variable, text
 
 
-def to_number(text: str) -> Fraction | None:
-    """Parse a plain number (int, decimal, ``a/b``, ``\\frac{a}{b}``); None for anything else."""
+def normalize_math(text: str) -> str:
+    """A canonical string form of a math answer (used for the cheap equality check)."""
+    return _normalize(text)[1]
+
+
+def to_number(text: str, exponent: bool = True) -> Fraction | None:
+    """Parse a plain number (int, decimal, ``a/b``, ``\\frac{a}{b}``, and ``1.5e3`` when ``exponent``);
+    None for anything else."""
     text = normalize_math(text)
     frac = re.fullmatch(r"(-?)\\frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}", text) or re.fullmatch(
         r"(-?)\\frac(\d)(\d)", text
@@ -106,7 +129,7 @@ def to_number(text: str) -> Fraction | None:
         if re.fullmatch(r"-?\d+(\.\d+)?/-?\d+(\.\d+)?", text):
             num, den = text.split("/")
             return Fraction(num) / Fraction(den)
-        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", text):
+        if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)" + (r"(e[-+]?\d+)?" if exponent else ""), text):
             return Fraction(text)
     except (ValueError, ZeroDivisionError):
         return None
@@ -123,8 +146,6 @@ def _explosive(text: str) -> bool:
 
 def _math_verify_equal(prediction: str, truth: str) -> bool:
     functions = _math_verify()
-    if functions is None:
-        return False
     mv_parse, mv_verify = functions
     main = threading.current_thread() is threading.main_thread()
     if not main and (_explosive(prediction) or _explosive(truth)):
@@ -143,11 +164,15 @@ def _math_verify_equal(prediction: str, truth: str) -> bool:
 
 def math_equal(prediction: str, truth: str) -> bool:
     """Whether two final answers are the same mathematical object (see module docstring)."""
-    if normalize_math(prediction) == normalize_math(truth):
-        return True
-    a, b = to_number(prediction), to_number(truth)
-    if a is not None and b is not None:
-        return abs(a - b) <= Fraction(1, 10**9) * max(1, abs(b))
+    (pred_var, pred), (truth_var, gold) = _normalize(prediction), _normalize(truth)
+    # "x = 5" is the answer 5, but "y = 5" is not "x = 5" (math-verify compares the equations).
+    if pred_var is None or truth_var is None or pred_var == truth_var:
+        if pred == gold:
+            return True
+        a, b = to_number(prediction, exponent=False), to_number(truth, exponent=False)
+        if a is not None and a == b:
+            return True
+    # Unequal plain numbers still go to math-verify: 1/3 = 0.333333 (6-decimal rounding), 25% = 0.25.
     return _math_verify_equal(prediction, truth)
 
 

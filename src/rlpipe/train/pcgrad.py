@@ -36,6 +36,14 @@ Rules for using it on a real model (why the helpers below look the way they do):
 * **Gradient accumulation**: the projection of summed micro-batch gradients is not the sum of
   per-micro-batch projections. Accumulate each domain's gradient over the micro-batches first
   (``PCGradAccumulator``), then project once, then let the optimizer (and gradient clipping) run.
+* **Parameters kept out of the projection** (``PCGradAccumulator``'s ``other_params``, e.g. PPO's
+  critic): "all trainable parameters" above means all parameters of *one* projection. Putting a
+  second model's parameters into the same flat vector lets a conflict between *its* gradients
+  change the first model's update: with policy parts ``[1, 0]`` and ``[0, 1]`` (orthogonal, nothing
+  to project) and critic parts ``5`` and ``-2``, the joint projection moves the policy by
+  ``[1.385, 3.0]`` instead of ``[1, 1]``. Such parameters get the plain sum of their per-domain
+  gradients, or a projection of their own (``other="project"``); their per-domain gradients are
+  still computed in the same ``autograd.grad`` call and all-reduced in the same buffer.
 """
 
 from __future__ import annotations
@@ -228,16 +236,38 @@ class PCGradAccumulator:
     The domain list is fixed up front so every rank all-reduces the same buffers in the same
     order even when a micro-batch (or a whole rank) has no sample of some domain. Buffers are kept
     in float32 (float64 for float64 models): one full-size copy per domain.
+
+    ``other_params`` (default none) are trainable parameters kept *out of* the projection of
+    ``params`` (PPO passes the critic's): each domain's gradient over them is accumulated and
+    all-reduced with its gradient over ``params`` (one buffer, one collective per domain, as
+    without them), and ``step`` writes to them the plain sum over the domains (``other="sum"``)
+    or the PCGrad projection of their per-domain gradients among themselves (``other="project"``,
+    a separate problem: it never touches the update of ``params``). The returned statistics are
+    those of the projection of ``params`` only. A parameter may not be in both lists.
     """
 
+    OTHER_MODES = ("sum", "project")
+
     def __init__(
-        self, params: Iterable[torch.nn.Parameter], domains: Sequence[str], generator: torch.Generator
+        self,
+        params: Iterable[torch.nn.Parameter],
+        domains: Sequence[str],
+        generator: torch.Generator,
+        *,
+        other_params: Iterable[torch.nn.Parameter] = (),
+        other: str = "sum",
     ) -> None:
         self.params = _trainable(params)
+        self.other_params = [p for p in other_params if p.requires_grad]
+        if {id(p) for p in self.params} & {id(p) for p in self.other_params}:
+            raise ValueError("a parameter is both projected (params) and kept out of it (other_params)")
+        if other not in self.OTHER_MODES:
+            raise ValueError(f"other must be one of {self.OTHER_MODES}, got {other!r}")
         if not domains or len(set(domains)) != len(domains):
             raise ValueError("PCGradAccumulator needs a non-empty list of distinct domain names")
         self.domains = list(domains)
         self.generator = generator
+        self.other = other
         self._buffers: dict[str, Tensor] = {}
 
     def add(self, per_domain_losses: Mapping[str, Tensor]) -> None:
@@ -246,8 +276,9 @@ class PCGradAccumulator:
         if unknown:
             raise KeyError(f"unknown domains {sorted(unknown)}; declared {self.domains}")
         names = [n for n in self.domains if n in per_domain_losses]
+        params = self.params + self.other_params
         for index, name in enumerate(names):
-            flat = _domain_grad(per_domain_losses[name], self.params, retain_graph=index < len(names) - 1)
+            flat = _domain_grad(per_domain_losses[name], params, retain_graph=index < len(names) - 1)
             flat = flat.to(_work_dtype(flat.dtype))
             if name in self._buffers:
                 self._buffers[name].add_(flat)
@@ -255,8 +286,12 @@ class PCGradAccumulator:
                 self._buffers[name] = flat
 
     def step(self, accumulate: bool = False) -> PCGradStats:
-        """All-reduce each domain's accumulated gradient, project, write ``.grad``; reset buffers."""
-        numel = sum(p.numel() for p in self.params)
+        """All-reduce each domain's accumulated gradient, project, write ``.grad``; reset buffers.
+
+        ``params`` get the projected sum; ``other_params`` the plain sum (or their own projection).
+        """
+        n_projected = sum(p.numel() for p in self.params)
+        numel = n_projected + sum(p.numel() for p in self.other_params)
         ref = self.params[0]
         dtype = _work_dtype(ref.dtype)
         flats = []
@@ -265,8 +300,17 @@ class PCGradAccumulator:
             if buf is None:
                 buf = torch.zeros(numel, dtype=dtype, device=ref.device)
             flats.append(allreduce_flat_(buf))
-        summed, stats = project_conflicting(flats, self.generator)
+        summed, stats = project_conflicting([f[:n_projected] for f in flats], self.generator)
         assign_flat_grad(self.params, summed, accumulate=accumulate)
+        if self.other_params:
+            rest = [f[n_projected:] for f in flats]
+            if self.other == "project":
+                rest_sum, _ = project_conflicting(rest, self.generator)
+            else:  # in place: the buffers are dropped below (no K-fold stacked copy)
+                rest_sum = rest[0]
+                for r in rest[1:]:
+                    rest_sum.add_(r)
+            assign_flat_grad(self.other_params, rest_sum, accumulate=accumulate)
         stats.domains = list(self.domains)
         self._buffers = {}
         return stats

@@ -16,7 +16,20 @@ for LoRA). One training *step* is one rollout-and-update iteration:
    sequences; each minibatch is one Adam step on ``clipped policy loss + vf_coef * clipped value
    loss - entropy_coef * entropy (+ kl_coef * KL with kl_mode: loss)``, gradients clipped per
    parameter group (policy, critic). With ``pcgrad`` the loss is split by domain (the shares sum
-   to the same loss) and the conflicting domain gradients are projected first (PCGrad).
+   to the same loss) and the conflicting domain gradients *of the policy* are projected first
+   (PCGrad); the critic gets the plain sum of its per-domain gradients (``ppo.pcgrad_critic: sum``,
+   the default) or a projection of its own (``project``), never a share of the policy's.
+
+**PCGrad and the critic.** "The policy's parameters" are ``param_groups["policy"]``: every
+trainable parameter of the policy model, i.e. whatever the policy loss reaches (backbone and LM
+head, or the LoRA adapter). Each domain's gradient over them, the whole of it, is projected: with
+``critic: shared`` that includes what the domain's value loss contributes to the shared backbone
+(it is part of that domain's gradient on those parameters and cannot be told apart from it). The
+critic's parameters, ``param_groups["critic"]`` (the value head with ``critic: shared``; the whole
+critic model with ``critic: separate``), which only the value loss reaches, are kept out of that
+projection: projecting one flat vector of both would let a conflict between the critic gradients
+change the policy update (``rlpipe.train.pcgrad``). The ``pcgrad/*`` metrics describe the
+policy's projection (cosines, norms and projection count of the per-domain policy gradients).
 
 **Memory** (the update stays the same): ``micro_batch_size`` splits each process's share of a
 minibatch into micro-batches that are forwarded and back-propagated one at a time (the scoring pass
@@ -254,6 +267,13 @@ class PPOTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.pcgrad = bool(run.get("pcgrad", False))
+        # Not in rlpipe.config.PPO_DEFAULTS (yet): an unset key means the plain sum.
+        self.pcgrad_critic = self.hp.get("pcgrad_critic", "sum")
+        if self.pcgrad_critic not in PCGradAccumulator.OTHER_MODES:
+            raise ValueError(
+                f"run {run['name']}: ppo.pcgrad_critic must be one of {PCGradAccumulator.OTHER_MODES}, "
+                f"got {self.pcgrad_critic!r}"
+            )
         self.domains = sorted({r["domain"] for r in rows})
         if self.pcgrad and len(self.domains) < 2:
             raise ValueError(f"pcgrad needs rows of at least two domains; the data has {self.domains}")
@@ -733,12 +753,22 @@ class PPOTrainer:
         losses are weighted by their share of the global minibatch's tokens (``_losses``), so the
         accumulated gradient, averaged over the ranks, is the global minibatch's. With PCGrad each
         domain's gradient is accumulated over all micro-batches first, then all-reduced and
-        projected once (projecting per micro-batch would be a different algorithm).
+        projected once (projecting per micro-batch would be a different algorithm). Only the
+        policy's parameters are projected; the critic's get the sum of their per-domain gradients
+        (or their own projection, ``ppo.pcgrad_critic: project``): see the module docstring.
         """
         all_params = self.param_groups["policy"] + self.param_groups["critic"]
         tokens = dp.all_reduce_(ro.mask[idx].sum(), "sum")  # the global minibatch's tokens
         domains = self._minibatch_domains([ro.domains[i] for i in idx.tolist()]) if self.pcgrad else None
-        acc = PCGradAccumulator(all_params, domains, self.pcgrad_gen) if domains is not None else None
+        acc = None
+        if domains is not None:
+            acc = PCGradAccumulator(
+                self.param_groups["policy"],
+                domains,
+                self.pcgrad_gen,
+                other_params=self.param_groups["critic"],
+                other=self.pcgrad_critic,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, Tensor] = {}
         for start in range(0, len(idx), self.micro_batch):
@@ -753,7 +783,8 @@ class PPOTrainer:
         if acc is None:
             dp.allreduce_grads_(all_params)
             return totals
-        pc = acc.step()  # all-reduces each domain's accumulated flat gradient before projecting
+        # all-reduces each domain's accumulated flat gradient (policy and critic) before projecting
+        pc = acc.step()  # statistics of the policy's projection
         for key, value in pc.as_metrics().items():
             sums[key].append(value)
         return totals
