@@ -368,10 +368,11 @@ def macro_deltas(
     the difference of its seed-averaged item means; a group's (a domain's) the mean of its tasks';
     ``mean`` the mean over all tasks. One set of replicates serves all of them.
 
-    With several seeds the test is Student's t with ``seeds_a + seeds_b - 2`` degrees of freedom
-    (and the seed deviations are spread to their unbiased size, ``_spread_seeds``): with 3 seeds
-    per side and seed-to-seed variance, a normal test on the plain bootstrap called 14 % of null
-    comparisons significant. A side with one seed has no observable seed variance; the CI then
+    With several seeds the test is Student's t with Welch-Satterthwaite degrees of freedom
+    (``_satterthwaite_df``: about ``seeds_a + seeds_b - 2`` when seeds disagree) and the seed
+    deviations are spread to their unbiased size (``_spread_seeds``): with 3 seeds per side and
+    seed-to-seed variance, a normal test on the plain bootstrap called 14 % of null comparisons
+    significant. A side with one seed has no observable seed variance; the CI then
     covers only the other side's seeds and the items, as it must.
 
     Items where some seed of either side is NaN are dropped from that task; a task left with
@@ -423,18 +424,41 @@ def macro_deltas(
         pt = float(np.mean([point[t] for t in chosen]))
         if all(xa[t].shape[1] < 2 for t in chosen) and seeds == (1, 1):
             return _undefined_delta(pt, n_items, seeds)
+        replicates = np.mean([boots[t] for t in chosen], axis=0)
         # Items minus strata: n - 1 for one task; many tasks of many items are close to normal.
-        # With seeds, the seed level has sa + sb - 2 degrees of freedom and usually dominates.
         df = max(1, n_items - len(chosen))
         if max(seeds) > 1:
-            df = min(df, max(1, sum(seeds) - 2))
-        return _delta_from_boot(pt, np.mean([boots[t] for t in chosen], axis=0), alpha, n_items, seeds, df)
+            df = _satterthwaite_df(replicates, [xa[t] for t in chosen], [xb[t] for t in chosen], df)
+        return _delta_from_boot(pt, replicates, alpha, n_items, seeds, df)
 
     return MacroDeltas(
         mean=summary(tasks),
         groups={g: summary(ts) for g, ts in sorted(groups.items())},
         tasks={t: summary([t]) for t in tasks},
     )
+
+
+def _satterthwaite_df(replicates: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], item_df: int) -> int:
+    """Degrees of freedom of a delta whose variance is part seed-to-seed, part item sampling.
+
+    The seed part is estimated from the spread of each side's seed means (over the chosen tasks;
+    ``sa - 1`` and ``sb - 1`` degrees of freedom), the item part is the rest of the bootstrap
+    variance; Welch-Satterthwaite combines them. Identical seeds give the items' df, seeds that
+    disagree a lot give about ``sa + sb - 2``: a 3-vs-3 comparison is then judged on t with ~4 df.
+    """
+    total = float(np.var(replicates, ddof=1))
+    parts = []
+    for side in (a, b):
+        s = side[0].shape[0]
+        if s > 1:
+            seed_means = np.mean([x.mean(axis=1) for x in side], axis=0)  # [seeds]
+            parts.append((float(np.var(seed_means, ddof=1)) / s, s - 1))
+    seed_var = sum(v for v, _ in parts)
+    item_var = max(total - seed_var, 0.0)
+    denominator = sum(v * v / d for v, d in parts) + item_var * item_var / item_df
+    if denominator <= 0.0:
+        return item_df
+    return int(max(1, min(item_df, math.floor((seed_var + item_var) ** 2 / denominator))))
 
 
 def _spread_seeds(x: np.ndarray) -> np.ndarray:
