@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 _MISSING = (
     "rlpipe's math scorer needs math-verify (a dependency of rlpipe), which is not installed: "
-    "pip install 'math-verify[antlr4_13_2]>=0.9,<0.10' (or reinstall rlpipe: pip install -e .)"
+    "pip install 'math-verify>=0.9,<0.10' (or reinstall rlpipe: pip install -e .)"
 )
 # Fail when the scorers are imported, not at the first reward: without math-verify the verdicts would
 # silently change (equivalent answers scored 0). The import itself waits for the first use (_math_verify).
