@@ -231,8 +231,8 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str, str]) -> dict[str, Any]:
-    from rlpipe.config import PPO_DEFAULTS
     from rlpipe.rewards.registry import SCORERS
+    from rlpipe.train.methods import build_spec
     from rlpipe.train.ppo import PPOTrainer
 
     SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: distinct_share(response))
@@ -252,7 +252,6 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         for i, p in enumerate(prompts(args.prompts_per_step * args.steps, args.prompt_len))
     ]  # fmt: skip
     ppo = {
-        **PPO_DEFAULTS,
         "rollout_batch_size": args.prompts_per_step,
         "samples_per_prompt": args.generations,
         "minibatch_size": args.micro_batch,
@@ -279,7 +278,7 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
     trainer = PPOTrainer(
         model_dirs[size],
         rows,
-        run=run,
+        spec=build_spec(run),
         checkpoints_dir=tmp / "ckpt",
         state_dir=tmp / "state",
         metrics_path=tmp / "metrics.jsonl",

@@ -191,6 +191,7 @@ rule report:
         description=EXP.config.get("description", ""),
         baseline=EXP.baseline,
         runs=RUNS,
+        hyperparameters=EXP.hyperparameters,
         base_runs=EXP.base_runs,
         suite=SUITE["name"],
         sample_scores=lambda wc: sample_scores(),

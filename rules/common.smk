@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException
 
-from rlpipe.config import checkpoint_steps
+from rlpipe.train.schedule import checkpoint_steps
 from rlpipe.resources import gpu_job_resources, model_gpu_resources
 
 OUT = EXP.out
@@ -27,7 +27,7 @@ wildcard_constraints:
 
 def policy_dir(model):
     """The starting policy of runs on `model`: the SFT warm-up output, or the model itself."""
-    stage = "warmup" if WARMUP and WARMUP.get("enabled", True) else "init"
+    stage = "warmup" if WARMUP and WARMUP["enabled"] else "init"
     return f"{OUT}/models/{model}/{stage}"
 
 
@@ -51,8 +51,8 @@ STEP_DIR = re.compile(r"^step_(\d+)$")
 def saved_steps(name):
     """Steps whose checkpoint run `name` saved, or None while that is not known yet.
 
-    Without early stopping: the static schedule (rlpipe.config.checkpoint_steps), known at parse
-    time, so `snakemake -n` lists those evaluations. With it: the step_N folders that exist once
+    Without early stopping: the static schedule (rlpipe.train.schedule.checkpoint_steps), known
+    at parse time, so `snakemake -n` lists those evaluations. With it: the step_N folders that exist once
     the run's `train` checkpoint job is done; until then None (see `pending_checkpoints`).
     """
     run = RUNS[name]
@@ -113,7 +113,7 @@ def generate_inputs(wildcards):
     return inputs
 
 
-GENERATION_GPUS = EXP.config["evaluation"].get("tensor_parallel_size", 1)
+GENERATION_GPUS = EXP.config["evaluation"]["tensor_parallel_size"]
 
 
 def gpu_resource(kind, key):
@@ -160,7 +160,7 @@ def sample_score_files(wildcards=None):
 
 
 # --- pre-flight, diagnostics, cost and W&B (rules/preflight.smk, rules/analysis.smk) ---------
-from rlpipe.analysis.preflight import DEFAULTS as PREFLIGHT_DEFAULTS, preflight_spec
+from rlpipe.train.preflight import DEFAULTS as PREFLIGHT_DEFAULTS, preflight_spec
 from rlpipe.analysis.plots import run_colors
 
 PREFLIGHT = {**PREFLIGHT_DEFAULTS, **EXP.config.get("preflight", {})}

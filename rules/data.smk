@@ -28,7 +28,7 @@ rule prepare_train_data:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
         tasks=EXP.config["data"].get("tasks", {}),
-        validation_per_task=EXP.config["data"].get("validation_per_task", 100),
+        validation_per_task=EXP.config["data"]["validation_per_task"],
         sources=EXP.train_sources,
         seed=EXP.seeds[0],
     script:

@@ -22,9 +22,9 @@ rule generate:
         suite=SUITE,
         hub_kernels=HUB_KERNELS,
         compile_cache=COMPILE_CACHE,
-        backend=EXP.config["evaluation"].get("backend", "hf"),
-        batch_size=EXP.config["evaluation"].get("batch_size", 64),
-        tensor_parallel_size=EXP.config["evaluation"].get("tensor_parallel_size", 1),
+        backend=EXP.config["evaluation"]["backend"],
+        batch_size=EXP.config["evaluation"]["batch_size"],
+        tensor_parallel_size=EXP.config["evaluation"]["tensor_parallel_size"],
         seed=EXP.seeds[0],
     script:
         "../workflow/scripts/generate.py"

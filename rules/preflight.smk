@@ -1,5 +1,5 @@
 # Pre-flight check ahead of every training run: learning signal of the starting policy and the
-# loss's masking of prompt and padding tokens (rlpipe.analysis.preflight). Training waits for it.
+# loss's masking of prompt and padding tokens (rlpipe.train.preflight). Training waits for it.
 
 
 rule preflight:
@@ -30,6 +30,6 @@ rule preflight:
         run=lambda wc: preflight_spec(RUNS[wc.run]),
         hub_kernels=HUB_KERNELS,
         settings=PREFLIGHT,
-        batch_size=EXP.config["evaluation"].get("batch_size", 64),
+        batch_size=EXP.config["evaluation"]["batch_size"],
     script:
         "../workflow/scripts/preflight.py"

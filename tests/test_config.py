@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlpipe.config import ConfigError, checkpoint_steps, expand_runs, load_experiment, load_suite
+from rlpipe.config import ConfigError, expand_runs, load_experiment, load_suite
+from rlpipe.train.schedule import checkpoint_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -182,22 +183,23 @@ def test_early_stopping_gets_defaults_and_other_runs_are_untouched():
 
 
 def test_min_epochs_converts_to_steps():
-    from rlpipe.config import early_stopping_min_step, prompts_per_step
+    from rlpipe.train.methods import build_spec
+    from rlpipe.train.schedule import early_stopping_min_step
 
     run = load_experiment(es_config(min_epochs=0.25, min_steps=10, eval_every=10), ["x.yaml"]).runs["es"]
-    assert prompts_per_step(run) == 16  # 128 completions / 8 per prompt
-    assert early_stopping_min_step(run, 6000) == 94  # ceil(0.25 * 6000 / 16) = ceil(93.75)
+    assert build_spec(run).prompts_per_step() == 16  # 128 completions / 8 per prompt
+    assert early_stopping_min_step(build_spec(run), 6000) == 94  # ceil(0.25 * 6000 / 16) = ceil(93.75)
     run["early_stopping"]["min_steps"] = 120
-    assert early_stopping_min_step(run, 6000) == 120  # the later of the two
+    assert early_stopping_min_step(build_spec(run), 6000) == 120  # the later of the two
     # gradient accumulation takes more prompts per step, num_iterations reuses them
     run["grpo"].update(gradient_accumulation_steps=4, num_iterations=2)
-    assert prompts_per_step(run) == 32
+    assert build_spec(run).prompts_per_step() == 32
     ppo = {
         "method": "ppo",
         "ppo": {"rollout_batch_size": 48},
         "early_stopping": {"min_epochs": 1, "min_steps": 0},
     }
-    assert early_stopping_min_step(ppo, 6000) == 125
+    assert early_stopping_min_step(build_spec(ppo), 6000) == 125
 
 
 @pytest.mark.parametrize(

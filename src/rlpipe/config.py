@@ -1,16 +1,17 @@
-"""The experiment config model: validation, run expansion (defaults, sweeps, seeds), suites.
+"""The experiment config: load, validate, expand sweeps and seeds, and build each run's method spec.
 
 Everything here runs while Snakemake parses the workflow, before any job starts, so a bad config
 fails in seconds with one line naming the file and the key. The result is plain data the rules
 read: ``Experiment.runs[name]`` is a complete, self-contained run spec, so a rule's ``params``
-depend only on its own run and Snakemake reruns only what a change touched.
+depend only on its own run and Snakemake reruns only what a change touched. What a method needs and
+checks lives with the method (``rlpipe.train.methods``), the schedules with training
+(``rlpipe.train.schedule``); this module only asks them. Its imports point down only.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,52 +19,13 @@ from typing import Any
 import yaml
 
 from rlpipe.data.splits import DEFAULT_VALIDATION_FRACTION
+from rlpipe.train.methods import DEFAULT_METHOD, SpecError, build_spec, check_pcgrad_domains, get_method
+from rlpipe.train.schedule import check_early_stopping, early_stopping_settings, save_every
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "workflow" / "schemas"
 SUITES = ROOT / "config" / "suites"
 MAIN_MODEL = "base"
-# PPO hyperparameters a run does not set (``ppo:`` section; see config.schema.yaml). Filled in only
-# for PPO runs, so adding PPO never changes the params (and so never reruns) an existing GRPO run.
-PPO_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1.0e-6,
-    "critic_learning_rate": 1.0e-5,
-    "critic": "separate",
-    "gamma": 1.0,
-    "lam": 0.95,
-    "clip_eps": 0.2,
-    "value_clip": 0.2,
-    "vf_coef": 0.5,
-    "entropy_coef": 0.0,
-    "kl_mode": "reward",
-    "kl_coef": 0.01,
-    "kl_target": None,
-    "kl_horizon": 10000,
-    "kl_estimator": "k1",
-    "pcgrad_critic": "sum",
-    "ppo_epochs": 1,
-    "minibatch_size": 32,
-    "rollout_batch_size": 32,
-    "samples_per_prompt": 4,
-    "temperature": 1.0,
-    "max_new_tokens": 256,
-    "max_grad_norm": 1.0,
-    "whiten_advantages": True,
-    # Memory only (the update is the same): sequences per forward/backward on each process, the
-    # minibatch's gradient accumulated over them (None: the whole per-process minibatch at once);
-    # gradient checkpointing recomputes activations in the backward pass (policy and critic).
-    "micro_batch_size": None,
-    "gradient_checkpointing": False,
-}
-# Early-stopping settings a run does not set (``early_stopping:`` section); ``eval_every`` defaults
-# to the run's checkpoint interval. Filled in only for runs that have the section.
-EARLY_STOPPING_DEFAULTS: dict[str, Any] = {
-    "metric": "validation_reward",
-    "mode": "max",
-    "min_delta": 0.0,
-    "min_steps": 0,
-    "min_epochs": 0,
-}
 
 
 class ConfigError(ValueError):
@@ -98,6 +60,11 @@ class Experiment:
     def base_run(self, model: str) -> str:
         """The pseudo-run that stands for a base model's policy at step 0."""
         return "base" if model == MAIN_MODEL else f"base-{model}"
+
+    @property
+    def hyperparameters(self) -> dict[str, dict[str, Any]]:
+        """Each run's hyperparameter section: its method's (``grpo`` for GRPO and GSPO, ``ppo``)."""
+        return {name: run[get_method(run["method"]).section] for name, run in self.runs.items()}
 
     @property
     def base_runs(self) -> dict[str, str]:
@@ -156,6 +123,24 @@ def validate(obj: Any, schema_name: str, source: str) -> None:
     if err.validator in ("additionalProperties", "unevaluatedProperties"):
         message = f"unknown key(s): {message.split('(')[-1].rstrip(')')}"
     raise ConfigError(f"{source}: {where}: {message}")
+
+
+def with_defaults(obj: Any, schema: dict[str, Any]) -> Any:
+    """``obj`` with the schema's ``default`` of every property it leaves unset, recursively.
+
+    Settings outside a run (evaluation, data, warm-up) take their defaults from the schema and only
+    from there: the rules and scripts read the filled config. A section that is absent stays absent
+    (``warmup`` unset means no warm-up); ``$ref``-ed definitions carry no defaults.
+    """
+    if not isinstance(obj, dict):
+        return obj
+    out = dict(obj)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        elif key in out:
+            out[key] = with_defaults(out[key], sub)
+    return out
 
 
 def canonical(obj: Any) -> Any:
@@ -255,35 +240,26 @@ def expand_runs(config: dict[str, Any], source: str) -> dict[str, dict[str, Any]
                 if name in runs:
                     raise ConfigError(f"{source}: runs[{index}]: run name {name!r} is used twice")
                 run = {**variant, "name": name, "family": raw["name"], "seed": seed}
-                run.setdefault("method", "grpo")
+                run.setdefault("method", DEFAULT_METHOD)
                 run.setdefault("model", MAIN_MODEL)
                 run.setdefault("lora", None)
                 run.setdefault("grpo", {})
                 run.setdefault("resources", {})
-                if run["method"] == "ppo":
-                    run["ppo"] = {**PPO_DEFAULTS, **run.get("ppo", {})}
                 if "steps" not in run:
                     raise ConfigError(
                         f"{source}: runs[{index}] ({name}): 'steps' is missing (set it or run_defaults.steps)"
                     )
-                run["save_every"] = min(every or run["steps"], run["steps"])
+                try:
+                    method = get_method(run["method"])
+                    run[method.section] = method.section_of(run)
+                except SpecError as exc:
+                    raise ConfigError(f"{source}: runs[{index}] ({name}): {exc}") from None
+                run["save_every"] = save_every(run["steps"], every)
                 if run.get("early_stopping") is not None:
-                    run["early_stopping"] = {
-                        **EARLY_STOPPING_DEFAULTS,
-                        "eval_every": run["save_every"],
-                        **run["early_stopping"],
-                    }
+                    run["early_stopping"] = early_stopping_settings(run["early_stopping"], run["save_every"])
                 run["sweep"] = dict(zip(keys, combo, strict=True))
                 runs[name] = run
     return runs
-
-
-def checkpoint_steps(run: dict[str, Any]) -> list[int]:
-    """Steps at which a run saves a checkpoint: every ``save_every`` steps and the last step."""
-    steps = list(range(run["save_every"], run["steps"] + 1, run["save_every"]))
-    if steps[-1] != run["steps"]:
-        steps.append(run["steps"])
-    return steps
 
 
 def training_domains(data: dict[str, Any]) -> list[str]:
@@ -299,82 +275,6 @@ def training_rows(data: dict[str, Any]) -> int:
     dataset's ``subsample`` (a dataset without one counts as 0 here, so ``min_epochs`` is a lower bound)."""
     sources = data.get("sources", {}).values()
     return sum(data.get("tasks", {}).values()) + sum(s["source"].get("subsample") or 0 for s in sources)
-
-
-def evaluation_steps(run: dict[str, Any]) -> list[int]:
-    """Steps at which an early-stopping run scores its validation split: every ``eval_every`` steps."""
-    es = run.get("early_stopping")
-    if not es:
-        return []
-    return list(range(es["eval_every"], run["steps"] + 1, es["eval_every"]))
-
-
-def save_steps(run: dict[str, Any]) -> list[int]:
-    """Every step a run may publish a checkpoint at: the schedule plus each validation step.
-
-    Without early stopping this is ``checkpoint_steps(run)`` and every one of them is written.
-    With it, training may stop at an evaluation step; the checkpoints that then exist are those of
-    this list up to the stop, so the best evaluated one is always among them.
-    """
-    return sorted(set(checkpoint_steps(run)) | set(evaluation_steps(run)))
-
-
-def prompts_per_step(run: dict[str, Any]) -> float:
-    """Training prompts one training step consumes (what one step is, is method-specific).
-
-    GRPO: an optimizer step takes ``per_device_train_batch_size * gradient_accumulation_steps``
-    completions, ``num_generations`` per prompt, and each generated batch is reused for
-    ``num_iterations`` steps. PPO: one step is one rollout of ``rollout_batch_size`` prompts.
-    Single process (rlpipe trains on one device).
-    """
-    if run["method"] == "ppo":
-        return float(run["ppo"]["rollout_batch_size"])
-    hp = run["grpo"]
-    completions = hp.get("per_device_train_batch_size", 8) * hp.get("gradient_accumulation_steps", 1)
-    return completions / hp.get("num_generations", 8) / hp.get("num_iterations", 1)
-
-
-def early_stopping_min_step(run: dict[str, Any], n_train: int) -> int:
-    """The first step early stopping may stop at: ``min_steps`` or ``min_epochs`` passes, whichever is later.
-
-    ``min_epochs`` converts to steps with the training-set size and the prompts one step consumes:
-    ``ceil(min_epochs * n_train / prompts_per_step)``.
-    """
-    es = run["early_stopping"]
-    epoch_steps = math.ceil(es["min_epochs"] * n_train / prompts_per_step(run) - 1e-9)
-    return max(int(es["min_steps"]), epoch_steps, 0)
-
-
-def _check_early_stopping(run: dict[str, Any], where: str, n_train: int) -> None:
-    """Refuse early-stopping settings that cannot work: no evaluation, or no stop, within ``steps``."""
-    es = run["early_stopping"]
-    steps, every = run["steps"], es["eval_every"]
-    if es["metric"] == "validation_reward" and es["mode"] != "max":
-        raise ConfigError(
-            f"{where}: early_stopping.mode {es['mode']!r} with metric validation_reward would stop while "
-            "the reward rises; use mode: max"
-        )
-    if every > steps:
-        raise ConfigError(
-            f"{where}: early_stopping.eval_every ({every}) is more than steps ({steps}): the validation "
-            "split would never be scored; lower eval_every or raise steps"
-        )
-    min_step = early_stopping_min_step(run, n_train)
-    if min_step > steps:
-        raise ConfigError(
-            f"{where}: early_stopping needs at least {min_step} steps before it may stop (min_steps "
-            f"{es['min_steps']}, min_epochs {es['min_epochs']} x {n_train} training rows / "
-            f"{prompts_per_step(run):g} prompts per step) but steps is {steps}; raise steps or lower "
-            "min_steps / min_epochs"
-        )
-    # The first evaluation is always the best so far; a stop needs `patience` worse ones after it.
-    first_stop = max((es["patience"] + 1) * every, math.ceil(min_step / every) * every)
-    if first_stop > steps:
-        raise ConfigError(
-            f"{where}: early_stopping can never stop this run: the earliest stop is at step {first_stop} "
-            f"(patience {es['patience']} evaluations after the first, every {every} steps, not before "
-            f"step {min_step}) but steps is {steps}; lower patience or eval_every, or raise steps"
-        )
 
 
 def model_layer_names(model: dict[str, Any]) -> list[str] | None:
@@ -423,35 +323,21 @@ def _check_run(
     data: dict[str, Any] | None = None,
     layer_cache: dict[str, Any] | None = None,
 ) -> None:
+    """Checks across the run and the experiment; the method's own live in its spec (``build_spec``)."""
     where = f"{source}: run {run['name']}"
     if run["model"] not in models:
         raise ConfigError(f"{where}: model {run['model']!r} is not defined (known: {', '.join(models)})")
     if run.get("lora") and run["lora"].get("target_modules", "all-linear") != "all-linear":
         _check_lora(run, models, where, {} if layer_cache is None else layer_cache)
-    if run.get("pcgrad"):
-        domains = training_domains(data or {})
-        if len(domains) < 2:
-            raise ConfigError(
-                f"{where}: pcgrad: true needs tasks of at least two domains in data.tasks / data.sources "
-                f"(found {domains or 'none'}); PCGrad projects one domain's gradient against another's"
-            )
-    _check_launch(run, where)
-    if run.get("early_stopping"):
-        _check_early_stopping(run, where, training_rows(data or {}))
-    if run["method"] == "ppo":
-        _check_ppo(run["ppo"], where, max(1, run["resources"].get("gpus", 0)))
-        return
-    hp = run["grpo"]
-    gens = hp.get("num_generations", 8)
-    # TRL generates per_device_train_batch_size * processes * steps_per_generation completions per
-    # generation round and groups them by num_generations across processes.
-    processes = max(1, run["resources"].get("gpus", 0))
-    batch = hp.get("per_device_train_batch_size", 8) * hp.get("steps_per_generation", 1) * processes
-    if batch % gens:
-        raise ConfigError(
-            f"{where}: grpo.per_device_train_batch_size x steps_per_generation x resources.gpus ({batch}) "
-            f"must be divisible by grpo.num_generations ({gens}); change one of them"
-        )
+    try:
+        if run.get("pcgrad"):
+            check_pcgrad_domains(training_domains(data or {}))
+        _check_launch(run, where)
+        spec = build_spec(run)
+        if run.get("early_stopping"):
+            check_early_stopping(spec, training_rows(data or {}))
+    except SpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_launch(run: dict[str, Any], where: str) -> None:
@@ -463,42 +349,11 @@ def _check_launch(run: dict[str, Any], where: str) -> None:
     try:
         processes_per_node(run)
         accelerate_config(run)
+        reason = single_process_only(run)  # what the launcher would refuse at job start
     except LaunchError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    reason = single_process_only(run)  # what the launcher would refuse at job start
     if reason:
         raise ConfigError(f"{where}: {reason}; or set resources.gpus: 1")
-
-
-def _check_ppo(hp: dict[str, Any], where: str, processes: int = 1) -> None:
-    """Refuse PPO settings that are valid one by one but do not work together.
-
-    ``processes`` is the run's training processes (resources.gpus): each takes
-    ``minibatch_size / processes`` sequences of a minibatch, in micro-batches of ``micro_batch_size``.
-    """
-    samples = hp["rollout_batch_size"] * hp["samples_per_prompt"]
-    if samples % hp["minibatch_size"]:
-        raise ConfigError(
-            f"{where}: ppo.minibatch_size ({hp['minibatch_size']}) must divide ppo.rollout_batch_size * "
-            f"ppo.samples_per_prompt ({hp['rollout_batch_size']} * {hp['samples_per_prompt']} = {samples})"
-        )
-    if hp["kl_target"] is not None and hp["kl_coef"] <= 0:
-        raise ConfigError(
-            f"{where}: ppo.kl_target needs ppo.kl_coef > 0 (the adaptive coefficient is multiplied, "
-            "so it would stay 0)"
-        )
-    if hp["kl_mode"] == "loss" and hp["kl_estimator"] == "k1" and (hp["kl_coef"] > 0 or hp["kl_target"]):
-        raise ConfigError(
-            f"{where}: ppo.kl_estimator k1 as a loss term (kl_mode: loss) has zero expected gradient and "
-            "does not keep the policy near the reference; use k3 (or k2), or kl_mode: reward"
-        )
-    micro = hp.get("micro_batch_size")
-    local = hp["minibatch_size"] // processes
-    if micro is not None and (hp["minibatch_size"] % processes or local % micro):
-        raise ConfigError(
-            f"{where}: ppo.micro_batch_size ({micro}) must divide the sequences each process takes per "
-            f"minibatch, ppo.minibatch_size / resources.gpus ({hp['minibatch_size']} / {processes})"
-        )
 
 
 def _check_model(name: str, model: dict[str, Any], source: str) -> None:
@@ -573,7 +428,7 @@ def load_train_sources(config: dict[str, Any], source: str, workdir: str | Path 
         out[name] = {
             **spec,
             "source": resolved,
-            "validation": spec.get("validation", data.get("validation_per_task", 100)),
+            "validation": spec.get("validation", data["validation_per_task"]),
         }
     return out
 
@@ -625,6 +480,7 @@ def load_experiment(
     """Validate ``config`` (as Snakemake merged it from ``sources``) and expand it."""
     source = ", ".join(str(s) for s in sources) if sources else "config"
     validate(config, "config.schema.yaml", source)
+    config = with_defaults(config, load_yaml(SCHEMAS / "config.schema.yaml"))
     from rlpipe.data.tasks import TASKS
 
     if not config["data"].get("tasks") and not config["data"].get("sources"):

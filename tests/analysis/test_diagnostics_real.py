@@ -14,6 +14,7 @@ import pytest
 
 from rlpipe.analysis.diagnostics import warn_at_run_end
 from rlpipe.data.tasks import generate
+from rlpipe.train.methods import build_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -49,7 +50,7 @@ def train(model_dir: str, tmp_path, scorer: str | None, **grpo: Any):
     train_grpo(
         model_dir,
         rows,
-        run=run,
+        spec=build_spec(run),
         checkpoints_dir=tmp_path / "ck",
         state_dir=tmp_path / "st",
         metrics_path=metrics,

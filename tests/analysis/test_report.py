@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 from rlpipe.analysis.diagnostics import diagnose_run
-from rlpipe.analysis.preflight import mask_gradient_check, signal_stats, signal_verdict
 from rlpipe.analysis.report import build_context, render, write_tables
-from rlpipe.analysis.stats import bootstrap_mean_ci, item_pass_at_k
+from rlpipe.eval.estimates import bootstrap_mean_ci, item_pass_at_k
+from rlpipe.train.mask_probe import mask_gradient_check
+from rlpipe.train.preflight import signal_stats, signal_verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "workflow" / "templates" / "report.md.j2"

@@ -12,19 +12,15 @@ from rlpipe.analysis import stats
 from rlpipe.analysis.stats import (
     CI,
     Delta,
-    avg_at_k,
-    bootstrap_mean_ci,
     holm,
-    item_pass_at_k,
-    item_scores,
     macro_average,
     macro_deltas,
     paired_bootstrap_delta,
-    pass_at_k,
     student_t_cdf,
     student_t_ppf,
     trend_slope,
 )
+from rlpipe.eval.estimates import avg_at_k, bootstrap_mean_ci, item_pass_at_k, item_scores, pass_at_k
 
 # ---------------------------------------------------------------------------------------------
 # bootstrap_mean_ci

@@ -14,8 +14,10 @@ import pytest
 import torch
 from device_audit import DeviceAudit
 
-from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
+from rlpipe.train.schedule import EARLY_STOPPING_DEFAULTS
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 SCORER = "test_digit_share"  # tests/conftest.py: a dense reward the random tiny model earns
@@ -31,7 +33,7 @@ def rows() -> list[dict[str, Any]]:
 
 def ppo_run(**changes: Any) -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 4,
         "samples_per_prompt": 4,
         "minibatch_size": 8,
@@ -58,11 +60,11 @@ def test_the_audit_flags_what_a_gpu_rejects() -> None:
 
 
 def test_ppo_preflight_probe_keeps_tensors_on_the_model_device(model_dir, rows) -> None:
-    from rlpipe.analysis.preflight import ppo_mask_check
+    from rlpipe.train.preflight import mask_check
 
     run = ppo_run()
     with DeviceAudit() as audit:
-        result = ppo_mask_check(model_dir, rows, run)
+        result = mask_check(model_dir, rows, run)
     assert result["passed"], result["problems"]
     assert audit.ops > 1000 and audit.violations == [], audit.violations[:5]
 
@@ -83,7 +85,7 @@ def test_ppo_training_keeps_tensors_on_the_model_device(model_dir, rows, tmp_pat
         train_ppo(
             model_dir,
             rows,
-            run=run,
+            spec=build_spec(run),
             checkpoints_dir=tmp_path / "ck",
             state_dir=tmp_path / "st",
             metrics_path=tmp_path / "metrics.jsonl",
@@ -95,18 +97,18 @@ def test_ppo_training_keeps_tensors_on_the_model_device(model_dir, rows, tmp_pat
 def test_grpo_preflight_and_pcgrad_training_keep_tensors_on_the_model_device(
     model_dir, rows, tmp_path
 ) -> None:
-    from rlpipe.analysis.preflight import grpo_mask_check
     from rlpipe.train.grpo import train_grpo
+    from rlpipe.train.preflight import mask_check
 
     grpo = {"num_generations": 4, "per_device_train_batch_size": 8, "max_completion_length": 8, "beta": 0.04}
     run = {"name": "dev", "seed": 0, "steps": 1, "save_every": 1, "method": "grpo", "lora": None}
     run = {**run, "pcgrad": True, "grpo": grpo}
     with DeviceAudit() as audit:
-        result = grpo_mask_check(model_dir, rows, run)
+        result = mask_check(model_dir, rows, run)
         train_grpo(
             model_dir,
             rows,
-            run=run,
+            spec=build_spec(run),
             checkpoints_dir=tmp_path / "ck",
             state_dir=tmp_path / "st",
             metrics_path=tmp_path / "metrics.jsonl",

@@ -24,12 +24,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.rewards.registry import SCORERS
 from rlpipe.train import core_algos as algos
 from rlpipe.train import distributed as dp
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.pcgrad import flatten_grads, pcgrad_backward, project_conflicting
+from rlpipe.train.schedule import EARLY_STOPPING_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 # A dense toy reward that varies between the tiny model's random completions (their characters).
@@ -151,7 +153,7 @@ def _rows() -> list[dict[str, Any]]:
 
 def _ppo_run(**changes: Any) -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 4,
         "samples_per_prompt": 2,
         "minibatch_size": 8,  # one minibatch: the update is one optimizer step on the whole batch
@@ -211,7 +213,9 @@ def _ppo_worker(rank: int, world: int, port: int, out: str, model_dir: str, case
     _join(rank, world, port)
     try:
         case = torch.load(case_path, weights_only=False)
-        trainer = PPOTrainer(model_dir, case["rows"], run=case["run"], **_dirs(Path(out) / f"r{rank}"))
+        trainer = PPOTrainer(
+            model_dir, case["rows"], spec=build_spec(case["run"]), **_dirs(Path(out) / f"r{rank}")
+        )
         n = len(case["rollout"]) // world
         ro = trainer.prepare(_slice(case["rollout"], slice(rank * n, (rank + 1) * n)))
         upd = trainer.update(ro)
@@ -251,7 +255,7 @@ def test_ppo_update_on_two_ranks_equals_one_process(model_dir, tmp_path, changes
     rows, run = _rows(), _ppo_run(**copy.deepcopy(changes))
     whole = copy.deepcopy(run)  # the one-process reference: the whole minibatch in one pass
     whole["ppo"].update(micro_batch_size=None, gradient_checkpointing=False)
-    single = PPOTrainer(model_dir, rows, run=whole, **_dirs(tmp_path / "single"))
+    single = PPOTrainer(model_dir, rows, spec=build_spec(whole), **_dirs(tmp_path / "single"))
     sampled = single.sample(rows)  # one fixed rollout for both: sampling randomness plays no part
     assert float(sampled.scores[:4].mean()) != pytest.approx(float(sampled.scores[4:].mean()), abs=1e-2)
     _shorten(sampled, slice(5, 8), 2)  # rank 1: 6 + 3 * 2 tokens, rank 0: 4 * 6
@@ -306,7 +310,7 @@ def _signal_worker(rank: int, world: int, port: int, out: str, model_dir: str) -
         es = {**EARLY_STOPPING_DEFAULTS, "patience": 100, "min_delta": 0.0, "eval_every": 1}
         run = _ppo_run(steps=3, save_every=3, early_stopping=es)
         dirs = _dirs(Path(out) / "run")  # shared by the ranks, as under accelerate launch
-        trainer = PPOTrainer(model_dir, rows, run=run, validation_rows=rows[:2], **dirs)
+        trainer = PPOTrainer(model_dir, rows, spec=build_spec(run), validation_rows=rows[:2], **dirs)
         update = trainer.update
 
         def update_then_signal(ro: Any) -> dict[str, float]:
@@ -320,7 +324,7 @@ def _signal_worker(rank: int, world: int, port: int, out: str, model_dir: str) -
             trainer.train()
         except TrainingInterrupted as exc:
             result["interrupted"] = (exc.step, exc.signum)
-        resumed = PPOTrainer(model_dir, rows, run=run, validation_rows=rows[:2], **dirs)
+        resumed = PPOTrainer(model_dir, rows, spec=build_spec(run), validation_rows=rows[:2], **dirs)
         result["resumed_at"] = resumed.step
         resumed.train()
         result["params"] = _params(resumed)

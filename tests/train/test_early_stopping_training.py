@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 import torch
 
-from rlpipe.config import EARLY_STOPPING_DEFAULTS, PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.models import load_policy
 from rlpipe.rewards.registry import SCORERS
 from rlpipe.runtime import init_job
 from rlpipe.train.checkpoints import latest_trainer_checkpoint
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
+from rlpipe.train.schedule import EARLY_STOPPING_DEFAULTS
 from rlpipe.train.signals import TrainingInterrupted
 from rlpipe.train.validation import greedy_validation_reward
 
@@ -93,7 +95,7 @@ def test_greedy_validation_is_deterministic_per_domain_and_leaves_training_state
 
 def ppo_run(**changes: Any) -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 4,
         "samples_per_prompt": 2,
         "minibatch_size": 8,
@@ -120,7 +122,7 @@ def test_ppo_stops_early_with_a_checkpoint_at_every_evaluation(model_dir, rows, 
     out = dirs(tmp_path)
     run = ppo_run(early_stopping=early())
     init_job(1, 0)
-    train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
+    train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **out)
     got = lines(out["metrics_path"])
     assert [m["step"] for m in got] == [1, 2, 3, 4]  # stopped at 4 of 10
     assert [m["step"] for m in got if "validation_reward" in m] == [2, 4]  # in the step's own row
@@ -130,7 +132,7 @@ def test_ppo_stops_early_with_a_checkpoint_at_every_evaluation(model_dir, rows, 
     assert state["early_stopping"]["best_step"] == 2 and state["early_stopping"]["last_decision"]["stop"]
     # a rerun of the stopped run (e.g. after its outputs were lost) does not train on
     init_job(1, 0)
-    train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
+    train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **out)
     assert [m["step"] for m in lines(out["metrics_path"])] == [1, 2, 3, 4]
 
 
@@ -141,7 +143,7 @@ def test_min_epochs_holds_the_stop_back(model_dir, rows, validation, tmp_path):
     # 1.25 epochs of 24 rows at 4 prompts per step = 7.5 -> no stop before step 8 (evaluations at 2, 4, 6, 8)
     run = ppo_run(early_stopping=early(min_epochs=1.25))
     init_job(1, 0)
-    train_ppo(model_dir, rows, run=run, validation_rows=validation, **out)
+    train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **out)
     got = lines(out["metrics_path"])
     assert got[-1]["step"] == 8
     assert [m["early_stopping/bad_evals"] for m in got if "validation_reward" in m] == [0, 1, 2, 3]
@@ -154,7 +156,7 @@ def test_ppo_resume_restores_the_stopper(model_dir, rows, validation, tmp_path, 
     run = ppo_run(early_stopping=early(min_steps=6))  # evaluations 2, 4, 6: stop at 6, best step 2
     straight = dirs(tmp_path / "straight")
     init_job(1, 0)
-    train_ppo(model_dir, rows, run=run, validation_rows=validation, **straight)
+    train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **straight)
 
     interrupted = dirs(tmp_path / "interrupted")
     update = PPOTrainer.update
@@ -167,11 +169,11 @@ def test_ppo_resume_restores_the_stopper(model_dir, rows, validation, tmp_path, 
     monkeypatch.setattr(PPOTrainer, "update", update_then_signal)
     init_job(1, 0)
     with pytest.raises(TrainingInterrupted) as info:
-        train_ppo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
+        train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **interrupted)
     assert info.value.step == 3
     monkeypatch.undo()
     init_job(1, 0)
-    train_ppo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
+    train_ppo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **interrupted)
 
     a, b = lines(straight["metrics_path"]), lines(interrupted["metrics_path"])
     keys = ("step", "reward", "validation_reward", "early_stopping/best_step", "early_stopping/bad_evals")
@@ -207,7 +209,7 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
     run = grpo_run(early_stopping=early(min_steps=6))  # evaluations 2, 4, 6: stop at 6, best step 2
     straight = dirs(tmp_path / "straight")
     init_job(1, 0)
-    train_grpo(model_dir, rows, run=run, validation_rows=validation, **straight)
+    train_grpo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **straight)
     a = lines(straight["metrics_path"])
     assert [m["step"] for m in a if "reward" in m] == [1, 2, 3, 4, 5, 6]
     assert [m["step"] for m in a if "validation_reward" in m] == [2, 4, 6]  # in TRL's own step rows
@@ -223,11 +225,11 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
     monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: SignalAtStep())
     init_job(1, 0)
     with pytest.raises(TrainingInterrupted) as info:
-        train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
+        train_grpo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **interrupted)
     monkeypatch.undo()
     assert info.value.step == 3 and published(interrupted) == ["step_2"]
     init_job(1, 0)
-    train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
+    train_grpo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **interrupted)
     b = lines(interrupted["metrics_path"])
     keys = ("step", "validation_reward", "early_stopping/best_step", "early_stopping/bad_evals")
     assert [[m.get(k) for k in keys] for m in b if "reward" in m] == [
@@ -236,5 +238,5 @@ def test_grpo_stops_early_and_resumes_with_its_stopper(model_dir, rows, validati
     assert published(interrupted) == ["step_2", "step_4", "step_6"]
     # the stopped run, rerun, stays stopped
     init_job(1, 0)
-    train_grpo(model_dir, rows, run=run, validation_rows=validation, **interrupted)
+    train_grpo(model_dir, rows, spec=build_spec(run), validation_rows=validation, **interrupted)
     assert [m["step"] for m in lines(interrupted["metrics_path"]) if "reward" in m] == [1, 2, 3, 4, 5, 6]

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.models import HUB_KERNELS_ENV, load_policy, load_pretrained
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -74,17 +75,17 @@ def test_jobs_load_no_hub_kernels_and_open_no_socket(model_dir, rows, tmp_path, 
     train_grpo(
         str(tmp_path / "warm"),
         rows,
-        run={"name": "g", "seed": 0, "steps": 1, "save_every": 1, "lora": None, "grpo": grpo},
+        spec=build_spec({"name": "g", "seed": 0, "steps": 1, "save_every": 1, "lora": None, "grpo": grpo}),
         checkpoints_dir=tmp_path / "g" / "ck",
         state_dir=tmp_path / "g" / "st",
         metrics_path=tmp_path / "g" / "m.jsonl",
     )  # with beta > 0 TRL loads the reference model itself
-    ppo = {**PPO_DEFAULTS, "rollout_batch_size": 4, "samples_per_prompt": 2, "minibatch_size": 8}
+    ppo = {**PPOSettings().as_dict(), "rollout_batch_size": 4, "samples_per_prompt": 2, "minibatch_size": 8}
     train_ppo(
         model_dir,
         rows,
-        run={"name": "p", "seed": 0, "steps": 1, "save_every": 1, "method": "ppo", "lora": None,
-             "ppo": {**ppo, "max_new_tokens": 4, "critic": "separate", "kl_coef": 0.05}},
+        spec=build_spec({"name": "p", "seed": 0, "steps": 1, "save_every": 1, "method": "ppo", "lora": None,
+             "ppo": {**ppo, "max_new_tokens": 4, "critic": "separate", "kl_coef": 0.05}}),
         checkpoints_dir=tmp_path / "p" / "ck",
         state_dir=tmp_path / "p" / "st",
         metrics_path=tmp_path / "p" / "m.jsonl",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rlpipe.data.tasks import generate
+from rlpipe.train.methods import build_spec
 
 SCORER = "test_digit_share"
 
@@ -41,7 +42,7 @@ def test_grpo_pcgrad_runs_and_logs_cosines_and_projections(model_dir, rows, tmp_
     train_grpo(
         model_dir,
         rows,
-        run=run,
+        spec=build_spec(run),
         checkpoints_dir=tmp_path / "ck",
         state_dir=tmp_path / "st",
         metrics_path=metrics,

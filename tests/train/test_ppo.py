@@ -12,9 +12,11 @@ import pytest
 import torch
 import yaml
 
-from rlpipe.config import PPO_DEFAULTS, ConfigError, load_experiment
+from rlpipe.config import ConfigError, load_experiment
 from rlpipe.data.tasks import generate
 from rlpipe.train.checkpoints import trainer_checkpoints
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.ppo import PPOTrainer, train_ppo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def rows() -> list[dict[str, Any]]:
 
 def ppo_run(steps: int = 3, save_every: int = 2, **changes: Any) -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 8,
         "samples_per_prompt": 4,
         "minibatch_size": 16,
@@ -87,7 +89,7 @@ def test_ppo_trains_checkpoints_and_logs(model_dir, rows, tmp_path):
     from transformers import AutoModelForCausalLM
 
     out = dirs(tmp_path)
-    train_ppo(model_dir, rows, run=ppo_run(), **out)
+    train_ppo(model_dir, rows, spec=build_spec(ppo_run()), **out)
     lines = metrics(out["metrics_path"])
     assert [m["step"] for m in lines] == [1, 2, 3]
     for m in lines:
@@ -107,7 +109,7 @@ def test_ppo_trains_checkpoints_and_logs(model_dir, rows, tmp_path):
     assert state["optimizer_steps"] == 12 and state["global_step"] == 3
     assert {"optimizer.pt", "rng_state.pth"} <= {p.name for p in ckpts[3].iterdir()}
     # Rerunning a finished run changes nothing.
-    train_ppo(model_dir, rows, run=ppo_run(), **out)
+    train_ppo(model_dir, rows, spec=build_spec(ppo_run()), **out)
     assert len(metrics(out["metrics_path"])) == 3
 
 
@@ -135,7 +137,7 @@ def test_ppo_trains_checkpoints_and_logs(model_dir, rows, tmp_path):
 def test_ppo_variants(model_dir, rows, tmp_path, changes):
     out = dirs(tmp_path)
     run = ppo_run(steps=2, save_every=2, **copy.deepcopy(changes))
-    train_ppo(model_dir, rows, run=run, **out)
+    train_ppo(model_dir, rows, spec=build_spec(run), **out)
     lines = metrics(out["metrics_path"])
     assert len(lines) == 2
     for m in lines:
@@ -151,7 +153,7 @@ def test_ppo_variants(model_dir, rows, tmp_path, changes):
 
 def test_value_loss_falls_on_a_fixed_batch(model_dir, rows, tmp_path):
     run = ppo_run(ppo={"learning_rate": 0.0, "critic_learning_rate": 3e-3, "value_clip": None})
-    trainer = PPOTrainer(model_dir, rows, run=run, **dirs(tmp_path))
+    trainer = PPOTrainer(model_dir, rows, spec=build_spec(run), **dirs(tmp_path))
     ro = trainer.rollout(trainer.next_rows())
     assert float(ro.scores.std()) > 0  # the toy reward varies, so there is something to fit
     losses = [trainer.update(ro)["value_loss"] for _ in range(12)]
@@ -160,20 +162,20 @@ def test_value_loss_falls_on_a_fixed_batch(model_dir, rows, tmp_path):
 
 def test_pcgrad_domain_shares_sum_to_the_plain_loss(model_dir, rows, tmp_path):
     """Without a conflict PCGrad must reproduce the plain update: the domain losses add up to it."""
-    trainer = PPOTrainer(model_dir, rows, run=ppo_run(pcgrad=True), **dirs(tmp_path))
+    trainer = PPOTrainer(model_dir, rows, spec=build_spec(ppo_run(pcgrad=True)), **dirs(tmp_path))
     ro = trainer.rollout(trainer.next_rows())
     idx = torch.arange(len(ro))
-    shares, _ = trainer._losses(ro, idx)
+    shares, _ = trainer.losses(ro, idx)
     assert set(shares) == {"logic", "math"}
     trainer.pcgrad = False
-    plain, _ = trainer._losses(ro, idx)
+    plain, _ = trainer.losses(ro, idx)
     torch.testing.assert_close(sum(shares.values()), plain["all"], rtol=1e-5, atol=1e-6)
 
 
 def test_lora_target_that_matches_nothing_is_refused_at_train_start(model_dir, rows, tmp_path):
     run = ppo_run(lora={"r": 4, "alpha": 8, "target_modules": ["c_attn"]})
     with pytest.raises(ValueError, match=r"c_attn.*matches no layer.*q_proj"):
-        PPOTrainer(model_dir, rows, run=run, **dirs(tmp_path))
+        PPOTrainer(model_dir, rows, spec=build_spec(run), **dirs(tmp_path))
 
 
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -192,7 +194,7 @@ def test_config_ppo_run_gets_defaults_and_grpo_runs_are_untouched():
     exp = load_experiment(
         experiment({"name": "ppo", "method": "ppo", "ppo": {"critic": "shared"}}), ["x.yaml"]
     )
-    assert exp.runs["ppo"]["ppo"] == {**PPO_DEFAULTS, "critic": "shared"}
+    assert exp.runs["ppo"]["ppo"] == {**PPOSettings().as_dict(), "critic": "shared"}
     assert "ppo" not in exp.runs["grpo"] and "pcgrad" not in exp.runs["grpo"]  # no rerun of old runs
 
 

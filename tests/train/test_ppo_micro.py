@@ -19,9 +19,11 @@ import pytest
 import torch
 import yaml
 
-from rlpipe.config import PPO_DEFAULTS, ConfigError, load_experiment
+from rlpipe.config import ConfigError, load_experiment
 from rlpipe.data.tasks import generate
 from rlpipe.rewards.registry import SCORERS
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.ppo import PPOTrainer, Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ def _rows() -> list[dict[str, Any]]:
 
 def _run(**changes: Any) -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 4,
         "samples_per_prompt": 2,
         "minibatch_size": 8,  # one minibatch: the update is one optimizer step
@@ -61,7 +63,9 @@ def _run(**changes: Any) -> dict[str, Any]:
 def sampled(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Rollout:
     """One fixed rollout for every variant; three completions cut short so token counts differ."""
     torch.manual_seed(0)
-    trainer = PPOTrainer(model_dir, _rows(), run=_run(), **_dirs(tmp_path_factory.mktemp("sample")))
+    trainer = PPOTrainer(
+        model_dir, _rows(), spec=build_spec(_run()), **_dirs(tmp_path_factory.mktemp("sample"))
+    )
     ro = trainer.sample(_rows())
     for row, keep in ((1, 1), (4, 2), (6, 3)):
         ro.mask[row, keep:] = 0
@@ -78,7 +82,7 @@ def _dirs(root: Path) -> dict[str, Path]:
 def _update(model_dir: str, ro: Rollout, root: Path, **changes: Any) -> dict[str, Any]:
     """Gradients (before the step), parameters (after it) and statistics of one update of ``ro``."""
     torch.manual_seed(0)  # the same LoRA initialisation and the same minibatch order for every variant
-    trainer = PPOTrainer(model_dir, _rows(), run=_run(**copy.deepcopy(changes)), **_dirs(root))
+    trainer = PPOTrainer(model_dir, _rows(), spec=build_spec(_run(**copy.deepcopy(changes))), **_dirs(root))
     params = trainer.param_groups["policy"] + trainer.param_groups["critic"]
     grads: list[torch.Tensor] = []
     step = trainer.optimizer.step
@@ -151,15 +155,15 @@ def test_micro_batches_give_the_minibatch_update(model_dir, sampled, tmp_path, c
 def test_micro_batch_losses_carry_their_share_of_the_minibatch_tokens(model_dir, sampled, tmp_path):
     """The micro-batch losses add up to the minibatch loss (token weights, not 1 / micro-batches)."""
     torch.manual_seed(0)
-    trainer = PPOTrainer(model_dir, _rows(), run=_run(), **_dirs(tmp_path))
+    trainer = PPOTrainer(model_dir, _rows(), spec=build_spec(_run()), **_dirs(tmp_path))
     ro = trainer.prepare(copy.deepcopy(sampled))
     idx = torch.arange(len(ro))
-    whole, _ = trainer._losses(ro, idx)
+    whole, _ = trainer.losses(ro, idx)
     tokens = ro.mask.sum()
-    parts = [trainer._losses(ro, idx[i : i + 2], minibatch_tokens=tokens)[0]["all"] for i in range(0, 8, 2)]
+    parts = [trainer.losses(ro, idx[i : i + 2], minibatch_tokens=tokens)[0]["all"] for i in range(0, 8, 2)]
     torch.testing.assert_close(sum(parts), whole["all"], rtol=1e-5, atol=1e-7)
     # the plain mean of the micro-batch means is another number on this rollout (lengths differ)
-    means = [trainer._losses(ro, idx[i : i + 2])[0]["all"] for i in range(0, 8, 2)]
+    means = [trainer.losses(ro, idx[i : i + 2])[0]["all"] for i in range(0, 8, 2)]
     assert abs(float(sum(means) / 4 - whole["all"].detach())) > 1e-4
 
 

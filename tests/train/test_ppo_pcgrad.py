@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import torch
 
-from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.rewards.registry import SCORERS
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.pcgrad import flatten_grads, project_conflicting
 from rlpipe.train.ppo import PPOTrainer
 
@@ -39,7 +40,7 @@ def _rows() -> list[dict[str, Any]]:
 
 def _run(**ppo: Any) -> dict[str, Any]:
     hp = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 4,
         "samples_per_prompt": 2,
         "minibatch_size": 8,  # one minibatch
@@ -75,7 +76,7 @@ def test_pcgrad_projects_policy_gradients_and_sums_critic_gradients(model_dir, t
     trainer = PPOTrainer(
         model_dir,
         _rows(),
-        run=_run(**ppo),
+        spec=build_spec(_run(**ppo)),
         checkpoints_dir=tmp_path / "ck",
         state_dir=tmp_path / "st",
         metrics_path=tmp_path / "m.jsonl",
@@ -102,7 +103,7 @@ def test_pcgrad_projects_policy_gradients_and_sums_critic_gradients(model_dir, t
         assert any(g is not None and float(g.abs().max()) > 0 for g in reach)
 
     # references: each domain's share of the minibatch loss, differentiated on its own
-    losses, _ = trainer._losses(ro, idx)
+    losses, _ = trainer.losses(ro, idx)
     domains = sorted(losses)
     assert domains == ["logic", "math", "simulation"]
     pol: dict[str, torch.Tensor] = {}
@@ -145,7 +146,7 @@ def test_pcgrad_critic_must_be_sum_or_project(model_dir, tmp_path: Path):
         PPOTrainer(
             model_dir,
             _rows(),
-            run=_run(pcgrad_critic="mean"),
+            spec=build_spec(_run(pcgrad_critic="mean")),
             checkpoints_dir=tmp_path / "ck",
             state_dir=tmp_path / "st",
             metrics_path=tmp_path / "m.jsonl",

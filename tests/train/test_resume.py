@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 import torch
 
-from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.train.checkpoints import latest_trainer_checkpoint, live_metrics, trainer_checkpoints
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.signals import TrainingInterrupted
 
 STEPS, SAVE_EVERY = 8, 2
@@ -37,12 +38,13 @@ DRIVER = textwrap.dedent(
     from rlpipe.rewards.registry import SCORERS
     SCORERS.setdefault("test_digit_share", lambda r, g, e=None: sum(map(str.isdigit, r)) / 8)
     from rlpipe.runtime import init_job
+    from rlpipe.train.methods import build_spec
     from rlpipe.train.ppo import train_ppo
 
     job = json.load(open(sys.argv[1]))
     logging.basicConfig(level=logging.INFO)
     init_job(1, job["run"]["seed"])
-    train_ppo(job["policy"], job["rows"], run=job["run"], **job["out"])
+    train_ppo(job["policy"], job["rows"], spec=build_spec(job["run"]), **job["out"])
     """
 )
 
@@ -64,7 +66,7 @@ def out_dirs(root: Path) -> dict[str, str]:
 
 def ppo_run() -> dict[str, Any]:
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "rollout_batch_size": 8,
         "samples_per_prompt": 4,
         "minibatch_size": 16,
@@ -87,12 +89,13 @@ def ppo_run() -> dict[str, Any]:
 
 def run_in_process(job: dict[str, Any]) -> None:
     from rlpipe.runtime import init_job
+    from rlpipe.train.methods import build_spec
     from rlpipe.train.ppo import train_ppo
 
     old = torch.get_num_threads()
     try:
         init_job(1, job["run"]["seed"])
-        train_ppo(job["policy"], job["rows"], run=job["run"], **job["out"])
+        train_ppo(job["policy"], job["rows"], spec=build_spec(job["run"]), **job["out"])
     finally:
         torch.set_num_threads(old)
 
@@ -208,7 +211,7 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
     torch.set_num_threads(1)
     try:
         with pytest.raises(TrainingInterrupted) as info:
-            grpo.train_grpo(model_dir, rows(), run=run, **out)
+            grpo.train_grpo(model_dir, rows(), spec=build_spec(run), **out)
     finally:
         monkeypatch.undo()
     assert info.value.code == 128 + signal.SIGUSR1 and info.value.step == 1
@@ -217,7 +220,7 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
     assert not Path(out["metrics_path"]).exists()
     assert [m["step"] for m in metric_lines(str(live_metrics(out["state_dir"]))) if "reward" in m] == [1]
     try:
-        grpo.train_grpo(model_dir, rows(), run=run, **out)
+        grpo.train_grpo(model_dir, rows(), spec=build_spec(run), **out)
     finally:
         torch.set_num_threads(old)
     assert sorted(p.name for p in Path(out["checkpoints_dir"]).iterdir()) == ["step_2", "step_3"]

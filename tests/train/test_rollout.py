@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import torch
 
-from rlpipe.config import PPO_DEFAULTS
 from rlpipe.data.tasks import generate
 from rlpipe.train import rollout as rollout_mod
+from rlpipe.train.methods import build_spec
+from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.rollout import TrainingRollout, rollout_engine
 
 SCORER = "test_digit_share"
@@ -115,8 +116,8 @@ def test_grpo_with_fast_engine_and_pcgrad_trains(model_dir, rows, tmp_path, samp
     run = {"name": "fast", "seed": 0, "steps": 2, "save_every": 2, "method": "grpo", "lora": None,
            "grpo": hp, "pcgrad": True, "rollout": {"engine": "fast"}}  # fmt: skip
     metrics = tmp_path / "metrics.jsonl"
-    train_grpo(model_dir, rows, run=run, checkpoints_dir=tmp_path / "ck", state_dir=tmp_path / "st",
-               metrics_path=metrics)  # fmt: skip
+    train_grpo(model_dir, rows, spec=build_spec(run), checkpoints_dir=tmp_path / "ck",
+               state_dir=tmp_path / "st", metrics_path=metrics)  # fmt: skip
     assert sample_calls == [8, 8]  # one rollout of 2 prompts x 4 generations per step, all fast
     steps = [m for m in map(json.loads, metrics.read_text().splitlines()) if "reward" in m]
     assert [m["step"] for m in steps] == [1, 2]
@@ -126,7 +127,7 @@ def test_grpo_with_fast_engine_and_pcgrad_trains(model_dir, rows, tmp_path, samp
 
 
 def ppo_run(engine: str | None, **changes: Any) -> dict[str, Any]:
-    ppo = {**PPO_DEFAULTS, "rollout_batch_size": 4, "samples_per_prompt": 4, "minibatch_size": 8,
+    ppo = {**PPOSettings().as_dict(), "rollout_batch_size": 4, "samples_per_prompt": 4, "minibatch_size": 8,
            "max_new_tokens": 8, "learning_rate": 3e-3, "critic": "shared"}  # fmt: skip
     run = {"name": "ppo-fast", "seed": 0, "steps": 2, "save_every": 2, "method": "ppo", "lora": None,
            "pcgrad": False, "ppo": ppo, **changes}  # fmt: skip
@@ -148,14 +149,14 @@ def test_ppo_cpu_default_is_generate(model_dir, rows, tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("the CPU default only")
-    assert PPOTrainer(model_dir, rows, run=ppo_run(None), **_dirs(tmp_path)).fast_rollout is None
+    assert PPOTrainer(model_dir, rows, spec=build_spec(ppo_run(None)), **_dirs(tmp_path)).fast_rollout is None
 
 
 def test_ppo_fast_rollout_masks_and_lora_training(model_dir, rows, tmp_path, sample_calls):
     from rlpipe.train.ppo import PPOTrainer
 
     run = ppo_run("fast", lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
-    trainer = PPOTrainer(model_dir, rows, run=run, **_dirs(tmp_path))
+    trainer = PPOTrainer(model_dir, rows, spec=build_spec(run), **_dirs(tmp_path))
     assert trainer.fast_rollout is not None
     ro = trainer.rollout(trainer.next_rows())
     assert sample_calls == [16]

@@ -7,7 +7,7 @@ from rlpipe.tracking.logs import script_logging
 with script_logging(snakemake.log[0]):
     run = snakemake.params.run
     init_job(snakemake.threads, run["seed"], hub_kernels=snakemake.params.hub_kernels)
-    from rlpipe.analysis.preflight import run_preflight
+    from rlpipe.train.preflight import run_preflight
 
     run_preflight(
         snakemake.input.policy,

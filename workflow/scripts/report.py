@@ -25,6 +25,7 @@ with script_logging(snakemake.log[0]):
         description=snakemake.params.description,
         baseline=snakemake.params.baseline,
         runs=runs,
+        hyperparameters=snakemake.params.hyperparameters,
         base_runs=snakemake.params.base_runs,
         suite=snakemake.params.suite,
         config=snakemake.params.config,

@@ -5,10 +5,10 @@ goes through ``accelerate launch`` (rlpipe.train.launch).
 """
 
 from rlpipe.runtime import init_job, set_compile_cache, set_hub_kernels
-from rlpipe.tracking.io import read_jsonl
 from rlpipe.tracking.logs import script_logging
 from rlpipe.train.checkpoints import claim_state_dir, state_identity
 from rlpipe.train.launch import is_distributed, launch
+from rlpipe.train.run import run_training
 
 with script_logging(snakemake.log[0]):
     run = snakemake.params.run
@@ -35,17 +35,4 @@ with script_logging(snakemake.log[0]):
             hub_kernels=snakemake.params.hub_kernels,
             compile_cache=snakemake.params.compile_cache,
         )
-        if run["method"] == "ppo":
-            from rlpipe.train.ppo import train_ppo as train
-        else:
-            from rlpipe.train.grpo import train_grpo as train
-
-        train(
-            paths["policy"],
-            read_jsonl(paths["train"]),
-            run=run,
-            checkpoints_dir=paths["checkpoints"],
-            state_dir=paths["state_dir"],
-            metrics_path=paths["metrics"],
-            validation_rows=read_jsonl(paths["validation"]) if paths["validation"] else None,
-        )
+        run_training(run, paths)

@@ -14,9 +14,9 @@ with script_logging(snakemake.log[0]):
         read_jsonl(snakemake.input.train),
         snakemake.output[0],
         steps=cfg["steps"],
-        batch_size=cfg.get("batch_size", 64),
-        learning_rate=cfg.get("learning_rate", 1e-4),
-        gradient_checkpointing=cfg.get("gradient_checkpointing", True),
+        batch_size=cfg["batch_size"],
+        learning_rate=cfg["learning_rate"],
+        gradient_checkpointing=cfg["gradient_checkpointing"],
         seed=snakemake.params.seed,
         work_dir=snakemake.params.work_dir,
     )

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rlpipe.analysis.stats import TREND_METHOD_AR1, residual_ar1, trend_slope_ar1
+from rlpipe.train.thresholds import ZERO_STD_FRAC
 
 __all__ = ["Verdict", "diagnose_metrics_file", "diagnose_run", "format_verdict", "warn_at_run_end"]
 
@@ -56,9 +57,6 @@ LEARNING_MIN_GAIN = 0.02
 FLAT_RANGE = 0.02
 #: |reward| at or below this at every step counts as "always zero".
 ZERO_TOL = 1e-12
-#: Mean ``frac_reward_zero_std`` at or above this: practically every group had identical rewards,
-#: so every GRPO advantage (reward minus group mean) was zero.
-ZERO_STD_FRAC = 0.95
 #: Median grad norm at or below this: no gradient reaches the weights.
 GRAD_ZERO = 1e-8
 #: Entropy collapse: the late entropy fell below this fraction of the early one ...

@@ -40,20 +40,25 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rlpipe.eval.estimates import (
+    BLOCK_ELEMENTS,
+    CI,
+    NAN,
+    check_boot,
+    ci_from_boot,
+    finite_1d,
+    resampled_means,
+)
+
 __all__ = [
     "CI",
     "Delta",
     "MacroAverage",
     "Trend",
-    "avg_at_k",
-    "bootstrap_mean_ci",
     "holm",
-    "item_pass_at_k",
-    "item_scores",
     "macro_average",
     "macro_deltas",
     "paired_bootstrap_delta",
-    "pass_at_k",
     "student_t_cdf",
     "student_t_ppf",
     "residual_ar1",
@@ -61,27 +66,9 @@ __all__ = [
     "trend_slope_ar1",
 ]
 
-#: Bootstrap replicates are drawn in blocks of at most this many resampled values, so memory stays
-#: bounded (~16 MB of indices) whatever the number of items.
-_BLOCK_ELEMENTS = 2_000_000
-
-#: A sample "is correct" for pass@k when its score is 1 up to this float tolerance.
-CORRECT_TOL = 1e-9
-
 #: Above this many degrees of freedom Student's t is replaced by the standard normal: the
 #: difference in the 97.5% quantile is < 2e-5, far below any reported precision.
 _T_NORMAL_DF = 100_000
-
-_NAN = float("nan")
-
-
-class CI(NamedTuple):
-    """A mean with its bootstrap standard error and percentile confidence interval."""
-
-    mean: float
-    se: float
-    lo: float
-    hi: float
 
 
 class Trend(NamedTuple):
@@ -110,7 +97,7 @@ class Delta:
     hi: float
     p_value: float
     significant: bool
-    se: float = _NAN
+    se: float = NAN
     n_items: int = 0
     n_seeds: tuple[int, int] = (1, 1)
 
@@ -135,42 +122,10 @@ class MacroAverage:
 # helpers
 
 
-def _check_boot(n_boot: int, alpha: float) -> None:
-    if int(n_boot) < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-
-
-def _finite_1d(values: ArrayLike, what: str = "values") -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be 1-D item scores, got shape {arr.shape}")
-    return arr[np.isfinite(arr)]
-
-
-def _resampled_means(rng: np.random.Generator, x: np.ndarray, n_boot: int) -> np.ndarray:
-    """Means of ``n_boot`` resamples (with replacement, same size) of the 1-D array ``x``."""
-    n = len(x)
-    out = np.empty(n_boot)
-    block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-    for start in range(0, n_boot, block):
-        m = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(m, n))
-        out[start : start + m] = x[idx].mean(axis=1)
-    return out
-
-
-def _ci_from_boot(point: float, boots: np.ndarray, alpha: float) -> CI:
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    se = float(np.std(boots, ddof=1)) if len(boots) > 1 else _NAN
-    return CI(float(point), se, float(lo), float(hi))
-
-
 def normal_p(point: float, se: float) -> float:
     """Two-sided p of ``point / se`` under the standard normal; a zero ``se`` gives 0 or 1."""
     if not (math.isfinite(point) and math.isfinite(se)):
-        return _NAN
+        return NAN
     if se <= 0.0:
         return 1.0 if point == 0.0 else 0.0
     return math.erfc(abs(point) / se / math.sqrt(2.0))
@@ -187,7 +142,7 @@ def _delta_from_boot(
     """A Delta from bootstrap replicates: ``se`` their sd, the test Student's t with ``df`` (normal
     when None). With few items per task the studentised delta has heavier tails than the normal,
     which matters at the small levels a Holm correction over hundreds of tests asks for."""
-    se = float(np.std(boots, ddof=1)) if len(boots) > 1 else _NAN
+    se = float(np.std(boots, ddof=1)) if len(boots) > 1 else NAN
     if df is None or df > _T_NORMAL_DF:
         q = NormalDist().inv_cdf(1.0 - alpha / 2.0)
         p = normal_p(point, se)
@@ -201,102 +156,18 @@ def _delta_from_boot(
 def t_p(point: float, se: float, df: int) -> float:
     """Two-sided p of ``point / se`` under Student's t with ``df``; a zero ``se`` gives 0 or 1."""
     if not (math.isfinite(point) and math.isfinite(se)):
-        return _NAN
+        return NAN
     if se <= 0.0:
         return 1.0 if point == 0.0 else 0.0
     return min(1.0, 2.0 * (1.0 - student_t_cdf(abs(point) / se, df)))
 
 
 def _undefined_delta(point: float, n_items: int, n_seeds: tuple[int, int] = (1, 1)) -> Delta:
-    return Delta(float(point), _NAN, _NAN, _NAN, False, _NAN, n_items, n_seeds)
+    return Delta(float(point), NAN, NAN, NAN, False, NAN, n_items, n_seeds)
 
 
 # --------------------------------------------------------------------------------------------
 # means and pass@k
-
-
-def bootstrap_mean_ci(values: ArrayLike, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> CI:
-    """Mean of item scores with a percentile-bootstrap ``1 - alpha`` CI, resampling items.
-
-    Returns ``CI(mean, se, lo, hi)`` (a NamedTuple, so ``mean, se, lo, hi = ...`` works); ``se``
-    is the standard deviation of the bootstrap means. NaNs are dropped. With no finite value
-    everything is NaN; with a single item the mean is returned but ``se/lo/hi`` are NaN -- one
-    item says nothing about uncertainty, and a zero-width interval would claim certainty.
-    """
-    _check_boot(n_boot, alpha)
-    x = _finite_1d(values)
-    if len(x) == 0:
-        return CI(_NAN, _NAN, _NAN, _NAN)
-    mean = float(x.mean())
-    if len(x) == 1:
-        return CI(mean, _NAN, _NAN, _NAN)
-    boots = _resampled_means(np.random.default_rng(seed), x, int(n_boot))
-    return _ci_from_boot(mean, boots, alpha)
-
-
-def item_scores(sample_scores: ArrayLike) -> np.ndarray:
-    """Per-item mean over the k samples of ``sample_scores[items, k]`` (the items of avg@k).
-
-    A 1-D input is taken as one sample per item and returned as floats. NaN samples (ragged k
-    padded with NaN) are ignored; an item with no finite sample is NaN.
-    """
-    arr = np.asarray(sample_scores, dtype=float)
-    if arr.ndim == 1:
-        return arr.copy()
-    if arr.ndim != 2:
-        raise ValueError(f"sample_scores must be [items, k], got shape {arr.shape}")
-    finite = np.isfinite(arr)
-    counts = finite.sum(axis=1)
-    sums = np.where(finite, arr, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def avg_at_k(sample_scores: ArrayLike) -> float:
-    """avg@k: the mean over items of the per-item mean score of k samples (NaN items dropped).
-
-    Averaging per item first weights every item equally even when some have fewer samples.
-    For a CI, use ``bootstrap_mean_ci(item_scores(sample_scores))``.
-    """
-    per_item = item_scores(sample_scores)
-    per_item = per_item[np.isfinite(per_item)]
-    return float(per_item.mean()) if len(per_item) else _NAN
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one item from ``n`` samples of which ``c`` are correct (Chen et al. 2021).
-
-    ``1 - C(n - c, k) / C(n, k)``: the probability that k samples drawn without replacement from
-    the n contain at least one correct one. Computed as a product
-    ``1 - prod_{i=n-c+1..n} (1 - k / i)`` so large n never overflows a binomial coefficient.
-    Requires ``0 <= c <= n`` and ``1 <= k <= n``.
-    """
-    n, c, k = int(n), int(c), int(k)
-    if n < 1 or not 0 <= c <= n:
-        raise ValueError(f"need n >= 1 and 0 <= c <= n, got n={n}, c={c}")
-    if not 1 <= k <= n:
-        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=float)))
-
-
-def item_pass_at_k(sample_scores: ArrayLike, k: int) -> np.ndarray:
-    """Per-item unbiased pass@k from ``sample_scores[items, n]``; a sample is correct iff score == 1.
-
-    Partial credit (0 < score < 1) is *not* a pass: pass@k asks whether a fully correct answer
-    is among k tries. NaN samples are ignored (n is the per-item count of finite samples); items
-    with fewer than k finite samples get NaN. Feed the result to ``bootstrap_mean_ci`` for a CI.
-    """
-    arr = np.asarray(sample_scores, dtype=float)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"sample_scores must be [items, n], got shape {arr.shape}")
-    finite = np.isfinite(arr)
-    ns = finite.sum(axis=1)
-    cs = (finite & (arr >= 1.0 - CORRECT_TOL)).sum(axis=1)
-    return np.array([pass_at_k(n, c, k) if n >= k else np.nan for n, c in zip(ns, cs, strict=True)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,7 +182,7 @@ def paired_bootstrap_delta(
     1-D item scores of one task and one seed; items where either side is NaN are dropped.
     Positive delta means ``a`` scored higher. Several tasks or seeds: :func:`macro_deltas`.
     """
-    _check_boot(n_boot, alpha)
+    check_boot(n_boot, alpha)
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if xa.shape != xb.shape or xa.ndim != 1:
         raise ValueError(f"paired scores need the same 1-D items: shapes {xa.shape} vs {xb.shape}")
@@ -319,11 +190,11 @@ def paired_bootstrap_delta(
     d = xa[keep] - xb[keep]
     n = len(d)
     if n == 0:
-        return _undefined_delta(_NAN, 0)
+        return _undefined_delta(NAN, 0)
     point = float(d.mean())
     if n == 1:
         return _undefined_delta(point, 1)
-    boots = _resampled_means(np.random.default_rng(seed), d, int(n_boot))
+    boots = resampled_means(np.random.default_rng(seed), d, int(n_boot))
     return _delta_from_boot(point, _unbiased(point, boots, n), alpha, n, (1, 1), df=n - 1)
 
 
@@ -378,7 +249,7 @@ def macro_deltas(
     Items where some seed of either side is NaN are dropped from that task; a task left with
     fewer than 2 items gets an undefined delta and is still averaged by its point estimate.
     """
-    _check_boot(n_boot, alpha)
+    check_boot(n_boot, alpha)
     if set(a) != set(b):
         raise ValueError(f"different tasks: {sorted(a)} vs {sorted(b)}")
     tasks = sorted(a)
@@ -399,12 +270,12 @@ def macro_deltas(
     if len(sa) != 1 or len(sb) != 1:
         raise ValueError(f"every task needs the same seeds on each side: {sorted(sa)} vs {sorted(sb)}")
     seeds = (sa.pop(), sb.pop())
-    point = {t: float(xa[t].mean() - xb[t].mean()) if xa[t].shape[1] else _NAN for t in tasks}
+    point = {t: float(xa[t].mean() - xb[t].mean()) if xa[t].shape[1] else NAN for t in tasks}
     n_boot = int(n_boot)
     boots = {t: np.full(n_boot, point[t]) for t in tasks}
     rng = np.random.default_rng(seed)
     largest = max(x.shape[1] for x in xa.values())
-    block = max(1, _BLOCK_ELEMENTS // max(1, largest + sum(seeds)))
+    block = max(1, BLOCK_ELEMENTS // max(1, largest + sum(seeds)))
     for start in range(0, n_boot, block):
         m = min(block, n_boot - start)
         wa = _seed_weights(rng.integers(0, seeds[0], size=(m, seeds[0])), seeds[0])  # [m, seeds_a]
@@ -485,7 +356,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     the report's tests have: every run is compared with the same baseline on the same items.
     """
     p = np.asarray(p_values, dtype=float)
-    out = np.full(len(p), _NAN)
+    out = np.full(len(p), NAN)
     finite = np.flatnonzero(np.isfinite(p))
     m = len(finite)
     running = 0.0
@@ -515,7 +386,7 @@ def _tree(scores: ScoreTree) -> dict[str, dict[str, np.ndarray]]:
             tasks = {domain: tasks}
         kept = {}
         for task in sorted(tasks):
-            x = _finite_1d(tasks[task], f"scores[{domain!r}][{task!r}]")
+            x = finite_1d(tasks[task], f"scores[{domain!r}][{task!r}]")
             if len(x):
                 kept[task] = x
         if kept:
@@ -532,7 +403,7 @@ def _stratified(tree: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int) 
     dom_bt: dict[str, np.ndarray] = {}
     for domain, tasks in tree.items():
         task_pt[domain] = {t: float(x.mean()) for t, x in tasks.items()}
-        task_bt[domain] = {t: _resampled_means(rng, x, n_boot) for t, x in tasks.items()}
+        task_bt[domain] = {t: resampled_means(rng, x, n_boot) for t, x in tasks.items()}
         dom_pt[domain] = float(np.mean(list(task_pt[domain].values())))
         dom_bt[domain] = np.mean(np.stack(list(task_bt[domain].values())), axis=0)
     macro_pt = float(np.mean([v for tasks in task_pt.values() for v in tasks.values()]))
@@ -550,19 +421,19 @@ def macro_average(scores: ScoreTree, n_boot: int = 2000, alpha: float = 0.05, se
     task (strata keep their sizes), and one set of replicates gives the overall, per-domain and
     per-task CIs consistently. A task with a single item contributes no sampling variance.
     """
-    _check_boot(n_boot, alpha)
+    check_boot(n_boot, alpha)
     tree = _tree(scores)
     if not tree:
-        return MacroAverage(_NAN, _NAN, _NAN, _NAN)
+        return MacroAverage(NAN, NAN, NAN, NAN)
     macro_pt, macro_bt, dom_pt, dom_bt, task_pt, task_bt = _stratified(tree, int(n_boot), seed)
-    overall = _ci_from_boot(macro_pt, macro_bt, alpha)
+    overall = ci_from_boot(macro_pt, macro_bt, alpha)
     return MacroAverage(
         overall.mean,
         overall.se,
         overall.lo,
         overall.hi,
-        domains={d: _ci_from_boot(dom_pt[d], dom_bt[d], alpha) for d in tree},
-        tasks={d: {t: _ci_from_boot(task_pt[d][t], task_bt[d][t], alpha) for t in tree[d]} for d in tree},
+        domains={d: ci_from_boot(dom_pt[d], dom_bt[d], alpha) for d in tree},
+        tasks={d: {t: ci_from_boot(task_pt[d][t], task_bt[d][t], alpha) for t in tree[d]} for d in tree},
     )
 
 
@@ -611,7 +482,7 @@ def student_t_cdf(t: float, df: int) -> float:
     """``P(T <= t)`` for Student's t with a positive integer ``df`` (normal beyond 1e5 df)."""
     df = _check_df(df)
     if math.isnan(t):
-        return _NAN
+        return NAN
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
     if df > _T_NORMAL_DF:
@@ -675,7 +546,7 @@ def trend_slope(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Tre
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     n = len(x)
-    nan4 = Trend(_NAN, _NAN, _NAN, _NAN)
+    nan4 = Trend(NAN, NAN, NAN, NAN)
     if n < 3:
         return nan4
     dx, dy = x - x.mean(), y - y.mean()
@@ -733,7 +604,7 @@ def _ar1_trend(steps: ArrayLike, values: ArrayLike, alpha: float) -> tuple[Trend
     order = np.argsort(x[keep], kind="stable")  # autocorrelation is along the steps
     x, y = x[keep][order], y[keep][order]
     n = len(x)
-    nan = (Trend(_NAN, _NAN, _NAN, _NAN), _NAN, 0)
+    nan = (Trend(NAN, NAN, NAN, NAN), NAN, 0)
     if n < 3:
         return nan
     dx, dy = x - x.mean(), y - y.mean()

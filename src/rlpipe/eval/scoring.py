@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.analysis.stats import bootstrap_mean_ci, item_pass_at_k, item_scores
 from rlpipe.data.splits import TEST
+from rlpipe.eval.estimates import bootstrap_mean_ci, item_pass_at_k, item_scores
 from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_jsonl
 from rlpipe.tracking.logs import Progress

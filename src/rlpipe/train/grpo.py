@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import (
@@ -21,33 +23,13 @@ from rlpipe.train.checkpoints import (
     publish_metrics,
 )
 from rlpipe.train.lora import check_lora_targets, lora_config
+from rlpipe.train.schedule import early_stopping_min_step, save_steps
 from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from rlpipe.train.methods.base import Spec
 
-# Run-config keys passed to GRPOConfig under TRL's own names.
-GRPO_KEYS = (
-    "loss_type",
-    "scale_rewards",
-    "beta",
-    "num_generations",
-    "epsilon",
-    "epsilon_high",
-    "mask_truncated_completions",
-    "temperature",
-    "top_p",
-    "learning_rate",
-    "max_grad_norm",
-    "max_completion_length",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "num_iterations",
-    "steps_per_generation",
-    "lr_scheduler_type",
-    "warmup_steps",
-    "weight_decay",
-    "gradient_checkpointing",
-)
+log = logging.getLogger(__name__)
 
 
 # Dataset column holding each row's ground truth and extra_info as JSON text (see ``reward_dataset``).
@@ -129,13 +111,13 @@ def train_grpo(
     policy_dir: str,
     rows: list[dict[str, Any]],
     *,
-    run: dict[str, Any],
+    spec: Spec,
     checkpoints_dir: str | os.PathLike[str],
     state_dir: str | os.PathLike[str],
     metrics_path: str | os.PathLike[str],
     validation_rows: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Train one GRPO run; resumes from the latest complete trainer checkpoint in ``state_dir``.
+    """Train one GRPO (or GSPO) run; resumes from the latest complete trainer checkpoint in ``state_dir``.
 
     On SIGTERM/SIGUSR1 the step in progress finishes, a checkpoint is saved and
     ``TrainingInterrupted`` (a non-zero exit) is raised; ``pcgrad: true`` uses PCGrad over domains.
@@ -146,16 +128,15 @@ def train_grpo(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlpipe.config import save_steps
     from rlpipe.models import hub_kernels_enabled, load_pretrained, resolve_model_dir
     from rlpipe.train.callbacks import MetricsFileCallback, ProgressCallback
 
+    run, hp = spec.run, spec.settings
     src = resolve_model_dir(policy_dir)
     tokenizer = AutoTokenizer.from_pretrained(src)
     tokenizer.padding_side = "left"
     model = load_pretrained(AutoModelForCausalLM, src)
     check_lora_targets(model, run.get("lora"), src)
-    hp = run["grpo"]
     args = GRPOConfig(
         output_dir=str(state_dir),
         max_steps=run["steps"],
@@ -171,16 +152,14 @@ def train_grpo(
         disable_tqdm=True,
         dataloader_num_workers=0,
         # TRL loads the reference model itself (beta != 0): with rlpipe's Hub-kernel setting too
-        model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.get("beta") else None,
-        **{k: hp[k] for k in GRPO_KEYS if k in hp},
+        model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.beta else None,
+        **hp.trl_kwargs(),
     )
     dataset = reward_dataset(rows)
     stop = StopRequest()
     stop_callback = StopOnSignalCallback(stop)
     # Validation must add its metrics to a step's log row before the metrics file writes it.
-    early = early_stopping_callback(
-        run, validation_rows, tokenizer, len(rows), hp.get("max_completion_length", 512)
-    )
+    early = early_stopping_callback(spec, validation_rows, tokenizer, len(rows), hp.max_completion_length)
     extra: dict[str, Any] = {}
     trainer_cls: Any = GRPOTrainer
     if run.get("pcgrad"):
@@ -241,17 +220,17 @@ def train_grpo(
 
 
 def early_stopping_callback(
-    run: dict[str, Any],
+    spec: Spec,
     validation_rows: list[dict[str, Any]] | None,
     tokenizer: Any,
     n_train: int,
     max_new_tokens: int,
 ) -> Any:
     """The run's ``EarlyStoppingCallback``, or None when it has no ``early_stopping`` section."""
+    run = spec.run
     settings = run.get("early_stopping")
     if not settings:
         return None
-    from rlpipe.config import early_stopping_min_step
     from rlpipe.train.validation import EarlyStoppingCallback, ValidationEarlyStopping
 
     if not validation_rows:
@@ -260,7 +239,7 @@ def early_stopping_callback(
         settings,
         validation_rows,
         tokenizer,
-        min_step=early_stopping_min_step(run, n_train),
+        min_step=early_stopping_min_step(spec, n_train),
         max_new_tokens=max_new_tokens,
     )
     return EarlyStoppingCallback(controller)
@@ -270,3 +249,118 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def grpo_mask_probe(policy_dir: str, rows: Sequence[Mapping[str, Any]], spec: Spec) -> dict[str, Any]:
+    """Pre-flight's loss-mask probe through TRL's public ``GRPOTrainer.compute_loss`` (the run's settings).
+
+    The batch is built here, as TRL lays it out (left-padded prompts, right-padded completions with a
+    mask up to and including EOS, one advantage per completion), from completions the run's policy
+    samples: two prompts of different lengths, ``num_generations`` completions each, every other one
+    ended early, advantages of alternating sign.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlpipe.models import hub_kernels_enabled, load_pretrained, resolve_model_dir
+    from rlpipe.train.mask_probe import end_early, mask_rows, probe_loss
+
+    run, hp = spec.run, spec.settings
+    src = resolve_model_dir(policy_dir)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    tokenizer.padding_side = "left"
+    model = load_pretrained(AutoModelForCausalLM, src)
+    cuda = torch.cuda.is_available()
+
+    def render(row: Mapping[str, Any]) -> str:
+        return tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+
+    chosen = mask_rows(rows, lambda row: len(tokenizer(render(row), add_special_tokens=False).input_ids))
+    k = hp.num_generations
+    with tempfile.TemporaryDirectory(prefix="rlpipe-preflight-") as tmp:
+        settings = {
+            **hp.trl_kwargs(),
+            "per_device_train_batch_size": k * len(chosen),
+            "gradient_accumulation_steps": 1,
+            "steps_per_generation": 1,
+        }
+        args = GRPOConfig(
+            output_dir=tmp,
+            max_steps=1,
+            report_to="none",
+            seed=int(run.get("seed", 0)),
+            use_cpu=not cuda,
+            bf16=cuda,
+            disable_tqdm=True,
+            save_strategy="no",
+            logging_steps=1,
+            model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.beta else None,
+            **settings,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=make_reward_fn(),
+            args=args,
+            train_dataset=reward_dataset([dict(r) for r in rows]),
+            processing_class=tokenizer,
+            peft_config=lora_config(run.get("lora")),
+        )
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which is not run here
+        policy = trainer.model
+        device = next(policy.parameters()).device
+        enc = tokenizer(
+            [render(r) for r in chosen for _ in range(k)],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        ).to(device)
+        policy.eval()
+        with torch.no_grad():
+            sequences = policy.generate(
+                input_ids=enc.input_ids,
+                attention_mask=enc.attention_mask,
+                do_sample=True,
+                temperature=hp.temperature,
+                top_p=hp.top_p,
+                max_new_tokens=hp.max_completion_length,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        ids = sequences[:, enc.input_ids.shape[1] :].clone()
+        is_eos = ids == tokenizer.eos_token_id
+        mask = ((is_eos.cumsum(dim=1) - is_eos.long()) == 0).long()  # up to and including the first EOS
+        ids[mask == 0] = tokenizer.pad_token_id
+        n = len(ids)
+        end_early(ids, mask, range(0, n, 2), tokenizer.eos_token_id, tokenizer.pad_token_id)
+        inputs: dict[str, Any] = {
+            "prompt_ids": enc.input_ids,
+            "prompt_mask": enc.attention_mask,
+            "completion_ids": ids,
+            "completion_mask": mask,
+            "advantages": torch.tensor([1.0 if i % 2 else -1.0 for i in range(n)], device=device),
+            "num_items_in_batch": mask.sum(),
+        }
+        policy.train()
+        if hp.beta:  # the KL term's reference: the policy itself (a constant; the mask is what is probed)
+            with torch.no_grad():
+                inputs["ref_per_token_logps"] = _completion_logprobs(policy, inputs, hp.temperature)
+        result = probe_loss(
+            policy,
+            lambda: trainer.compute_loss(policy, inputs),
+            inputs["prompt_mask"],
+            inputs["completion_mask"],
+        )
+    result["loss_path"] = f"trl.GRPOTrainer.compute_loss (loss_type={args.loss_type})"
+    return result
+
+
+def _completion_logprobs(model: Any, inputs: Mapping[str, Any], temperature: float) -> Any:
+    """Per-token log-probs of the completion tokens, as TRL computes them (logits / temperature)."""
+    import torch
+
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+    attention = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+    t = inputs["completion_ids"].shape[1]
+    logits = model(input_ids=ids, attention_mask=attention, logits_to_keep=t + 1).logits[:, :-1]
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logprobs.gather(-1, inputs["completion_ids"][..., None]).squeeze(-1)

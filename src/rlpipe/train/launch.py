@@ -3,11 +3,11 @@
 * ``resources.gpus <= 1`` (and one node): the trainer runs in the Snakemake job's own process, as it
   always has.
 * ``resources.gpus > 1``: the job runs ``accelerate launch`` with a config from ``config/accelerate/``
-  (the run's ``accelerate`` key: a name or a path; by default ``fsdp`` for GRPO, ``ddp`` for PPO)
-  and ``--num_processes`` = the run's GPUs; each process runs ``python -m rlpipe.train.launch
-  worker <spec>``, which calls the same trainer (``train_grpo`` or ``train_ppo``) as the in-process
-  path. GRPO is TRL's: accelerate wraps it as the config says (FSDP, ZeRO-3). rlpipe's PPO (with or
-  without PCGrad) is data-parallel with a full replica per process and explicit gradient
+  (the run's ``accelerate`` key: a name or a path; by default the method's ``accelerate_default``:
+  ``fsdp`` for GRPO, ``ddp`` for PPO) and ``--num_processes`` = the run's GPUs; each process runs
+  ``python -m rlpipe.train.launch worker <spec>``, which calls ``rlpipe.train.run.run_training``, as
+  the in-process path does. GRPO is TRL's: accelerate wraps it as the config says (FSDP, ZeRO-3).
+  rlpipe's PPO (with or without PCGrad) is data-parallel with a full replica per process and explicit gradient
   all-reduces (``rlpipe.train.distributed``), so it takes the ``ddp`` config (``MULTI_GPU``).
   The same config runs on a machine without GPUs: torchrun starts the processes and the trainer
   joins a gloo group instead of NCCL (the multi-process tests use exactly this path).
@@ -20,8 +20,9 @@
 
 Only the command is built here; accelerate (torchrun underneath) does the launching, rendezvous and
 signal forwarding. The spec (run, paths, log) is a JSON file in the run's state directory, so a
-retried job finds it again. What cannot run as several processes (``single_process_only``: GRPO with
-PCGrad; PPO under a sharding config) is refused with one line while the config loads.
+retried job finds it again. What cannot run as several processes (``single_process_only``: each
+method's ``single_process_reason``, e.g. GRPO with PCGrad, PPO under a sharding config) is refused
+with one line while the config loads.
 
 This module must stay importable without torch: ``rlpipe.config`` uses it to check configs at parse.
 """
@@ -39,15 +40,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlpipe.train.methods import SpecError, build_spec, method_of
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[3]
 ACCELERATE_DIR = ROOT / "config" / "accelerate"
-DEFAULT_ACCELERATE = "fsdp"
-# rlpipe's PPO replicates its models (rlpipe.train.distributed): plain data parallelism, no sharding.
-PPO_ACCELERATE = "ddp"
-# accelerate's distributed_type of a config that PPO can run under (torchrun, one process per GPU).
-DATA_PARALLEL = "MULTI_GPU"
 # Rendezvous port of a multi-node run: every node must compute the same one, so it comes from the
 # job id (two jobs sharing a node then rarely collide); a single-node run takes a free port instead.
 PORT_BASE, PORT_SPAN = 20000, 20000
@@ -88,10 +86,9 @@ def processes_per_node(run: Mapping[str, Any]) -> int:
 def accelerate_config(run: Mapping[str, Any], root: Path = ROOT) -> Path:
     """The ``accelerate launch --config_file``: ``config/accelerate/<name>.yaml`` or a path.
 
-    Without an ``accelerate`` key: ``ddp`` for PPO (the only kind it runs under), ``fsdp`` otherwise.
+    Without an ``accelerate`` key: the method's default (``ddp`` for PPO, the only kind it runs under).
     """
-    default = PPO_ACCELERATE if run.get("method") == "ppo" else DEFAULT_ACCELERATE
-    ref = run.get("accelerate") or default
+    ref = run.get("accelerate") or method_of(run).accelerate_default
     if Path(ref).suffix in (".yaml", ".yml"):
         candidates = [Path(ref), root / ref]
     else:
@@ -113,38 +110,16 @@ def distributed_type(config: Path) -> str:
 def single_process_only(run: Mapping[str, Any]) -> str | None:
     """Why the run cannot train as several processes as configured, or None when it can.
 
-    * GRPO + PCGrad: TRL's trainer is wrapped by accelerate (FSDP/ZeRO-3 shard the parameters, DDP
-      averages gradients in its own backward hooks); the per-domain ``torch.autograd.grad`` passes
-      of ``PCGradGRPOTrainer`` bypass those hooks and would see sharded or local gradients only.
-    * PPO (with or without PCGrad) under a config that is not plain data parallelism (``MULTI_GPU``):
-      its replicas and explicit all-reduces do not shard, so an FSDP/ZeRO-3 config would be ignored.
+    The method says (``Method.single_process_reason``) from its spec (``build_spec``: a run the
+    method refuses outright raises ``SpecError``) and the ``distributed_type`` of the run's accelerate
+    config.
     """
-    if run.get("pcgrad") and run.get("method") != "ppo":
-        return (
-            "PCGrad with GRPO runs in one process (TRL's trainer shards or wraps the model through "
-            "accelerate, and the per-domain gradients would bypass that); use method: ppo for PCGrad "
-            "on several GPUs"
-        )
-    if run.get("method") == "ppo":
-        try:
-            config = accelerate_config(run)
-        except LaunchError as exc:
-            return str(exc)
-        kind = distributed_type(config)
-        if kind != DATA_PARALLEL:
-            return (
-                f"rlpipe's PPO trains data-parallel with a full copy of the policy and critic per GPU, "
-                f"not sharded: accelerate: {run.get('accelerate')} ({config.name}) is {kind}; use "
-                f"accelerate: {PPO_ACCELERATE} (or leave it unset)"
-            )
-        for key in ("rollout_batch_size", "minibatch_size"):
-            value = (run.get("ppo") or {}).get(key)
-            if value is not None and int(value) % gpus(run):
-                return (
-                    f"ppo.{key} ({value}) must be divisible by resources.gpus ({gpus(run)}): each "
-                    f"process takes an equal share"
-                )
-    return None
+    spec = build_spec(run)
+    try:
+        kind = distributed_type(accelerate_config(run))
+    except LaunchError as exc:
+        return str(exc)
+    return spec.method.single_process_reason(spec, kind)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,7 +252,10 @@ def launch_spec(
     env = os.environ if env is None else env
     processes_per_node(run)
     accelerate_config(run)
-    reason = single_process_only(run)
+    try:
+        reason = single_process_only(run)
+    except SpecError as exc:
+        reason = str(exc)
     if reason:
         raise LaunchError(f"run {run['name']}: {reason}; or set resources.gpus: 1")
     spec: dict[str, Any] = {
@@ -358,11 +336,11 @@ def launch(run: dict[str, Any], paths: Mapping[str, str], threads: int = 1) -> N
 
 
 def worker(spec: Mapping[str, Any]) -> None:
-    """One training process (one GPU): the same trainer the in-process path calls."""
+    """One training process (one GPU): ``run_training``, as the in-process path."""
     from rlpipe.models import hub_kernels_enabled
     from rlpipe.runtime import init_job
-    from rlpipe.tracking.io import read_jsonl
     from rlpipe.tracking.logs import script_logging
+    from rlpipe.train.run import run_training
 
     run, paths = dict(spec["run"]), spec["paths"]
     with script_logging(paths.get("log")):
@@ -375,23 +353,7 @@ def worker(spec: Mapping[str, Any]) -> None:
         )
         # the Hub-kernel switch comes from the launching job's environment (workflow/scripts/train.py)
         init_job(int(spec.get("threads", 1)), run["seed"], hub_kernels=hub_kernels_enabled())
-        if run.get("method") == "ppo":
-            from rlpipe.train.ppo import train_ppo as train
-        else:
-            from rlpipe.train.grpo import train_grpo as train
-        train(
-            paths["policy"],
-            read_jsonl(paths["train"]),
-            run=run,
-            checkpoints_dir=paths["checkpoints"],
-            state_dir=paths["state_dir"],
-            metrics_path=paths["metrics"],
-            validation_rows=read_jsonl(paths["validation"]) if paths.get("validation") else None,
-        )
-        if run.get("method") == "ppo":  # rlpipe's PPO joined the process group itself: leave it
-            from rlpipe.train.distributed import shutdown
-
-            shutdown()
+        run_training(run, paths)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -105,7 +105,7 @@ def greedy_validation_reward(
 class ValidationEarlyStopping:
     """Score the validation split every ``eval_every`` steps and decide, with ``EarlyStopping``, when to stop.
 
-    ``min_step`` is the first step a stop is allowed at (``rlpipe.config.early_stopping_min_step``:
+    ``min_step`` is the first step a stop is allowed at (``rlpipe.train.schedule.early_stopping_min_step``:
     ``min_steps`` and ``min_epochs`` combined).
     """
 

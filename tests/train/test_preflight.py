@@ -1,6 +1,6 @@
 """Pre-flight check: signal statistics by hand, and the loss-mask probe on a real tiny model.
 
-The mask probe runs the real losses (TRL's GRPOTrainer.compute_loss, rlpipe's PPOTrainer._losses)
+The mask probe runs the real losses (TRL's GRPOTrainer.compute_loss, rlpipe's PPOTrainer.losses)
 on a real tiny Qwen2 and must pass; a loss that does not mask (HF's plain causal-LM loss over the
 whole padded sequence) must fail it, so the check can fail.
 """
@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from rlpipe.analysis.preflight import (
+from rlpipe.data.tasks import generate
+from rlpipe.train.mask_probe import mask_gradient_check, probe_loss
+from rlpipe.train.preflight import (
     PreflightError,
-    mask_gradient_check,
     preflight_spec,
-    probe_loss,
     run_preflight,
     signal_stats,
     signal_verdict,
 )
-from rlpipe.data.tasks import generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -151,9 +150,9 @@ def test_mask_check_without_any_gradient_fails() -> None:
     "variant", [{"loss_type": "grpo"}, {"loss_type": "dr_grpo", "scale_rewards": "none"}]
 )
 def test_trl_grpo_loss_masks_prompt_and_padding(model_dir, rows, variant) -> None:
-    from rlpipe.analysis.preflight import grpo_mask_check
+    from rlpipe.train.preflight import mask_check
 
-    r = grpo_mask_check(model_dir, rows, grpo_run(**variant))
+    r = mask_check(model_dir, rows, grpo_run(**variant))
     assert r["passed"], r["problems"]
     assert not r["not_exercised"], r["not_exercised"]  # prompt and completion padding were present
     assert r["positions"]["prompt_padding"] > 0 and r["positions"]["completion_padding"] > 0
@@ -164,25 +163,25 @@ def test_trl_grpo_loss_masks_prompt_and_padding(model_dir, rows, variant) -> Non
 
 
 def test_trl_grpo_loss_with_lora_masks_too(model_dir, rows) -> None:
-    from rlpipe.analysis.preflight import grpo_mask_check
+    from rlpipe.train.preflight import mask_check
 
     run = {**grpo_run(), "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}}
-    r = grpo_mask_check(model_dir, rows, run)
+    r = mask_check(model_dir, rows, run)
     assert r["passed"] and r["max_abs_grad"]["hidden_predicting_completion"] > 0
 
 
 def test_ppo_loss_masks_prompt_and_padding(model_dir, rows) -> None:
-    from rlpipe.analysis.preflight import ppo_mask_check
-    from rlpipe.config import PPO_DEFAULTS
+    from rlpipe.train.methods.ppo import PPOSettings
+    from rlpipe.train.preflight import mask_check
 
     ppo = {
-        **PPO_DEFAULTS,
+        **PPOSettings().as_dict(),
         "samples_per_prompt": 4,
         "max_new_tokens": 8,
         "rollout_batch_size": 2,
         "minibatch_size": 8,
     }
-    r = ppo_mask_check(model_dir, rows, {"name": "pf", "method": "ppo", "seed": 0, "lora": None, "ppo": ppo})
+    r = mask_check(model_dir, rows, {"name": "pf", "method": "ppo", "seed": 0, "lora": None, "ppo": ppo})
     assert r["passed"], r["problems"]
     assert r["positions"]["prompt_padding"] > 0 and r["positions"]["completion_padding"] > 0
 
