@@ -108,7 +108,8 @@ def build_env(venv: Path, wheels: Path, log: Path) -> dict[str, Any]:
 
 def check_artifacts(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     """scores.csv, pre-flight, report and plots of the finished experiment (see module doc)."""
-    from rlpipe.config import checkpoint_steps, load_experiment
+    from rlpipe.config import load_experiment
+    from rlpipe.train.schedule import checkpoint_steps
 
     exp = load_experiment(config, [str(ROOT / CONFIG)], workdir=str(ROOT))
     checks: dict[str, Any] = {}

@@ -75,7 +75,14 @@ def test_every_artifact_is_there(run_dir):
     assert len(scores) == len(expected) * len(TASKS)
     assert set(scores["task"]) == TASKS
     assert scores["score"].between(0, 1).all()
-    assert (scores["n"] == 24).all()
+    # n counts the test items: the rest of each task's 24 held-out items are its validation split
+    for task in TASKS:
+        rows = [
+            json.loads(line) for line in (out / "data" / "suite" / f"{task}.jsonl").read_text().splitlines()
+        ]
+        n_test = sum(row["split"] == "test" for row in rows)
+        assert len(rows) == 24 and 0 < n_test < 24
+        assert (scores[scores["task"] == task]["n"] == n_test).all()
     # the warmed-up base solves some problems: the model is real and was trained
     assert scores[scores["run"] == "base"]["score"].max() > 0
 
@@ -135,6 +142,15 @@ def test_every_artifact_is_there(run_dir):
     rules = ("prepare_model", "warmup", "preflight", "train", "generate", "score", "aggregate", "diagnose")
     for rule in (*rules, "wandb", "report"):
         assert list((out / "logs").glob(f"{rule}*")), rule
+
+
+def test_gpu_acceptance_checks_pass_on_the_cpu_run(run_dir):
+    """bench/gpu_e2e.py's artifact checks, run here so a refactor cannot break them unseen."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import gpu_e2e
+
+    checks = gpu_e2e.check_artifacts(run_dir / "results" / EXP, yaml.safe_load(CONFIG.read_text()))
+    assert checks and all(c["ok"] for c in checks.values()), checks
 
 
 def test_nothing_written_contains_a_secret(run_dir):
