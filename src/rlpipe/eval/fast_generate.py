@@ -258,7 +258,9 @@ class _Session:
                 logits_to_keep=1,
             ).logits[:, -1, :]
         assert logits is not None
-        first = _sample(logits.float(), self.temperature, self.top_p, self.mode, self.gen.top_p_method, self.gen.top_k)
+        first = _sample(
+            logits.float(), self.temperature, self.top_p, self.mode, self.gen.top_p_method, self.gen.top_k
+        )
         self.out[:, 0] = first
         self.done.copy_(torch.isin(first, self.eos))
         self.tok.copy_(first[:, None])

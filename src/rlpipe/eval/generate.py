@@ -161,7 +161,7 @@ def refill_engine_supported(model: Any) -> bool:
 
 
 def make_generator(backend: str, model: Any, tokenizer: Any, *, batch_size: int = 256) -> Generator:
-    """An ``hf``-family backend for an already loaded model: a fast engine where it applies, else ``generate``.
+    """An ``hf``-family backend for a loaded model: a fast engine where it applies, else ``generate``.
 
     ``hf``: on CUDA with a full-attention Qwen2/Llama/Mistral model ``FastHFGenerator`` (static KV cache,
     CUDA-graph decode; bench/README.md), the same engine training rollouts use; elsewhere (CPU, other

@@ -99,7 +99,12 @@ def _flash(
 
 def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether the varlen flash kernel with ``seqused_k`` runs here (CUDA, bf16/fp16), checked by a call."""
-    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16) or head_dim % 8 or head_dim > 256:
+    if (
+        device.type != "cuda"
+        or dtype not in (torch.bfloat16, torch.float16)
+        or head_dim % 8
+        or head_dim > 256
+    ):
         return False
     try:
         q = torch.randn(2, 4, head_dim, device=device, dtype=dtype)
@@ -115,7 +120,9 @@ def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
             log.warning("flash varlen with seqused_k gave wrong values; using masked attention")
         return bool(ok)
     except Exception as exc:  # an older torch or a GPU without the kernel: the masked path still works
-        log.warning("flash varlen attention unavailable (%s: %s); using masked attention", type(exc).__name__, exc)
+        log.warning(
+            "flash varlen attention unavailable (%s: %s); using masked attention", type(exc).__name__, exc
+        )
         return False
 
 
@@ -181,7 +188,9 @@ class _Slots:
 
     # --- attention: called by every layer through the attention interface ---
 
-    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+    ) -> torch.Tensor:
         kc, vc = self.k[layer], self.v[layer]
         if self.prefilling:  # q: [1, heads, T, dim] of the packed prompts; k, v: [1, kv_heads, T, dim]
             kn, vn = k[0].transpose(0, 1), v[0].transpose(0, 1)
@@ -189,8 +198,17 @@ class _Slots:
             vc.index_copy_(0, self.p_write, vn)
             if self.flash:
                 qn = q[0].transpose(0, 1).contiguous()
-                out = _flash(qn, kn.contiguous(), vn.contiguous(), self.p_cu, self.p_cu, self.p_max, self.p_max,
-                             True, scale)  # fmt: skip
+                out = _flash(
+                    qn,
+                    kn.contiguous(),
+                    vn.contiguous(),
+                    self.p_cu,
+                    self.p_cu,
+                    self.p_max,
+                    self.p_max,
+                    True,
+                    scale,
+                )
                 return out[None]
             group = self.heads // self.kv_heads
             parts = []
@@ -301,7 +319,9 @@ class _Slots:
         dev, long = self.device, torch.long
         ids = torch.tensor([t for p in prompts for t in p], dtype=long)
         positions = torch.cat([torch.arange(n, dtype=long) for n in lens])
-        write = torch.cat([torch.arange(n, dtype=long) + s * self.cache_len for s, n in zip(slots, lens, strict=True)])
+        write = torch.cat(
+            [torch.arange(n, dtype=long) + s * self.cache_len for s, n in zip(slots, lens, strict=True)]
+        )
         ends = torch.tensor(lens, dtype=long).cumsum(0)
         self.p_write = write.to(dev)
         self.p_cu = torch.cat([torch.zeros(1, dtype=long), ends]).to(dev, torch.int32)
@@ -406,8 +426,14 @@ class RefillGenerator:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             s = self._session = _Slots(self, slots, cache_len, max_new, mode, compile)
-            log.info("refill session: %d slots x %d cache rows, %s, compile %s, flash %s",
-                     slots, cache_len, mode, compile, s.flash)  # fmt: skip
+            log.info(
+                "refill session: %d slots x %d cache rows, %s, compile %s, flash %s",
+                slots,
+                cache_len,
+                mode,
+                compile,
+                s.flash,
+            )
         return s
 
     def generate(
@@ -466,14 +492,18 @@ class RefillGenerator:
         owner = [-1] * slots  # job index held by each slot
         pending = deque(range(len(jobs)))
         refill_min = self.refill_min or max(1, slots // 16)
-        stats = dict(slots=slots, cache_len=session.cache_len, decode_steps=0, prefills=0, flash=session.flash)
+        stats = dict(
+            slots=slots, cache_len=session.cache_len, decode_steps=0, prefills=0, flash=session.flash
+        )
 
         def admit(free: list[int]) -> None:
             while free and pending:
                 group: list[int] = []
                 tokens = 0
-                while len(group) < len(free) and pending and (
-                    not group or tokens + len(prompts[jobs[pending[0]][0]]) <= _PREFILL_TOKENS
+                while (
+                    len(group) < len(free)
+                    and pending
+                    and (not group or tokens + len(prompts[jobs[pending[0]][0]]) <= _PREFILL_TOKENS)
                 ):
                     j = pending.popleft()
                     group.append(j)
