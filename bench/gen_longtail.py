@@ -143,7 +143,9 @@ class NoStop:
     pad_token_id = 0
 
 
-def run_size(size: str, args: argparse.Namespace, t_start: float) -> list[dict[str, Any]]:
+def run_size(
+    size: str, args: argparse.Namespace, t_start: float, save: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     model = build_model(size, device)
     vocab = model.config.vocab_size
@@ -204,6 +206,7 @@ def run_size(size: str, args: argparse.Namespace, t_start: float) -> list[dict[s
         except Exception as exc:  # one broken engine must not lose the others' numbers
             print(f"FAILED {size} {name}: {type(exc).__name__}: {exc}"[:2000], flush=True)
             results.append({"size": size, "engine": name, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        save(results)  # after every engine: a call cut off at its time limit keeps what it measured
 
     order = sorted(range(args.rows), key=lambda r: len(prompts[r]))
     compile_ = device.type == "cuda" and not args.no_compile
@@ -599,11 +602,15 @@ def main() -> None:
 
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    for size in args.sizes.split(","):
-        results += run_size(size, args, t_start)
-        meta = _meta(args, transformers.__version__, results)
+
+    def save(partial: list[dict[str, Any]]) -> None:
+        meta = _meta(args, transformers.__version__, results + partial)
         args.out.write_text(json.dumps(meta, indent=2))
         args.out.with_suffix(".md").write_text(_markdown(meta))
+
+    for size in args.sizes.split(","):
+        results += run_size(size, args, t_start, save)
+        save([])
     print("\n" + table(results))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')} ({time.perf_counter() - t_start:.0f} s)")
 

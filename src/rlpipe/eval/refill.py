@@ -172,6 +172,7 @@ class _Slots:
         self.p_write = self.p_cu = torch.zeros(1, **long)
         self.p_max, self.p_bounds = 0, [(0, 0)]
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.no_graph = False
         self.forward_fn: Callable[[], torch.Tensor] = self._forward
         self.sample_fn: Callable[[torch.Tensor], None] = self._sample_next
         if compile:
@@ -303,8 +304,15 @@ class _Slots:
         self.graph = graph
 
     def decode(self, steps: int) -> None:
-        if self.gen.cuda_graphs and self.device.type == "cuda" and self.graph is None:
-            self.capture()
+        if self.gen.cuda_graphs and self.device.type == "cuda" and self.graph is None and not self.no_graph:
+            try:
+                self.capture()
+            except Exception as exc:  # a kernel that cannot be captured must cost speed, not the call
+                log.warning(
+                    "CUDA graph capture failed (%s: %s); decoding without a graph", type(exc).__name__, exc
+                )
+                self.no_graph = True
+                torch.cuda.synchronize(self.device)
         for _ in range(steps):
             if self.graph is not None:
                 self.graph.replay()
