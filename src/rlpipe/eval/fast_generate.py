@@ -43,6 +43,7 @@ _MAX_AUTO_BATCH = 512
 # 20-40 s per shape (bench/README.md), and saves 1-2 ms per decode step at 0.5B-7B over the
 # compile-free CUDA graph; so below ~20k decode steps (all calls of a job together) it loses.
 COMPILE_MIN_DECODE_STEPS = 20_000
+TOP_P_METHODS = ("search", "sort", "topk")
 
 
 def _decode_attention(
@@ -113,18 +114,35 @@ def _top_p_keep(probs: torch.Tensor, top_p: torch.Tensor, rounds: int = 6, ways:
 
 
 def _sample(
-    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, mode: str, method: str = "sort"
+    logits: torch.Tensor,
+    temperature: torch.Tensor,
+    top_p: torch.Tensor,
+    mode: str,
+    method: str = "sort",
+    top_k: int = 1024,
 ) -> torch.Tensor:
     """Next token per row from fp32 ``logits`` ``[batch, vocab]`` without any host synchronisation.
 
     Sampling uses the exponential race (argmax of p / E, E ~ Exp(1)), which draws exactly from the
     (truncated, unnormalised) distribution and, unlike ``multinomial``, is graph-capturable. Top-p keeps
     the smallest prefix of the sorted distribution whose mass reaches ``top_p`` (the first token always),
-    found by a sort (``method="sort"``) or by a threshold search (``"search"``, see ``_top_p_keep``).
+    found by a sort (``method="sort"``) or by a threshold search (``"search"``, see ``_top_p_keep``), or
+    among the ``top_k`` most likely tokens only (``"topk"``: their probabilities under the full softmax,
+    so the nucleus is exact whenever it has at most ``top_k`` tokens, and cut at ``top_k`` otherwise;
+    a top-k selection and a ``top_k``-wide cumsum instead of vocabulary-wide passes).
     """
     if mode == "greedy":
         return logits.argmax(dim=-1)
     scaled = logits / temperature
+    if mode == "top_p" and method == "topk":
+        k = min(top_k, scaled.shape[-1])
+        values, order = scaled.topk(k, dim=-1)  # sorted, largest first
+        probs = (values - torch.logsumexp(scaled, dim=-1, keepdim=True)).exp()
+        before = probs.cumsum(dim=-1) - probs
+        probs = probs.masked_fill(before > top_p, 0.0)
+        noise = torch.empty_like(probs).exponential_().clamp_min_(1e-20)
+        choice = (probs / noise).argmax(dim=-1, keepdim=True)
+        return order.gather(-1, choice).squeeze(-1)
     if mode == "top_p" and method == "sort":
         sorted_logits, order = scaled.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
@@ -200,7 +218,7 @@ class _Session:
 
     def _sample_next(self, logits: torch.Tensor) -> torch.Tensor:
         """Sample, then record the token: finished rows repeat eos, outputs and positions advance."""
-        nxt = _sample(logits, self.temperature, self.top_p, self.mode, self.gen.top_p_method)
+        nxt = _sample(logits, self.temperature, self.top_p, self.mode, self.gen.top_p_method, self.gen.top_k)
         nxt = torch.where(self.done, self.eos[0].clamp_min(0), nxt)
         self.out.index_copy_(1, self.step, nxt[:, None])
         self.done |= torch.isin(nxt, self.eos)
@@ -240,7 +258,9 @@ class _Session:
                 logits_to_keep=1,
             ).logits[:, -1, :]
         assert logits is not None
-        first = _sample(logits.float(), self.temperature, self.top_p, self.mode, self.gen.top_p_method)
+        first = _sample(
+            logits.float(), self.temperature, self.top_p, self.mode, self.gen.top_p_method, self.gen.top_k
+        )
         self.out[:, 0] = first
         self.done.copy_(torch.isin(first, self.eos))
         self.tok.copy_(first[:, None])
@@ -302,7 +322,8 @@ class FastHFGenerator:
     of that size, reach ``COMPILE_MIN_DECODE_STEPS``: a short evaluation or a short training run's
     rollouts decode eagerly in the graph rather than pay 20-40 s of compilation);
     ``cuda_graphs`` (default: on for CUDA) captures and replays it. ``top_p_method`` picks how the
-    nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort).
+    nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort;
+    ``"topk"``: among the ``top_k`` most likely tokens, exact when the nucleus fits in them).
     ``eos_token_ids`` overrides the tokenizer's eos id (trainers stop on the generation config's ids).
     Sampling is seeded through the global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives
     the same completions for the same inputs and batch size.
@@ -317,13 +338,14 @@ class FastHFGenerator:
         compile: bool | None = None,
         cuda_graphs: bool | None = None,
         top_p_method: str = "search",
+        top_k: int = 1024,
         eos_token_ids: list[int] | None = None,
         expected_calls: int = 1,
     ) -> None:
-        if top_p_method not in ("sort", "search"):
-            raise ValueError(f"top_p_method must be 'sort' or 'search', not {top_p_method!r}")
+        if top_p_method not in TOP_P_METHODS:
+            raise ValueError(f"top_p_method must be one of {TOP_P_METHODS}, not {top_p_method!r}")
         self.model, self.tokenizer = model, tokenizer
-        self.top_p_method = top_p_method
+        self.top_p_method, self.top_k = top_p_method, top_k
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
         self.compile = compile if self.device.type == "cuda" else False

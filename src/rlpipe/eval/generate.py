@@ -146,16 +146,37 @@ def strip_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
     return tokens[:cut]
 
 
-def make_generator(backend: str, model: Any, tokenizer: Any, *, batch_size: int = 256) -> Generator:
-    """The ``hf`` backend for an already loaded model: the fast engine where it applies, else ``generate``.
+# The transformers-based backends make_generator builds: ``hf`` (the static-batch fast engine) and
+# ``hf-refill`` (slot refill, issue 14; on GPU measured by bench/gen_longtail.py before it becomes ``hf``).
+HF_BACKENDS = ("hf", "hf-refill")
 
-    On CUDA with a full-attention Qwen2/Llama/Mistral model this is ``FastHFGenerator`` (static KV cache,
+
+def refill_engine_supported(model: Any) -> bool:
+    """Whether ``RefillGenerator`` can run ``model``: full-attention Qwen2/Llama/Mistral, any device."""
+    cfg = model.config.get_text_config(decoder=True)
+    sliding = getattr(cfg, "use_sliding_window", False) or (
+        getattr(cfg, "model_type", "") == "mistral" and getattr(cfg, "sliding_window", None)
+    )
+    return getattr(cfg, "model_type", "") in FAST_MODEL_TYPES and not sliding
+
+
+def make_generator(backend: str, model: Any, tokenizer: Any, *, batch_size: int = 256) -> Generator:
+    """An ``hf``-family backend for a loaded model: a fast engine where it applies, else ``generate``.
+
+    ``hf``: on CUDA with a full-attention Qwen2/Llama/Mistral model ``FastHFGenerator`` (static KV cache,
     CUDA-graph decode; bench/README.md), the same engine training rollouts use; elsewhere (CPU, other
-    architectures) transformers ``generate``. ``vllm`` loads from a directory: see ``VLLMGenerator``.
+    architectures) transformers ``generate``. ``hf-refill``: ``RefillGenerator`` (slot refill, per-slot
+    cache; also eager on CPU) for those model families, else transformers ``generate``. ``vllm`` loads
+    from a directory: see ``VLLMGenerator``.
     """
-    if backend != "hf":
-        raise ValueError(f"make_generator builds the 'hf' backend, not {backend!r} (vllm: VLLMGenerator)")
-    if fast_engine_supported(model):
+    if backend not in HF_BACKENDS:
+        raise ValueError(f"make_generator builds {HF_BACKENDS}, not {backend!r} (vllm: VLLMGenerator)")
+    if backend == "hf-refill" and refill_engine_supported(model):
+        from rlpipe.eval.refill import RefillGenerator
+
+        log.info("generation engine: RefillGenerator (slot refill + CUDA graphs), max slots %d", batch_size)
+        return RefillGenerator(model, tokenizer, max_batch_size=batch_size)
+    if backend == "hf" and fast_engine_supported(model):
         from rlpipe.eval.fast_generate import FastHFGenerator
 
         log.info("generation engine: FastHFGenerator (static cache + CUDA graphs), max batch %d", batch_size)

@@ -1,0 +1,647 @@
+"""Generation on a long-tailed workload (issue 14): stock ``generate``, FastHFGenerator, RefillGenerator, CB.
+
+Workload (one seed, the same for every engine): ``--rows`` prompts of uniform length 128-2048 (random token
+ids) and a target completion length per row, log-normal with median ``--median`` (600) and sigma
+``--sigma`` (1.0), capped at ``--max-new`` (8192). Models are random-init Qwen2.5-shaped (configs from
+``gen_throughput.py``), bf16, temperature 1.0 / top-p 0.7 (the GURU suite's sampling).
+
+How the lengths are forced, equally for every engine: no engine has an eos id, and each row must stop at
+its target. ``RefillGenerator`` takes the targets as per-row limits (``max_new_per_prompt``);
+transformers continuous batching gets them as per-request ``max_new_tokens`` (eos -1). The two
+static-batch engines (stock ``generate`` and ``FastHFGenerator``) batch as the product does (jobs sorted
+by prompt length, ``--stock-batch`` rows for stock, the fast engine's own memory-sized batch) and a static
+batch decodes until its longest row ends whether the others stopped or not: so each batch is decoded for
+exactly its longest target (``max_new_tokens`` = that target; the fast engine keeps its product-sized
+cache of longest prompt + ``--max-new``) and only each row's tokens up to its own target count as useful.
+
+Budget: decoding every static batch to its longest row (up to 8192 steps, 16-80 ms each) does not fit one
+600 s call, so by default the static engines are *projected*: one representative batch (the median one
+by prompt length) is run for real, prefill timed, then ``--probe-steps`` decode steps timed; the whole
+schedule's time is the sum over batches of prefill (scaled by the batch's prompt tokens) + (longest target
+- 1) x the measured step time. For the fast engine the step time does not depend on the position (its
+static cache is read whole every step), so this is close to exact; stock ``generate``'s steps get slower
+as its dynamic cache grows, so its projection is an upper bound on its speed (our speed-up is a lower
+bound). ``--static-full`` runs every batch for real instead (the CPU smoke test does). Continuous
+batching is host-bound and slow, so it runs the first ``--cb-rows`` rows only (its rate is per token).
+
+Metrics per engine: useful tokens/s (sum of targets / seconds; prefill included, compile and graph
+capture excluded and reported as ``first_call_s``), slot efficiency (tokens produced by decode steps /
+(slots x decode steps); unknown for CB), peak memory, and % of the HBM roofline: (decode steps x weight
+bytes + the KV bytes the useful tokens must read, sum over rows and steps of context x KV bytes per
+token) / seconds / 4.8 TB/s. Also a microbenchmark of the three top-p samplers at the refill slot count,
+a greedy agreement check against stock ``generate`` (first divergence in bf16, as gen_throughput.py) and
+a seeded determinism check of the refill engine with refill happening.
+
+    python3 bench/gen_longtail.py --sizes 1.5b,7b --out $OUT/gen_longtail.json
+    python3 bench/gen_longtail.py --sizes tiny --rows 24 --max-new 64 --static-full  # CPU smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from gen_throughput import EOS, HBM_BYTES_PER_S, SHAPES  # noqa: E402
+
+from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
+from rlpipe.eval.refill import RefillGenerator  # noqa: E402
+
+ENGINES = "stock,fast,refill,cb_tuned,sampler,check"  # also: refill_topk, refill_sort, cb_default
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=512,
+    tie_word_embeddings=True,
+)
+
+
+def build_model(size: str, device: torch.device) -> Any:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    shape = TINY if size == "tiny" else SHAPES[size]
+    eos = shape["vocab_size"] - 1 if size == "tiny" else EOS
+    config = Qwen2Config(
+        **shape,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        use_sliding_window=False,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(dtype)
+    return model.eval()
+
+
+def workload(args: argparse.Namespace, vocab: int) -> tuple[list[list[int]], list[int]]:
+    g = torch.Generator().manual_seed(args.seed)
+    lens = torch.randint(args.min_prompt, args.max_prompt + 1, (args.rows,), generator=g)
+    prompts = [torch.randint(0, vocab - 2, (int(n),), generator=g).tolist() for n in lens]
+    normal = torch.randn(args.rows, generator=g, dtype=torch.float64)
+    targets = (args.median * torch.exp(args.sigma * normal)).round().clamp(1, args.max_new).long().tolist()
+    return prompts, targets
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - t0, out
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    cfg = model.config
+    elem = next(model.parameters()).element_size()
+    return (
+        cfg.num_hidden_layers
+        * 2
+        * cfg.num_key_value_heads
+        * (cfg.hidden_size // cfg.num_attention_heads)
+        * elem
+    )
+
+
+def useful_kv_bytes(prompts: list[list[int]], targets: list[int], kv_tok: int) -> float:
+    """KV bytes the decode steps of the useful tokens must read: sum over steps of the context length."""
+    total = 0.0
+    for p, t in zip(prompts, targets, strict=True):
+        steps = t - 1  # the first token comes from the prefill
+        total += steps * len(p) + steps * (steps + 1) / 2
+    return total * kv_tok
+
+
+class NoStop:
+    eos_token_id = None
+    pad_token_id = 0
+
+
+def run_size(
+    size: str, args: argparse.Namespace, t_start: float, save: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    model = build_model(size, device)
+    vocab = model.config.vocab_size
+    wbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    kv_tok = kv_bytes_per_token(model)
+    prompts, targets = workload(args, vocab)
+    useful = sum(targets)
+    kv_useful = useful_kv_bytes(prompts, targets, kv_tok)
+    T, P = args.temperature, args.top_p
+    results: list[dict[str, Any]] = []
+    print(
+        f"WORKLOAD {size}: {args.rows} rows, {sum(map(len, prompts))} prompt tokens, {useful} target tokens "
+        f"(median {statistics.median(targets)}, max {max(targets)})",
+        flush=True,
+    )
+
+    def record(engine: str, seconds: float, tokens: int, extra: dict[str, Any]) -> None:
+        steps, slots = extra.get("decode_steps"), extra.get("slots")
+        decoded = extra.pop("decoded_tokens", None)
+        row = {
+            "size": size,
+            "engine": engine,
+            "seconds": seconds,
+            "useful_tokens": tokens,
+            "useful_tok_per_s": tokens / seconds,
+            "slot_efficiency": (decoded / (slots * steps))
+            if steps and slots and decoded is not None
+            else None,
+            "roofline_frac": None,
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+            **extra,
+        }
+        if steps:
+            kv = extra.pop("kv_bytes", kv_useful)
+            row["roofline_frac"] = (steps * wbytes + kv) / seconds / HBM_BYTES_PER_S
+        results.append(row)
+        eff = row["slot_efficiency"]
+        roof = row["roofline_frac"]
+        print(
+            f"RESULT {size} {engine}: {row['useful_tok_per_s']:,.0f} useful tok/s, {seconds:.1f} s"
+            f"{' (projected)' if extra.get('projected') else ''}, slot eff "
+            f"{'-' if eff is None else f'{100 * eff:.1f}%'}, "
+            f"roofline {'-' if roof is None else f'{100 * roof:.1f}%'}, "
+            f"peak {row['peak_mem_gib'] or 0:.1f} GiB",
+            flush=True,
+        )
+
+    def attempt(name: str, fn: Callable[[], None]) -> None:
+        if time.perf_counter() - t_start > args.deadline_s:
+            print(f"SKIPPED {size} {name}: past --deadline-s {args.deadline_s}", flush=True)
+            results.append({"size": size, "engine": name, "error": "skipped: deadline"})
+            return
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            fn()
+        except Exception as exc:  # one broken engine must not lose the others' numbers
+            print(f"FAILED {size} {name}: {type(exc).__name__}: {exc}"[:2000], flush=True)
+            results.append({"size": size, "engine": name, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        save(results)  # after every engine: a call cut off at its time limit keeps what it measured
+
+    order = sorted(range(args.rows), key=lambda r: len(prompts[r]))
+    compile_ = device.type == "cuda" and not args.no_compile
+
+    def static_batches(batch: int) -> list[list[int]]:
+        return [order[i : i + batch] for i in range(0, len(order), batch)]
+
+    def static_engine(
+        name: str,
+        batch: int,
+        run_batch: Callable[[list[int], int], tuple[float, float]],
+        extra: dict[str, Any],
+    ) -> None:
+        """Time the static schedule: every batch for real (--static-full) or one probe batch, projected."""
+        batches = static_batches(batch)
+        longest = [max(targets[r] for r in b) for b in batches]
+        slot_steps = sum(batch * (m - 1) for m in longest)
+        decoded = useful - args.rows
+        if args.static_full:
+            secs = 0.0
+            for b, m in zip(batches, longest, strict=True):
+                pre, dec = run_batch(b, m - 1)
+                secs += pre + dec
+            extra.update(projected=False)
+        else:
+            probe = batches[len(batches) // 2]
+            steps = min(args.probe_steps, max(longest) - 1)
+            pre, dec = run_batch(probe, steps)
+            step_s = dec / max(1, steps)
+            probe_tokens = sum(len(prompts[r]) for r in probe)
+            secs = sum(
+                pre * sum(len(prompts[r]) for r in b) / probe_tokens + (m - 1) * step_s
+                for b, m in zip(batches, longest, strict=True)
+            )
+            extra.update(
+                projected=True,
+                probe_prefill_s=pre,
+                probe_steps=steps,
+                ms_per_step=1000 * step_s,
+                probe_batch_prompt_tokens=probe_tokens,
+            )
+        extra.update(slots=batch, decode_steps=sum(m - 1 for m in longest), batches=len(batches))
+        # Static steps run `batch` slots each; slot efficiency is over the schedule's slot-steps.
+        extra["decoded_tokens"] = decoded * (sum(m - 1 for m in longest) * batch) / slot_steps
+        record(name, secs, useful, extra)
+
+    if "stock" in args.engines:
+
+        def stock() -> None:
+            def gen(rows: list[int], new: int) -> None:
+                width = max(len(prompts[r]) for r in rows)
+                ids = torch.full((len(rows), width), 0, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for k, r in enumerate(rows):
+                    ids[k, width - len(prompts[r]) :] = torch.tensor(prompts[r])
+                    mask[k, width - len(prompts[r]) :] = 1
+                with torch.inference_mode():
+                    model.generate(
+                        input_ids=ids.to(device),
+                        attention_mask=mask.to(device),
+                        do_sample=True,
+                        temperature=T,
+                        top_p=P,
+                        top_k=0,
+                        max_new_tokens=new,
+                        min_new_tokens=new,
+                        eos_token_id=None,
+                        pad_token_id=0,
+                    )
+
+            def run_batch(rows: list[int], steps: int) -> tuple[float, float]:
+                pre, _ = timed(device, lambda: gen(rows, 1))
+                total, _ = timed(device, lambda: gen(rows, steps + 1))
+                return pre, max(0.0, total - pre)
+
+            gen(order[:2], 2)  # warm-up
+            static_engine("hf_generate", min(args.stock_batch, args.rows), run_batch, {})
+
+        attempt("hf_generate", stock)
+
+    if "fast" in args.engines:
+
+        def fast() -> None:
+            gen = FastHFGenerator(model, NoStop(), compile=compile_, top_p_method="search")
+            longest_prompt = max(len(p) for p in prompts)
+            batch = args.fast_batch or gen._auto_batch(_round_up(longest_prompt + args.max_new, 128))
+            batch = min(batch, args.rows)
+            mode = "top_p" if P < 1.0 else "sample"
+            first: dict[str, float] = {}
+
+            def run_batch(rows: list[int], steps: int) -> tuple[float, float]:
+                """What FastHFGenerator._run_batch does, with the decode cut after ``steps`` steps."""
+                jobs = [(r, 0) for r in rows]
+                width = max(len(prompts[r]) for r in rows)
+                cache_len = _round_up(width + args.max_new, 128)
+                session = gen._session_for(batch, cache_len, args.max_new, mode, compile_)
+                ids = torch.full((batch, width), 0, dtype=torch.long)
+                real = torch.zeros(batch, width, dtype=torch.bool)
+                for k in range(batch):
+                    r = jobs[min(k, len(jobs) - 1)][0]
+                    ids[k, width - len(prompts[r]) :] = torch.tensor(prompts[r])
+                    real[k, width - len(prompts[r]) :] = True
+                session.temperature.fill_(T)
+                session.top_p.fill_(P)
+                ids_d, real_d = ids.to(device), real.to(device)
+                torch.manual_seed(0)
+                with torch.inference_mode():
+                    if session.graph is None and gen.cuda_graphs and device.type == "cuda":
+                        warm, _ = timed(
+                            device, lambda: (session.prefill(ids_d, real_d, width), session.decode(2))
+                        )
+                        first["first_call_s"] = first.get("first_call_s", 0.0) + warm
+                    pre, _ = timed(device, lambda: session.prefill(ids_d, real_d, width))
+                    # decode() stops early only when every row hit eos: there is none here.
+                    dec, _ = timed(device, lambda: session.decode(steps))
+                return pre, dec
+
+            static_engine("fast_hf", batch, run_batch, first)
+
+        attempt("fast_hf", fast)
+
+    refill_slots: list[int] = []
+    for name, method in (("refill", "search"), ("refill_topk", "topk"), ("refill_sort", "sort")):
+        if name not in args.engines:
+            continue
+
+        def refill(name: str = name, method: str = method) -> None:
+            gen = RefillGenerator(
+                model,
+                NoStop(),
+                compile=compile_,
+                top_p_method=method,
+                top_k=args.top_k,
+                max_batch_size=args.slots,
+                check_every=args.check_every,
+            )
+            kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
+            # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.
+            warm, _ = timed(
+                device, lambda: gen.generate(prompts, seed=0, max_new_per_prompt=[2] * args.rows, **kw)
+            )
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            secs, out = timed(device, lambda: gen.generate(prompts, seed=0, max_new_per_prompt=targets, **kw))
+            got = [len(o[0]) for o in out]
+            if got != targets:
+                bad = sum(a != b for a, b in zip(got, targets, strict=True))
+                raise RuntimeError(f"{bad} rows did not stop at their target")
+            st = gen.last_stats
+            refill_slots.append(st["slots"])
+            record(
+                name,
+                secs,
+                useful,
+                dict(
+                    first_call_s=warm,
+                    slots=st["slots"],
+                    decode_steps=st["decode_steps"],
+                    prefills=st["prefills"],
+                    flash=st["flash"],
+                    cache_len=st["cache_len"],
+                    decoded_tokens=useful - args.rows,
+                ),
+            )
+
+        attempt(name, refill)
+
+    cb_variants = {
+        "cb_default": {},
+        # CUDA graphs on, no prefix-sharing bookkeeping, a decode batch as wide as the refill engine's.
+        "cb_tuned": dict(
+            use_cuda_graph=True,
+            max_batch_tokens=args.cb_batch_tokens,
+            allow_block_sharing=False,
+            max_requests_per_batch=args.cb_requests,
+        ),
+    }
+    for name, cb in cb_variants.items():
+        if name not in args.engines or device.type != "cuda":
+            continue
+
+        def cbrun(name: str = name, cb: dict[str, Any] = cb) -> None:
+            from transformers import GenerationConfig
+            from transformers.generation.configuration_utils import ContinuousBatchingConfig
+            from transformers.generation.continuous_batching.utils import WorkloadHints
+
+            rows = list(range(min(args.cb_rows, args.rows)))
+            gcfg = GenerationConfig(
+                do_sample=True,
+                temperature=T,
+                top_p=P,
+                top_k=0,
+                max_new_tokens=args.max_new,
+                eos_token_id=-1,
+                pad_token_id=0,
+            )
+            hints = WorkloadHints(
+                max_prompt_length=max(len(prompts[r]) for r in rows),
+                max_generated_length=args.max_new,
+                num_requests=len(rows),
+            )
+            t0 = time.perf_counter()
+            with model.continuous_batching_context_manager(
+                generation_config=gcfg,
+                continuous_batching_config=ContinuousBatchingConfig(**cb),
+                block=True,
+                timeout=5,
+                warmup=True,
+                workload_hints=hints,
+            ) as manager:
+                warm = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                for r in rows:
+                    manager.add_request(
+                        prompts[r], request_id=f"r{r}", max_new_tokens=targets[r], eos_token_id=-1
+                    )
+                got: dict[str, int] = {}
+                while len(got) < len(rows):
+                    res = manager.get_result(timeout=1)
+                    if res is not None and res.is_finished():
+                        got[res.request_id] = len(res.generated_tokens)
+                    elif res is None and not manager.is_running():
+                        raise RuntimeError(f"CB stopped after {len(got)} of {len(rows)} requests")
+                secs = time.perf_counter() - t1
+            tokens = sum(targets[r] for r in rows)
+            if sum(got.values()) != tokens:
+                raise RuntimeError(f"CB generated {sum(got.values())} tokens, targets sum to {tokens}")
+            kv = useful_kv_bytes([prompts[r] for r in rows], [targets[r] for r in rows], kv_tok)
+            record(
+                name,
+                secs,
+                tokens,
+                dict(first_call_s=warm, rows=len(rows), kv_bytes=kv, attn=model.config._attn_implementation),
+            )
+            model.config._attn_implementation = "sdpa"  # CB may switch it
+
+        attempt(name, cbrun)
+
+    if "sampler" in args.engines:
+
+        def sampler() -> None:
+            """ms per call of each top-p method on [slots, vocab] fp32 logits (compiled as in the engine)."""
+            rows = refill_slots[0] if refill_slots else 128
+            g = torch.Generator(device=device).manual_seed(0)
+            logits = torch.randn(rows, vocab, device=device, generator=g)
+            temp, top_p = torch.ones(1, device=device), torch.full((1,), P, device=device)
+            out: dict[str, float] = {}
+            for method in ("search", "sort", "topk"):
+                fn = lambda m=method: _sample(logits, temp, top_p, "top_p", m, args.top_k)  # noqa: E731
+                if compile_ and method != "sort":
+                    fn = torch.compile(fn, dynamic=False)
+                for _ in range(3):
+                    fn()
+                secs, _ = timed(device, lambda f=fn: [f() for _ in range(20)])
+                out[f"{method}_ms"] = 1000 * secs / 20
+            results.append(
+                {"size": size, "engine": "sampler_microbench", "rows": rows, "top_k": args.top_k, **out}
+            )
+            print(f"SAMPLER {size} ({rows} x {vocab}): {out}", flush=True)
+
+        attempt("sampler_microbench", sampler)
+
+    if "check" in args.engines:
+
+        def check() -> None:
+            """Greedy agreement with stock generate (first divergence); refill determinism under a seed."""
+            n_rows, new = min(8, args.rows), min(32, args.max_new)
+            sub = [p[:64] for p in prompts[:n_rows]]
+            gen = RefillGenerator(
+                model, NoStop(), compile=False, max_batch_size=max(1, n_rows // 2), check_every=4
+            )
+            fast = gen.generate(
+                sub,
+                n=1,
+                temperature=0.0,
+                top_p=1.0,
+                max_new_tokens=new,
+                seed=0,
+                max_new_per_prompt=[new // 2 + 3 * k for k in range(n_rows)],
+            )
+            prefix = []
+            for p, comp in zip(sub, fast, strict=True):
+                with torch.inference_mode():
+                    ref = model.generate(
+                        input_ids=torch.tensor([p], device=device),
+                        do_sample=False,
+                        max_new_tokens=len(comp[0]),
+                        min_new_tokens=len(comp[0]),
+                        eos_token_id=None,
+                        pad_token_id=0,
+                    )[0, len(p) :].tolist()
+                prefix.append(
+                    next((i for i, (a, b) in enumerate(zip(ref, comp[0], strict=True)) if a != b), len(ref))
+                )
+            lim = [min(t, 2 * new) for t in targets[: 4 * n_rows]]
+            kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=2 * new, max_new_per_prompt=lim)
+            a = gen.generate(prompts[: 4 * n_rows], seed=3, **kw)
+            b = gen.generate(prompts[: 4 * n_rows], seed=3, **kw)
+            c = gen.generate(prompts[: 4 * n_rows], seed=4, **kw)
+            row = {
+                "size": size,
+                "engine": "checks",
+                "greedy_equal_prefix": prefix,
+                "greedy_of": [len(c_[0]) for c_ in fast],
+                "deterministic": a == b,
+                "seed_changes_output": a != c,
+                "refill_prefills": gen.last_stats["prefills"],
+            }
+            results.append(row)
+            print(f"CHECK {size}: {row}", flush=True)
+
+        attempt("checks", check)
+
+    base = next(
+        (r["useful_tok_per_s"] for r in results if r.get("engine") == "hf_generate" and "seconds" in r), None
+    )
+    cb = next(
+        (r["useful_tok_per_s"] for r in results if r.get("engine") == "cb_tuned" and "seconds" in r), None
+    )
+    for r in results:
+        if "useful_tok_per_s" in r:
+            r["speedup_vs_hf_generate"] = r["useful_tok_per_s"] / base if base else None
+            r["speedup_vs_cb_tuned"] = r["useful_tok_per_s"] / cb if cb else None
+        r.update(weight_gb=wbytes / 1e9, kv_bytes_per_token=kv_tok)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| size | engine | useful tok/s | seconds | vs stock | vs CB tuned | slot eff. | HBM roofline "
+        "| peak GiB | slots | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    def times(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}x"
+
+    for r in results:
+        if "useful_tok_per_s" in r:
+            note = "projected" if r.get("projected") else ""
+            if r.get("rows"):
+                note = f"{r['rows']} rows"
+            if r.get("first_call_s"):
+                note += f"; first call {r['first_call_s']:.0f} s"
+            mem = "-" if r.get("peak_mem_gib") is None else f"{r['peak_mem_gib']:.1f}"
+            lines.append(
+                f"| {r['size']} | {r['engine']} | {r['useful_tok_per_s']:,.0f} | {r['seconds']:.1f} | "
+                f"{times(r.get('speedup_vs_hf_generate'))} | {times(r.get('speedup_vs_cb_tuned'))} | "
+                f"{pct(r.get('slot_efficiency'))} | {pct(r.get('roofline_frac'))} | "
+                f"{mem} | {r.get('slots', '-')} | {note} |"
+            )
+        elif "error" in r:
+            lines.append(f"| {r['size']} | {r['engine']} | failed: {r['error'][:90]} | | | | | | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1.5b,7b", help="comma list of 0.5b, 1.5b, 7b, tiny")
+    ap.add_argument("--engines", default=ENGINES)
+    ap.add_argument("--rows", type=int, default=640)
+    ap.add_argument("--min-prompt", type=int, default=128)
+    ap.add_argument("--max-prompt", type=int, default=2048)
+    ap.add_argument("--median", type=float, default=600)
+    ap.add_argument("--sigma", type=float, default=1.0)
+    ap.add_argument("--max-new", type=int, default=8192)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=0.7)
+    ap.add_argument("--top-k", type=int, default=1024, help="for the topk sampler")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--slots", type=int, default=None, help="refill slots (default: from free memory)")
+    ap.add_argument("--check-every", type=int, default=8)
+    ap.add_argument("--fast-batch", type=int, default=None, help="FastHFGenerator batch (default: its own)")
+    ap.add_argument("--stock-batch", type=int, default=128)
+    ap.add_argument("--probe-steps", type=int, default=128)
+    ap.add_argument("--static-full", action="store_true", help="run every static batch instead of projecting")
+    ap.add_argument("--cb-rows", type=int, default=160)
+    ap.add_argument("--cb-requests", type=int, default=256)
+    ap.add_argument("--cb-batch-tokens", type=int, default=8192)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--cpu", action="store_true", help="run on CPU even where CUDA is present")
+    ap.add_argument("--deadline-s", type=float, default=540, help="skip engines that would start after this")
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gen_longtail.json")
+    args = ap.parse_args()
+    args.engines = args.engines.split(",")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    import transformers
+
+    t_start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+
+    def save(partial: list[dict[str, Any]]) -> None:
+        meta = _meta(args, transformers.__version__, results + partial)
+        args.out.write_text(json.dumps(meta, indent=2))
+        args.out.with_suffix(".md").write_text(_markdown(meta))
+
+    for size in args.sizes.split(","):
+        results += run_size(size, args, t_start, save)
+        save([])
+    print("\n" + table(results))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')} ({time.perf_counter() - t_start:.0f} s)")
+
+
+def _meta(args: argparse.Namespace, tf_version: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    cuda = torch.cuda.is_available() and not args.cpu
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "transformers": tf_version,
+        "python": platform.python_version(),
+        "workload": {k: v for k, v in vars(args).items() if k != "out"},
+        "hbm_bytes_per_s_assumed": HBM_BYTES_PER_S,
+        "results": results,
+    }
+
+
+def _markdown(meta: dict[str, Any]) -> str:
+    w = meta["workload"]
+    head = (
+        f"# gen_longtail: {meta['date']}, {meta['device']}, torch {meta['torch']}, "
+        f"transformers {meta['transformers']}\n\n{w['rows']} rows, "
+        f"prompts {w['min_prompt']}-{w['max_prompt']} "
+        f"tokens, targets log-normal median {w['median']} sigma {w['sigma']} "
+        f"capped at {w['max_new']}, "
+        f"temperature {w['temperature']}, top-p {w['top_p']}.\n\n"
+    )
+    extra = [r for r in meta["results"] if r.get("engine") in ("checks", "sampler_microbench")]
+    return head + table(meta["results"]) + "\n\n" + "\n".join(f"- `{json.dumps(r)}`" for r in extra) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,556 @@
+"""A slot-refill generation engine: rows that finish hand their slot to the next prompt at once.
+
+Why (issue 14): ``FastHFGenerator`` decodes static batches, so on real, long-tailed completion lengths
+(median ~600 tokens, tail to 8k) every batch runs until its longest row ends while the slots of the rows
+that finished early decode nothing; and its attention reads the whole static cache (prompt + 8k slots
+per row) every step. This engine keeps the model's own forward and the same sampler, and changes the
+schedule and the cache:
+
+* **Per-slot KV cache.** One buffer per layer of ``[slots * cache_len, kv_heads, head_dim]``: slot ``s``
+  owns rows ``s * cache_len ... s * cache_len + cache_len - 1`` and holds one sequence from position 0
+  (no padding). Each slot carries its own position (``pos``: where its current input token is written),
+  generated count, length limit and done flag, all device tensors.
+* **Attention reads only what each slot holds.** On CUDA in bf16/fp16, decode attention is
+  FlashAttention-2's variable-length kernel (``aten._flash_attention_forward``) with ``seqused_k`` =
+  each slot's length, so a step reads each slot's real keys and values, not the cache's full width;
+  grouped-query heads are handled by the kernel. Elsewhere (CPU, fp32) it is a masked grouped matmul
+  over the slot's buffer.
+* **Refill.** Every ``check_every`` decode steps the host reads the done flags (one small sync), copies
+  the finished rows' tokens out and, when enough slots are free, prefills the next prompts into them:
+  one packed forward of all admitted prompts (no padding; block-diagonal causal attention, flash varlen
+  on CUDA), each prompt's keys written straight into its slot, the first token sampled from each
+  prompt's last position. The other slots keep their state and resume decoding after it.
+* **One CUDA graph per step.** Slot count and cache width are fixed for a call, and positions, lengths
+  and cache write indices are tensors, so the decode step (forward, sampling, bookkeeping) is captured
+  once and replayed, optionally through ``torch.compile`` first, as in ``FastHFGenerator``.
+* **Slots from free memory.** Unless given, the slot count is what fits in 65% of free GPU memory at
+  ``cache_len`` per slot (at most 512), and never more than there are jobs (rounded up to a power of two).
+
+Not done: a paged cache (a slot still reserves ``cache_len`` = longest prompt + ``max_new_tokens``, which
+caps the slot count at 7B / 8k) and chunked prefill (a prompt is prefilled in one piece).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rlpipe.eval.fast_generate import COMPILE_MIN_DECODE_STEPS, TOP_P_METHODS, _sample
+
+log = logging.getLogger(__name__)
+
+_ATTN_NAME = "rlpipe_refill"
+_STATE_KW = "rlpipe_refill_state"
+_PREFILL_TOKENS = 16384  # prompt tokens per packed prefill forward
+_MAX_AUTO_SLOTS = 512
+_MEMORY_FRACTION = 0.65
+
+
+def _refill_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The attention interface entry: cache write and attention are the session's (see ``_Slots.attend``)."""
+    state = kwargs.get(_STATE_KW)
+    if state is None:  # a forward outside this engine while the implementation is set: plain SDPA
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    return state.attend(module.layer_idx, query, key, value, scale), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(_ATTN_NAME, _refill_attention)
+
+
+def _flash(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_q: torch.Tensor,
+    cu_k: torch.Tensor,
+    max_q: int,
+    max_k: int,
+    causal: bool,
+    scale: float,
+    seqused_k: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """FlashAttention-2 varlen forward (``[tokens, heads, dim]`` layout, GQA native)."""
+    return torch.ops.aten._flash_attention_forward(
+        q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=seqused_k
+    )[0]
+
+
+def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether the varlen flash kernel with ``seqused_k`` runs here (CUDA, bf16/fp16), checked by a call."""
+    if (
+        device.type != "cuda"
+        or dtype not in (torch.bfloat16, torch.float16)
+        or head_dim % 8
+        or head_dim > 256
+    ):
+        return False
+    try:
+        q = torch.randn(2, 4, head_dim, device=device, dtype=dtype)
+        kv = torch.randn(2 * 16, 2, head_dim, device=device, dtype=dtype)
+        cu_q = torch.arange(3, device=device, dtype=torch.int32)
+        cu_k = cu_q * 16
+        used = torch.tensor([3, 16], device=device, dtype=torch.int32)
+        out = _flash(q, kv, kv, cu_q, cu_k, 1, 16, False, head_dim**-0.5, used)
+        # Reference for slot 0: its first 3 keys only.
+        ref = torch.softmax((q[0].float() @ kv[:3, 0].float().T) * head_dim**-0.5, -1) @ kv[:3, 0].float()
+        ok = torch.allclose(out[0, 0].float(), ref[0], atol=2e-2, rtol=2e-2)
+        if not ok:
+            log.warning("flash varlen with seqused_k gave wrong values; using masked attention")
+        return bool(ok)
+    except Exception as exc:  # an older torch or a GPU without the kernel: the masked path still works
+        log.warning(
+            "flash varlen attention unavailable (%s: %s); using masked attention", type(exc).__name__, exc
+        )
+        return False
+
+
+class _Slots:
+    """Per-slot cache and state for one (slots, cache_len, max_new, mode, compile), and its step graph."""
+
+    def __init__(
+        self,
+        gen: RefillGenerator,
+        slots: int,
+        cache_len: int,
+        max_new: int,
+        mode: str,
+        compile: bool,
+    ) -> None:
+        model, device = gen.model, gen.device
+        cfg = model.config.get_text_config(decoder=True)
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        self.heads = cfg.num_attention_heads
+        dtype = next(model.parameters()).dtype
+        self.gen, self.slots, self.cache_len, self.max_new, self.mode = gen, slots, cache_len, max_new, mode
+        self.device, self.compiled = device, compile
+        self.flash = gen.use_flash and flash_available(device, dtype, self.head_dim)
+        shape = (cfg.num_hidden_layers, slots * cache_len, self.kv_heads, self.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        long = dict(dtype=torch.long, device=device)
+        self.tok = torch.zeros(slots, **long)  # input token of the next decode step
+        self.pos = torch.zeros(slots, **long)  # its position = the cache row it is written to
+        self.count = torch.zeros(slots, **long)  # tokens generated so far (first token included)
+        self.limit = torch.ones(slots, **long)
+        self.done = torch.ones(slots, dtype=torch.bool, device=device)  # an empty slot is done
+        self.out = torch.zeros(slots, max_new + 1, **long)  # last column: writes of rows not decoding
+        self.base = torch.arange(slots, **long) * cache_len
+        self.write = torch.zeros(slots, **long)
+        self.used = torch.ones(slots, dtype=torch.int32, device=device)
+        self.cu_q = torch.arange(slots + 1, dtype=torch.int32, device=device)
+        self.cu_k = self.cu_q * cache_len
+        self.cols = torch.arange(cache_len, **long)
+        self.eos = torch.tensor(sorted(gen.eos_ids) or [-1], **long)
+        self.temperature = torch.ones(1, dtype=torch.float32, device=device)
+        self.top_p = torch.ones(1, dtype=torch.float32, device=device)
+        types = sorted(set(getattr(cfg, "layer_types", None) or ["full_attention"]))
+        self.masks: dict[str, None] = dict.fromkeys(types)
+        self.prefilling = False
+        self.p_write = self.p_cu = torch.zeros(1, **long)
+        self.p_max, self.p_bounds = 0, [(0, 0)]
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.no_graph = False
+        self.forward_fn: Callable[[], torch.Tensor] = self._forward
+        self.sample_fn: Callable[[torch.Tensor], None] = self._sample_next
+        if compile:
+            self.forward_fn = torch.compile(self._forward, dynamic=False)
+            if not (mode == "top_p" and gen.top_p_method == "sort"):
+                self.sample_fn = torch.compile(self._sample_next, dynamic=False)
+
+    def reset(self) -> None:
+        self.done.fill_(True)
+        self.count.zero_()
+        self.limit.fill_(1)
+        self.pos.zero_()
+        self.tok.zero_()
+
+    # --- attention: called by every layer through the attention interface ---
+
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        kc, vc = self.k[layer], self.v[layer]
+        if self.prefilling:  # q: [1, heads, T, dim] of the packed prompts; k, v: [1, kv_heads, T, dim]
+            kn, vn = k[0].transpose(0, 1), v[0].transpose(0, 1)
+            kc.index_copy_(0, self.p_write, kn)
+            vc.index_copy_(0, self.p_write, vn)
+            if self.flash:
+                qn = q[0].transpose(0, 1).contiguous()
+                out = _flash(
+                    qn,
+                    kn.contiguous(),
+                    vn.contiguous(),
+                    self.p_cu,
+                    self.p_cu,
+                    self.p_max,
+                    self.p_max,
+                    True,
+                    scale,
+                )
+                return out[None]
+            group = self.heads // self.kv_heads
+            parts = []
+            for a, b in self.p_bounds:
+                parts.append(
+                    torch.nn.functional.scaled_dot_product_attention(
+                        q[:, :, a:b],
+                        k[:, :, a:b].repeat_interleave(group, dim=1),
+                        v[:, :, a:b].repeat_interleave(group, dim=1),
+                        is_causal=True,
+                        scale=scale,
+                    )
+                )
+            return torch.cat(parts, dim=2).transpose(1, 2)
+        # Decode: q [slots, heads, 1, dim]; k, v [slots, kv_heads, 1, dim].
+        kc.index_copy_(0, self.write, k[:, :, 0])
+        vc.index_copy_(0, self.write, v[:, :, 0])
+        s, d = self.slots, self.head_dim
+        if self.flash:
+            qn = q.reshape(s, self.heads, d)
+            out = _flash(qn, kc, vc, self.cu_q, self.cu_k, 1, self.cache_len, False, scale, self.used)
+            return out[:, None]
+        grouped = q.reshape(s, self.kv_heads, self.heads // self.kv_heads, d)
+        keys = kc.view(s, self.cache_len, self.kv_heads, d).permute(0, 2, 3, 1)  # [s, kv, d, L]
+        values = vc.view(s, self.cache_len, self.kv_heads, d).transpose(1, 2)  # [s, kv, L, d]
+        scores = torch.matmul(grouped, keys).float() * scale  # [s, kv, group, L]
+        visible = (self.cols[None, :] <= self.pos[:, None])[:, None, None, :]
+        probs = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1).to(values.dtype)
+        return torch.matmul(probs, values).reshape(s, 1, self.heads, d)
+
+    # --- decode step: device work only, graph-capturable ---
+
+    def _forward(self) -> torch.Tensor:
+        torch.add(self.base, self.pos, out=self.write)
+        self.used.copy_(self.pos + 1)
+        logits = self.gen.model(
+            input_ids=self.tok[:, None],
+            position_ids=self.pos[:, None],
+            attention_mask=self.masks,
+            use_cache=False,
+            logits_to_keep=1,
+            **{_STATE_KW: self},
+        ).logits[:, -1, :]
+        return logits.float()
+
+    def _sample_next(self, logits: torch.Tensor) -> None:
+        gen = self.gen
+        nxt = _sample(logits, self.temperature, self.top_p, self.mode, gen.top_p_method, gen.top_k)
+        active = ~self.done
+        col = torch.where(active, self.count, self.max_new)
+        self.out.scatter_(1, col[:, None], nxt[:, None])
+        self.count.add_(active.long())
+        stop = torch.isin(nxt, self.eos) | (self.count >= self.limit)
+        self.done.logical_or_(active & stop)
+        self.pos.add_((~self.done).long())  # a row still decoding feeds its new token one position on
+        self.tok.copy_(nxt)
+
+    def _step(self) -> None:
+        self.sample_fn(self.forward_fn())
+
+    def _state(self) -> list[torch.Tensor]:
+        return [self.tok, self.pos, self.count, self.limit, self.done, self.out, self.write, self.used]
+
+    def capture(self) -> None:
+        """Warm up (compiles) and capture the step on a side stream, leaving all state as it was.
+
+        The warm-up steps also write keys/values at the positions after each slot's current one; those
+        rows are not attended to before the real steps overwrite them.
+        """
+        saved = [t.clone() for t in self._state()]
+        rng = torch.cuda.get_rng_state(self.device)
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            try:
+                for _ in range(3):
+                    self._step()
+            except Exception as exc:  # a compiler bug must cost speed, not the evaluation
+                log.warning("torch.compile failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
+                self.forward_fn, self.sample_fn = self._forward, self._sample_next
+                for dst, src in zip(self._state(), saved, strict=True):
+                    dst.copy_(src)
+                for _ in range(3):
+                    self._step()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        for dst, src in zip(self._state(), saved, strict=True):
+            dst.copy_(src)
+        torch.cuda.set_rng_state(rng, self.device)
+        self.graph = graph
+
+    def decode(self, steps: int) -> None:
+        if self.gen.cuda_graphs and self.device.type == "cuda" and self.graph is None and not self.no_graph:
+            try:
+                self.capture()
+            except Exception as exc:  # a kernel that cannot be captured must cost speed, not the call
+                log.warning(
+                    "CUDA graph capture failed (%s: %s); decoding without a graph", type(exc).__name__, exc
+                )
+                self.no_graph = True
+                torch.cuda.synchronize(self.device)
+        for _ in range(steps):
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._step()
+
+    # --- prefill: eager, packed ---
+
+    def admit(self, slots: list[int], prompts: list[list[int]], limits: list[int]) -> None:
+        """Prefill ``prompts`` into ``slots`` (one packed forward) and sample each one's first token."""
+        lens = [len(p) for p in prompts]
+        dev, long = self.device, torch.long
+        ids = torch.tensor([t for p in prompts for t in p], dtype=long)
+        positions = torch.cat([torch.arange(n, dtype=long) for n in lens])
+        write = torch.cat(
+            [torch.arange(n, dtype=long) + s * self.cache_len for s, n in zip(slots, lens, strict=True)]
+        )
+        ends = torch.tensor(lens, dtype=long).cumsum(0)
+        self.p_write = write.to(dev)
+        self.p_cu = torch.cat([torch.zeros(1, dtype=long), ends]).to(dev, torch.int32)
+        self.p_max = max(lens)
+        bounds = [0, *ends.tolist()]
+        self.p_bounds = list(zip(bounds[:-1], bounds[1:], strict=True))
+        self.prefilling = True
+        try:
+            logits = self.gen.model(
+                input_ids=ids[None].to(dev),
+                position_ids=positions[None].to(dev),
+                attention_mask=self.masks,
+                use_cache=False,
+                logits_to_keep=(ends - 1).to(dev),
+                **{_STATE_KW: self},
+            ).logits[0]
+        finally:
+            self.prefilling = False
+        gen = self.gen
+        first = _sample(logits.float(), self.temperature, self.top_p, self.mode, gen.top_p_method, gen.top_k)
+        idx = torch.tensor(slots, dtype=long, device=dev)
+        lim = torch.tensor(limits, dtype=long, device=dev)
+        self.tok[idx] = first
+        self.pos[idx] = torch.tensor(lens, dtype=long, device=dev)
+        self.count[idx] = 1
+        self.limit[idx] = lim
+        self.out[idx, 0] = first
+        self.done[idx] = torch.isin(first, self.eos) | (lim <= 1)
+
+
+class RefillGenerator:
+    """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
+
+    Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default: from free GPU
+    memory, at most 512; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the planned decode
+    steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs`` (default on CUDA);
+    ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then top-p, exact whenever the
+    nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every`` is the number of decode steps
+    between host checks for finished rows; a refill waits until ``refill_min`` slots are free (default
+    1/16 of the slots) unless nothing else is left to decode. ``use_flash`` allows the flash kernels.
+    Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
+    the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch_size: int | None = None,
+        compile: bool | None = None,
+        cuda_graphs: bool | None = None,
+        top_p_method: str = "search",
+        top_k: int = 1024,
+        eos_token_ids: list[int] | None = None,
+        expected_calls: int = 1,
+        check_every: int = 8,
+        refill_min: int | None = None,
+        use_flash: bool = True,
+    ) -> None:
+        if top_p_method not in TOP_P_METHODS:
+            raise ValueError(f"top_p_method must be one of {TOP_P_METHODS}, not {top_p_method!r}")
+        self.model, self.tokenizer = model, tokenizer
+        self.top_p_method, self.top_k = top_p_method, top_k
+        self.device = next(model.parameters()).device
+        self.max_batch_size = max_batch_size
+        self.compile = compile if self.device.type == "cuda" else False
+        self.expected_calls = max(1, expected_calls)
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
+        eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
+        self.eos_ids: set[int] = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
+        self._session: _Slots | None = None
+        self.last_stats: dict[str, Any] = {}
+        _register_attention()
+
+    def _auto_batch(self, cache_len: int) -> int:
+        """Slots that fit: per-slot cache plus vocab-sized sampling temporaries, in 65% of free memory."""
+        if self.max_batch_size is not None:
+            return self.max_batch_size
+        if self.device.type != "cuda":
+            return 64
+        cfg = self.model.config.get_text_config(decoder=True)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        elem = next(self.model.parameters()).element_size()
+        per_slot = cfg.num_hidden_layers * 2 * kv_heads * head_dim * elem * cache_len + cfg.vocab_size * 40
+        free, _ = torch.cuda.mem_get_info(self.device)
+        fits = int(_MEMORY_FRACTION * free // per_slot)
+        return max(1, min(_MAX_AUTO_SLOTS, fits if fits < 16 else fits // 8 * 8))
+
+    def should_compile(self, decode_steps: int) -> bool:
+        if self.compile is not None:
+            return self.compile
+        return decode_steps * self.expected_calls >= COMPILE_MIN_DECODE_STEPS
+
+    def _session_for(self, slots: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Slots:
+        s = self._session
+        key = (slots, cache_len, max_new, mode, compile)
+        if s is None or (s.slots, s.cache_len, s.max_new, s.mode, s.compiled) != key:
+            self._session = None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            s = self._session = _Slots(self, slots, cache_len, max_new, mode, compile)
+            log.info(
+                "refill session: %d slots x %d cache rows, %s, compile %s, flash %s",
+                slots,
+                cache_len,
+                mode,
+                compile,
+                s.flash,
+            )
+        return s
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        max_new_per_prompt: list[int] | None = None,
+    ) -> list[list[list[int]]]:
+        """Per prompt, ``n`` completions as token ids, each cut before its first eos (eos excluded).
+
+        ``max_new_per_prompt`` optionally lowers the limit per prompt (the bench forces each row's length
+        this way); ``max_new_tokens`` stays the cap and sizes the cache.
+        """
+        out: list[list[list[int]]] = [[[] for _ in range(n)] for _ in prompts]
+        jobs = [(i, s) for i in range(len(prompts)) for s in range(n)]
+        if not jobs or max_new_tokens <= 0:
+            return out
+        if any(not p for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        caps = max_new_per_prompt or [max_new_tokens] * len(prompts)
+        limits = [max(1, min(max_new_tokens, caps[i])) for i, _ in jobs]
+        mode = "greedy" if temperature <= 0 else ("top_p" if top_p < 1.0 else "sample")
+        cache_len = _round_up(max(len(p) for p in prompts) + max_new_tokens, 256)
+        config = self.model.config
+        previous_attn = config._attn_implementation
+        config._attn_implementation = _ATTN_NAME
+        torch.manual_seed(seed)
+        try:
+            with torch.inference_mode():
+                limit = self._auto_batch(cache_len)
+                slots = min(limit, _next_pow2(len(jobs)))
+                compile = self.should_compile(math.ceil(sum(limits) / slots))
+                session = self._session_for(slots, cache_len, max_new_tokens, mode, compile)
+                session.temperature.fill_(max(temperature, 1e-6))
+                session.top_p.fill_(top_p)
+                self._run(session, prompts, jobs, limits, out)
+        finally:
+            config._attn_implementation = previous_attn
+        return out
+
+    def _run(
+        self,
+        session: _Slots,
+        prompts: list[list[int]],
+        jobs: list[tuple[int, int]],
+        limits: list[int],
+        out: list[list[list[int]]],
+    ) -> None:
+        session.reset()
+        slots = session.slots
+        owner = [-1] * slots  # job index held by each slot
+        pending = deque(range(len(jobs)))
+        refill_min = self.refill_min or max(1, slots // 16)
+        stats = dict(
+            slots=slots, cache_len=session.cache_len, decode_steps=0, prefills=0, flash=session.flash
+        )
+
+        def admit(free: list[int]) -> None:
+            while free and pending:
+                group: list[int] = []
+                tokens = 0
+                while (
+                    len(group) < len(free)
+                    and pending
+                    and (not group or tokens + len(prompts[jobs[pending[0]][0]]) <= _PREFILL_TOKENS)
+                ):
+                    j = pending.popleft()
+                    group.append(j)
+                    tokens += len(prompts[jobs[j][0]])
+                targets = [free.pop(0) for _ in group]
+                for s, j in zip(targets, group, strict=True):
+                    owner[s] = j
+                session.admit(targets, [prompts[jobs[j][0]] for j in group], [limits[j] for j in group])
+                stats["prefills"] += 1
+
+        admit(list(range(slots)))
+        while True:
+            done = session.done.tolist()
+            finished = [s for s in range(slots) if done[s] and owner[s] >= 0]
+            if finished:
+                idx = torch.tensor(finished, device=session.device)
+                counts = session.count[idx].tolist()
+                rows = session.out[idx, : max(counts)].tolist()
+                for s, c, row in zip(finished, counts, rows, strict=True):
+                    i, k = jobs[owner[s]]
+                    row = row[:c]
+                    cut = next((t for t, tok in enumerate(row) if tok in self.eos_ids), len(row))
+                    out[i][k] = row[:cut]
+                    owner[s] = -1
+            free = [s for s in range(slots) if owner[s] < 0]
+            active = slots - len(free)
+            if pending and free and (len(free) >= refill_min or active == 0 or len(pending) <= len(free)):
+                admit(free)
+                active = sum(o >= 0 for o in owner)
+            if active == 0 and not pending:
+                break
+            session.decode(self.check_every)
+            stats["decode_steps"] += self.check_every
+        self.last_stats = stats
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
