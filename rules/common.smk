@@ -11,7 +11,7 @@ from rlpipe.resources import gpu_job_resources, model_gpu_resources
 OUT = EXP.out
 RUNS = EXP.runs
 SUITE = EXP.suite
-THREADS = EXP.config.get("resources", {}).get("threads", 1)
+THREADS = EXP.config["resources"]["threads"]
 WARMUP = EXP.config.get("warmup")
 HUB_KERNELS = EXP.hub_kernels
 # Shared by the experiment's GPU jobs (rlpipe.runtime).

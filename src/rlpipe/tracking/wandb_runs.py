@@ -216,7 +216,7 @@ def _write_run(
         dir=str(root),
         mode=mode,
         resume="allow",
-        tags=[experiment, spec.get("method", "grpo")],
+        tags=[experiment, spec["method"]],
         config={"run": name, "color": color, **json.loads(json.dumps(dict(spec), default=str))},
         settings=settings,
     )
