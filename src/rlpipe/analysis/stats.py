@@ -31,6 +31,7 @@ as 0 -- callers that want "failed = wrong" must fill them first.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -491,6 +492,7 @@ def student_t_cdf(t: float, df: int) -> float:
     return 0.5 + 0.5 * mass if t >= 0 else 0.5 - 0.5 * mass
 
 
+@functools.lru_cache(maxsize=4096)
 def student_t_ppf(q: float, df: int) -> float:
     """Quantile of Student's t: the ``t`` with ``student_t_cdf(t, df) == q``.
 
@@ -538,33 +540,7 @@ def trend_slope(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Tre
     p = 1 for a constant). Assumes independent residuals; for autocorrelated training curves the
     CI is optimistic -- use :func:`trend_slope_ar1` for verdicts (same slope, robust CI).
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    x, y = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"steps and values differ in length: {x.shape} vs {y.shape}")
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    n = len(x)
-    nan4 = Trend(NAN, NAN, NAN, NAN)
-    if n < 3:
-        return nan4
-    dx, dy = x - x.mean(), y - y.mean()
-    sxx = float(dx @ dx)
-    if sxx <= 0.0:
-        return nan4
-    slope = float(dx @ dy) / sxx
-    resid = dy - slope * dx
-    rss, tss = float(resid @ resid), float(dy @ dy)
-    if rss <= 1e-20 * tss:  # exact line up to rounding: report it exactly
-        rss = 0.0
-    se = math.sqrt(rss / (n - 2) / sxx)
-    tq = student_t_ppf(1.0 - alpha / 2.0, n - 2)
-    if se == 0.0:
-        p = 1.0 if slope == 0.0 else 0.0
-    else:
-        p = min(1.0, 2.0 * (1.0 - student_t_cdf(abs(slope) / se, n - 2)))
-    return Trend(slope, slope - tq * se, slope + tq * se, p)
+    return _trend(steps, values, alpha, autocorrelated=False)[0]
 
 
 #: AR(1) coefficients used by :func:`trend_slope_ar1` are clipped to this range: beyond 0.97 a
@@ -576,16 +552,6 @@ AR1_PHI_RANGE = (-0.9, 0.97)
 TREND_METHOD_AR1 = "OLS slope, AR(1)-corrected standard error, t with n_eff - 2 df"
 
 
-_T_QUANTILES: dict[tuple[float, int], float] = {}
-
-
-def _t_quantile(q: float, df: int) -> float:
-    """Cached :func:`student_t_ppf` (a bisection): simulations call the trend test thousands of times."""
-    if (q, df) not in _T_QUANTILES:
-        _T_QUANTILES[(q, df)] = student_t_ppf(q, df)
-    return _T_QUANTILES[(q, df)]
-
-
 def _ar1_form(a: np.ndarray, b: np.ndarray, phi: float) -> float:
     """``sum_ij a_i b_j phi^|i - j|`` (``a' R b`` with the AR(1) correlation matrix), O(n^2) in C."""
     n = len(a)
@@ -593,8 +559,13 @@ def _ar1_form(a: np.ndarray, b: np.ndarray, phi: float) -> float:
     return float(np.correlate(a, b, mode="full") @ np.power(phi, lags))
 
 
-def _ar1_trend(steps: ArrayLike, values: ArrayLike, alpha: float) -> tuple[Trend, float, int]:
-    """:func:`trend_slope_ar1` plus the AR(1) coefficient and the t degrees of freedom it used."""
+def _trend(
+    steps: ArrayLike, values: ArrayLike, alpha: float, autocorrelated: bool = True
+) -> tuple[Trend, float, int]:
+    """:func:`trend_slope_ar1` plus the AR(1) coefficient and the t degrees of freedom it used.
+
+    With ``autocorrelated=False`` the coefficient is fixed at 0, which reduces every formula to
+    plain OLS (``x'Rx = Sxx``, ``tr(MR) = n - 2``, ``n - 2`` df): :func:`trend_slope`."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     x, y = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
@@ -617,7 +588,7 @@ def _ar1_trend(steps: ArrayLike, values: ArrayLike, alpha: float) -> tuple[Trend
     phi = 0.0
     if rss <= 1e-20 * tss:  # exact line up to rounding: report it exactly
         rss = 0.0
-    elif n >= 5:  # the bias correction below needs n > 4; with fewer points phi stays 0
+    elif autocorrelated and n >= 5:  # the bias correction needs n > 4; with fewer points phi stays 0
         r1 = float(resid[1:] @ resid[:-1]) / rss
         phi = min(max((r1 + 2.0 / n) / (1.0 - 4.0 / n), AR1_PHI_RANGE[0]), AR1_PHI_RANGE[1])
     x_r_x = _ar1_form(dx, dx, phi)
@@ -625,12 +596,8 @@ def _ar1_trend(steps: ArrayLike, values: ArrayLike, alpha: float) -> tuple[Trend
     tr_mr = n - _ar1_form(ones, ones, phi) / n - x_r_x / sxx  # E[RSS] / sigma^2 under AR(1)
     se = math.sqrt(rss / tr_mr * x_r_x) / sxx
     df = int(min(n - 2, max(1, math.floor(n * (1.0 - phi) / (1.0 + phi)) - 2)))
-    tq = _t_quantile(1.0 - alpha / 2.0, df)
-    if se == 0.0:
-        p = 1.0 if slope == 0.0 else 0.0
-    else:
-        p = min(1.0, 2.0 * (1.0 - student_t_cdf(abs(slope) / se, df)))
-    return Trend(slope, slope - tq * se, slope + tq * se, p), phi, df
+    tq = student_t_ppf(1.0 - alpha / 2.0, df)
+    return Trend(slope, slope - tq * se, slope + tq * se, t_p(slope, se, df)), phi, df
 
 
 def trend_slope_ar1(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Trend:
@@ -662,10 +629,10 @@ def trend_slope_ar1(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) ->
     Pairs with a non-finite step or value are dropped; degenerate inputs give NaNs and an exact
     line a zero-width interval, as in :func:`trend_slope`. The slope itself is the OLS slope.
     """
-    return _ar1_trend(steps, values, alpha)[0]
+    return _trend(steps, values, alpha)[0]
 
 
 def residual_ar1(steps: ArrayLike, values: ArrayLike) -> float:
     """The bias-corrected, clipped AR(1) coefficient of the detrended ``values`` that
     :func:`trend_slope_ar1` uses (NaN when no trend can be fitted, 0 with fewer than 5 points)."""
-    return _ar1_trend(steps, values, 0.05)[1]
+    return _trend(steps, values, 0.05)[1]
