@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from rlpipe.analysis.compare import compare, correct, delta_dict, significant_changes
+from rlpipe.analysis.compare import compare, comparison_row, correct, significant_changes
 from rlpipe.analysis.selection import choose_winner
 from rlpipe.analysis.stats import macro_deltas
 
@@ -41,15 +41,7 @@ def report_rows(items: dict, n_boot: int, seed: int) -> list[dict]:
     rows = []
     for r in range(1, RUNS + 1):
         res = compare(items, TASK_DOMAIN, [(f"r{r}", 1)], [("r0", 1)], n_boot=n_boot, seed=seed)
-        rows.append(
-            {
-                "run": f"r{r}",
-                "ref": "r0@1",
-                "mean": delta_dict(res["mean"]),
-                "domains": {d: delta_dict(x) for d, x in res["domains"].items()},
-                "tasks": {t: delta_dict(x) for t, x in res["tasks"].items()},
-            }
-        )
+        rows.append(comparison_row(f"r{r}", "r0@1", res))
     return rows
 
 

@@ -89,6 +89,19 @@ def delta_dict(d: Delta) -> dict[str, Any]:
     }
 
 
+def comparison_row(run: str, ref: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """One report row: :func:`compare`'s result for ``run`` against ``ref`` as plain data, the
+    shape :func:`correct`, :func:`significant_changes` and the template read."""
+    return {
+        "run": run,
+        "ref": ref,
+        "n_seeds": result["n_seeds"],
+        "tasks": {t: delta_dict(d) for t, d in result["tasks"].items()},
+        "domains": {d: delta_dict(x) for d, x in result["domains"].items()},
+        "mean": delta_dict(result["mean"]),
+    }
+
+
 def correct(rows: Sequence[Mapping[str, Any]], comparison: str) -> list[dict[str, Any]]:
     """Holm-correct each level of ``rows`` (comparison rows of delta dicts) as one family.
 

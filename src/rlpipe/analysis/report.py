@@ -27,8 +27,8 @@ from rlpipe.analysis.compare import (
     ALPHA,
     CORRECTION,
     compare,
+    comparison_row,
     correct,
-    delta_dict,
     families,
     significant_changes,
 )
@@ -259,28 +259,19 @@ def build_context(
     fam = families(runs)
     fam_of = {r: f for f, members in fam.items() for r in members}
 
-    def row(name: str, ref: str, result: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "run": name,
-            "ref": ref,
-            "n_seeds": result["n_seeds"],
-            "tasks": {t: delta_dict(d) for t, d in result["tasks"].items()},
-            "domains": {d: delta_dict(x) for d, x in result["domains"].items()},
-            "mean": delta_dict(result["mean"]),
-        }
-
     vs_base, vs_baseline = [], []
     base_family = fam_of.get(baseline) if baseline else None
     for family, members in fam.items():
         arm = [(r, final_step[r]) for r in members]
         bases = sorted({(base_of[r], 0) for r in members})
         vs_base.append(
-            row(family, f"{bases[0][0]}@0", compare(items, task_domain, arm, bases, n_boot=n_boot))
+            comparison_row(family, f"{bases[0][0]}@0", compare(items, task_domain, arm, bases, n_boot=n_boot))
         )
         if base_family and family != base_family:
             ref_arm = [(r, final_step[r]) for r in fam[base_family]]
             ref = f"{base_family}@{final_step[fam[base_family][0]]}"
-            vs_baseline.append(row(family, ref, compare(items, task_domain, arm, ref_arm, n_boot=n_boot)))
+            result = compare(items, task_domain, arm, ref_arm, n_boot=n_boot)
+            vs_baseline.append(comparison_row(family, ref, result))
     tested_families = correct(vs_base, "vs base model") + correct(vs_baseline, "vs baseline")
     improvements, regressions = significant_changes(vs_baseline)
 
