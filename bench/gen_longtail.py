@@ -26,9 +26,10 @@ batching is host-bound and slow, so it runs the first ``--cb-rows`` rows only (i
 
 Metrics per engine: useful tokens/s (sum of targets / seconds; prefill included, compile and graph
 capture excluded and reported as ``first_call_s``), slot efficiency (tokens produced by decode steps /
-(slots x decode steps); unknown for CB), peak memory, and % of the HBM roofline: (decode steps x weight
-bytes + the KV bytes the useful tokens must read, sum over rows and steps of context x KV bytes per
-token) / seconds / 4.8 TB/s. Also a microbenchmark of the three top-p samplers at the refill slot count,
+slot-steps, i.e. slots x decode steps summed over the refill engine's narrower tail sessions; unknown
+for CB), peak memory, and % of the HBM roofline: (decode steps x weight bytes + the KV bytes the useful
+tokens must read, sum over rows and steps of context x KV bytes per token) / seconds / 4.8 TB/s.
+Also a microbenchmark of the three top-p samplers at the refill slot count,
 a greedy agreement check against stock ``generate`` (first divergence in bf16, as gen_throughput.py) and
 a seeded determinism check of the refill engine with refill happening.
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import statistics
@@ -171,7 +173,7 @@ def run_size(
             "seconds": seconds,
             "useful_tokens": tokens,
             "useful_tok_per_s": tokens / seconds,
-            "slot_efficiency": (decoded / (slots * steps))
+            "slot_efficiency": (decoded / extra.get("slot_steps", (slots or 0) * (steps or 0)))
             if steps and slots and decoded is not None
             else None,
             "roofline_frac": None,
@@ -365,6 +367,8 @@ def run_size(
                     first_call_s=warm,
                     slots=st["slots"],
                     decode_steps=st["decode_steps"],
+                    slot_steps=st["slot_steps"],
+                    tail_slots=st["tail_slots"],
                     prefills=st["prefills"],
                     flash=st["flash"],
                     cache_len=st["cache_len"],
@@ -598,6 +602,7 @@ def main() -> None:
     args = ap.parse_args()
     args.engines = args.engines.split(",")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     import transformers
 
     t_start = time.perf_counter()

@@ -133,3 +133,19 @@ def test_make_generator_builds_the_refill_engine_on_request(model) -> None:
 
     assert isinstance(make_generator("hf-refill", model, _tok(None), batch_size=8), RefillGenerator)
     assert isinstance(make_generator("hf", model, _tok(None), batch_size=8), HFGenerator)  # CPU: stock
+
+
+def test_tail_is_compacted_into_fewer_slots(model) -> None:
+    """One long row among short ones: once the queue is empty the long rows move to a 4-slot session."""
+    limits = [40 if i == 1 else 2 for i in range(len(PROMPTS))]
+    gen = RefillGenerator(model, _tok(None), max_batch_size=16, check_every=2)
+    out = gen.generate(
+        PROMPTS, n=2, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=limits
+    )
+    for prompt, limit, samples in zip(PROMPTS, limits, out, strict=True):
+        ref = _reference(model, prompt, limit, None)
+        assert samples == [ref, ref]  # the moved rows continue exactly where they were
+    stats = gen.last_stats
+    assert stats["tail_slots"] == [4]
+    # Most steps ran 4 wide, not 16: far fewer slot-steps than the full width would have cost.
+    assert stats["slot_steps"] < 16 * stats["decode_steps"] / 2

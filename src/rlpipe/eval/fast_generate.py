@@ -313,6 +313,29 @@ class _Session:
         return done_steps
 
 
+def eos_ids_of(tokenizer: Any, eos_token_ids: list[int] | None) -> set[int]:
+    """The ids that end a completion: ``eos_token_ids`` if given, else the tokenizer's eos id(s)."""
+    eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
+    return set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
+
+
+def row_bytes(model: Any, cache_len: int) -> int:
+    """GPU bytes one decoding row needs: its KV cache of ``cache_len`` positions plus vocab-sized
+    sampling temporaries (fp32 logits, probabilities, noise, ...: about 40 bytes per vocabulary entry)."""
+    cfg = model.config.get_text_config(decoder=True)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    elem = next(model.parameters()).element_size()
+    return cfg.num_hidden_layers * 2 * kv_heads * head_dim * elem * cache_len + cfg.vocab_size * 40
+
+
+def plan_compile(compile: bool | None, decode_steps: int, expected_calls: int) -> bool:
+    """``compile`` when set; otherwise compile when the planned decode steps repay compilation."""
+    if compile is not None:
+        return compile
+    return decode_steps * expected_calls >= COMPILE_MIN_DECODE_STEPS
+
+
 class FastHFGenerator:
     """The ``Generator`` interface of ``rlpipe.eval.generate``: static cache, graph-replayed decode loop.
 
@@ -351,8 +374,7 @@ class FastHFGenerator:
         self.compile = compile if self.device.type == "cuda" else False
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
-        eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
-        self.eos_ids: set[int] = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
+        self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
         self._session: _Session | None = None
@@ -364,20 +386,13 @@ class FastHFGenerator:
             return self.max_batch_size
         if self.device.type != "cuda":
             return 64
-        cfg = self.model.config.get_text_config(decoder=True)
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        elem = next(self.model.parameters()).element_size()
-        per_row = cfg.num_hidden_layers * 2 * kv_heads * head_dim * elem * cache_len + cfg.vocab_size * 40
         free, _ = torch.cuda.mem_get_info(self.device)
-        fits = int(0.6 * free // per_row)
+        fits = int(0.6 * free // row_bytes(self.model, cache_len))
         return max(1, min(_MAX_AUTO_BATCH, 2 ** int(math.log2(max(1, fits)))))
 
     def should_compile(self, decode_steps: int) -> bool:
         """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
-        if self.compile is not None:
-            return self.compile
-        return decode_steps * self.expected_calls >= COMPILE_MIN_DECODE_STEPS
+        return plan_compile(self.compile, decode_steps, self.expected_calls)
 
     def _session_for(self, batch: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Session:
         s = self._session

@@ -23,6 +23,9 @@ schedule and the cache:
 * **One CUDA graph per step.** Slot count and cache width are fixed for a call, and positions, lengths
   and cache write indices are tensors, so the decode step (forward, sampling, bookkeeping) is captured
   once and replayed, optionally through ``torch.compile`` first, as in ``FastHFGenerator``.
+* **The tail is compacted.** Once no prompt waits and at most a quarter of the slots still decode, those
+  rows move (cache and state) into a session a power of two wide, so a few long completions do not keep
+  the full batch width busy until the longest ends; finished slots attend to one key, not their context.
 * **Slots from free memory.** Unless given, the slot count is what fits in 65% of free GPU memory at
   ``cache_len`` per slot (at most 512), and never more than there are jobs (rounded up to a power of two).
 
@@ -40,7 +43,8 @@ from typing import Any
 
 import torch
 
-from rlpipe.eval.fast_generate import COMPILE_MIN_DECODE_STEPS, TOP_P_METHODS, _sample
+from rlpipe.eval.fast_generate import TOP_P_METHODS, _sample, eos_ids_of, plan_compile, row_bytes
+from rlpipe.tracking.logs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ _STATE_KW = "rlpipe_refill_state"
 _PREFILL_TOKENS = 16384  # prompt tokens per packed prefill forward
 _MAX_AUTO_SLOTS = 512
 _MEMORY_FRACTION = 0.65
+_TAIL_MIN_SLOTS = 4  # the narrowest session the tail is compacted into
 
 
 def _refill_attention(
@@ -147,9 +152,14 @@ class _Slots:
         self.gen, self.slots, self.cache_len, self.max_new, self.mode = gen, slots, cache_len, max_new, mode
         self.device, self.compiled = device, compile
         self.flash = gen.use_flash and flash_available(device, dtype, self.head_dim)
-        shape = (cfg.num_hidden_layers, slots * cache_len, self.kv_heads, self.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        # One tensor per layer, not views of one: torch.compile mutates a graph input in place, but a
+        # write into a view of one would be functionalised into a copy of the whole base every step.
+        shape = (slots * cache_len, self.kv_heads, self.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        if compile:
+            for t in (*self.k, *self.v):
+                torch._dynamo.mark_static_address(t)
         long = dict(dtype=torch.long, device=device)
         self.tok = torch.zeros(slots, **long)  # input token of the next decode step
         self.pos = torch.zeros(slots, **long)  # its position = the cache row it is written to
@@ -244,7 +254,8 @@ class _Slots:
 
     def _forward(self) -> torch.Tensor:
         torch.add(self.base, self.pos, out=self.write)
-        self.used.copy_(self.pos + 1)
+        # A finished slot attends to one key only: its stale context would cost reads for nothing.
+        self.used.copy_(torch.where(self.done, 1, self.pos + 1))
         logits = self.gen.model(
             input_ids=self.tok[:, None],
             position_ids=self.pos[:, None],
@@ -303,7 +314,8 @@ class _Slots:
         torch.cuda.set_rng_state(rng, self.device)
         self.graph = graph
 
-    def decode(self, steps: int) -> None:
+    def ensure_graph(self) -> None:
+        """Capture the step graph once (CUDA with graphs on); a failed capture decodes eagerly."""
         if self.gen.cuda_graphs and self.device.type == "cuda" and self.graph is None and not self.no_graph:
             try:
                 self.capture()
@@ -313,11 +325,26 @@ class _Slots:
                 )
                 self.no_graph = True
                 torch.cuda.synchronize(self.device)
+
+    def decode(self, steps: int) -> None:
+        self.ensure_graph()
         for _ in range(steps):
             if self.graph is not None:
                 self.graph.replay()
             else:
                 self._step()
+
+    def take_over(self, other: _Slots, moved: list[int]) -> None:
+        """Copy slots ``moved`` of ``other`` (cache and state) into this session's slots 0..len-1."""
+        n = len(moved)
+        src = torch.tensor(moved, dtype=torch.long, device=self.device)
+        view = (-1, self.cache_len, self.kv_heads, self.head_dim)
+        for mine, theirs in zip((*self.k, *self.v), (*other.k, *other.v), strict=True):
+            mine.view(view)[:n] = theirs.view(view).index_select(0, src)
+        for name in ("tok", "pos", "count", "limit", "done", "out"):
+            getattr(self, name)[:n] = getattr(other, name).index_select(0, src)
+        self.temperature.copy_(other.temperature)
+        self.top_p.copy_(other.top_p)
 
     # --- prefill: eager, packed ---
 
@@ -400,31 +427,33 @@ class RefillGenerator:
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
-        eos = getattr(tokenizer, "eos_token_id", None) if eos_token_ids is None else list(eos_token_ids)
-        self.eos_ids: set[int] = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
+        self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: _Slots | None = None
+        self._auto_slots: dict[int, int] = {}
         self.last_stats: dict[str, Any] = {}
         _register_attention()
 
     def _auto_batch(self, cache_len: int) -> int:
-        """Slots that fit: per-slot cache plus vocab-sized sampling temporaries, in 65% of free memory."""
+        """Slots that fit: per-slot cache plus vocab-sized sampling temporaries, in 65% of free memory.
+
+        Decided once per cache width: measured again, the free memory would exclude this generator's
+        own cached session, and a smaller count would build (and compile) a second one beside it.
+        """
         if self.max_batch_size is not None:
             return self.max_batch_size
         if self.device.type != "cuda":
             return 64
-        cfg = self.model.config.get_text_config(decoder=True)
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        elem = next(self.model.parameters()).element_size()
-        per_slot = cfg.num_hidden_layers * 2 * kv_heads * head_dim * elem * cache_len + cfg.vocab_size * 40
+        if cache_len not in self._auto_slots:
+            self._auto_slots[cache_len] = self._slots_that_fit(cache_len)
+        return self._auto_slots[cache_len]
+
+    def _slots_that_fit(self, cache_len: int) -> int:
         free, _ = torch.cuda.mem_get_info(self.device)
-        fits = int(_MEMORY_FRACTION * free // per_slot)
+        fits = int(_MEMORY_FRACTION * free // row_bytes(self.model, cache_len))
         return max(1, min(_MAX_AUTO_SLOTS, fits if fits < 16 else fits // 8 * 8))
 
     def should_compile(self, decode_steps: int) -> bool:
-        if self.compile is not None:
-            return self.compile
-        return decode_steps * self.expected_calls >= COMPILE_MIN_DECODE_STEPS
+        return plan_compile(self.compile, decode_steps, self.expected_calls)
 
     def _session_for(self, slots: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Slots:
         s = self._session
@@ -473,7 +502,6 @@ class RefillGenerator:
         config = self.model.config
         previous_attn = config._attn_implementation
         config._attn_implementation = _ATTN_NAME
-        torch.manual_seed(seed)
         try:
             with torch.inference_mode():
                 limit = self._auto_batch(cache_len)
@@ -482,6 +510,10 @@ class RefillGenerator:
                 session = self._session_for(slots, cache_len, max_new_tokens, mode, compile)
                 session.temperature.fill_(max(temperature, 1e-6))
                 session.top_p.fill_(top_p)
+                # Compile and capture before seeding: the warm-up steps draw random numbers, and the
+                # first call of a session must sample what every later call with the seed samples.
+                session.ensure_graph()
+                torch.manual_seed(seed)
                 self._run(session, prompts, jobs, limits, out)
         finally:
             config._attn_implementation = previous_attn
@@ -496,12 +528,17 @@ class RefillGenerator:
         out: list[list[list[int]]],
     ) -> None:
         session.reset()
-        slots = session.slots
-        owner = [-1] * slots  # job index held by each slot
+        owner = [-1] * session.slots  # job index held by each slot
         pending = deque(range(len(jobs)))
-        refill_min = self.refill_min or max(1, slots // 16)
-        stats = dict(
-            slots=slots, cache_len=session.cache_len, decode_steps=0, prefills=0, flash=session.flash
+        refill_min = self.refill_min or max(1, session.slots // 16)
+        stats: dict[str, Any] = dict(
+            slots=session.slots,
+            cache_len=session.cache_len,
+            decode_steps=0,
+            slot_steps=0,
+            prefills=0,
+            flash=session.flash,
+            tail_slots=[],
         )
 
         def admit(free: list[int]) -> None:
@@ -522,10 +559,11 @@ class RefillGenerator:
                 session.admit(targets, [prompts[jobs[j][0]] for j in group], [limits[j] for j in group])
                 stats["prefills"] += 1
 
-        admit(list(range(slots)))
+        progress = Progress(log, "refill generate", len(jobs))
+        admit(list(range(session.slots)))
         while True:
             done = session.done.tolist()
-            finished = [s for s in range(slots) if done[s] and owner[s] >= 0]
+            finished = [s for s, o in enumerate(owner) if done[s] and o >= 0]
             if finished:
                 idx = torch.tensor(finished, device=session.device)
                 counts = session.count[idx].tolist()
@@ -536,16 +574,40 @@ class RefillGenerator:
                     cut = next((t for t, tok in enumerate(row) if tok in self.eos_ids), len(row))
                     out[i][k] = row[:cut]
                     owner[s] = -1
-            free = [s for s in range(slots) if owner[s] < 0]
-            active = slots - len(free)
+                progress.update(len(finished))
+            free = [s for s, o in enumerate(owner) if o < 0]
+            active = session.slots - len(free)
             if pending and free and (len(free) >= refill_min or active == 0 or len(pending) <= len(free)):
                 admit(free)
                 active = sum(o >= 0 for o in owner)
             if active == 0 and not pending:
                 break
+            if not pending and session.slots > _TAIL_MIN_SLOTS and active <= session.slots // 4:
+                session, owner = self._compact(session, owner)
+                stats["tail_slots"].append(session.slots)
             session.decode(self.check_every)
             stats["decode_steps"] += self.check_every
+            stats["slot_steps"] += self.check_every * session.slots
         self.last_stats = stats
+
+    def _compact(self, session: _Slots, owner: list[int]) -> tuple[_Slots, list[int]]:
+        """The tail: move the rows still decoding into a session a power of two wide, at least 4x smaller.
+
+        Once no prompt waits, a few long rows would otherwise keep every slot's sampling, bookkeeping
+        and batch width busy until the longest ends. The small session is captured without
+        ``torch.compile`` (a recompile per width would cost more than the tail) and is dropped after
+        the call; the full-width session stays cached for the next call.
+        """
+        moved = [s for s, o in enumerate(owner) if o >= 0]
+        width = max(_TAIL_MIN_SLOTS, _next_pow2(len(moved)))
+        if self.device.type == "cuda":
+            need = sum(t.nbytes for t in (*session.k, *session.v)) * width // session.slots
+            if need > 0.9 * torch.cuda.mem_get_info(self.device)[0]:
+                return session, owner  # no room for the narrower session beside the full one
+        small = _Slots(self, width, session.cache_len, session.max_new, session.mode, compile=False)
+        small.take_over(session, moved)
+        log.info("refill tail: %d rows left, %d -> %d slots", len(moved), session.slots, width)
+        return small, [owner[s] for s in moved] + [-1] * (width - len(moved))
 
 
 def _round_up(x: int, m: int) -> int:

@@ -129,6 +129,19 @@ class Method:
         raise NotImplementedError
 
 
+def trainer_paths(paths: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments every trainer takes from ``Method.train``'s ``paths`` (validation rows
+    are read only when early stopping asked for them)."""
+    from rlpipe.tracking.io import read_jsonl
+
+    return dict(
+        checkpoints_dir=paths["checkpoints"],
+        state_dir=paths["state_dir"],
+        metrics_path=paths["metrics"],
+        validation_rows=read_jsonl(paths["validation"]) if paths.get("validation") else None,
+    )
+
+
 def check_pcgrad_domains(domains: Sequence[str]) -> None:
     """PCGrad projects one domain's gradient against another's: it needs at least two domains."""
     if len(set(domains)) < 2:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlpipe.train.methods.base import Method, Settings, Spec, SpecError
+from rlpipe.train.methods.base import Method, Settings, Spec, SpecError, trainer_paths
 
 
 @dataclass(frozen=True)
@@ -108,15 +108,7 @@ class GRPO(Method):
         from rlpipe.tracking.io import read_jsonl
         from rlpipe.train.grpo import train_grpo
 
-        train_grpo(
-            paths["policy"],
-            read_jsonl(paths["train"]),
-            spec=spec,
-            checkpoints_dir=paths["checkpoints"],
-            state_dir=paths["state_dir"],
-            metrics_path=paths["metrics"],
-            validation_rows=read_jsonl(paths["validation"]) if paths.get("validation") else None,
-        )
+        train_grpo(paths["policy"], read_jsonl(paths["train"]), spec=spec, **trainer_paths(paths))
 
     def mask_probe(self, policy_dir: str, rows: Sequence[Mapping[str, Any]], spec: Spec) -> dict[str, Any]:
         from rlpipe.train.grpo import grpo_mask_probe

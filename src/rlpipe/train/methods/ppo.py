@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlpipe.train.methods.base import Method, Settings, Spec, SpecError
+from rlpipe.train.methods.base import Method, Settings, Spec, SpecError, trainer_paths
 
 #: accelerate's distributed_type of a config PPO can run under (torchrun, one process per GPU).
 DATA_PARALLEL = "MULTI_GPU"
@@ -148,15 +148,7 @@ class PPO(Method):
         from rlpipe.train.distributed import shutdown
         from rlpipe.train.ppo import train_ppo
 
-        train_ppo(
-            paths["policy"],
-            read_jsonl(paths["train"]),
-            spec=spec,
-            checkpoints_dir=paths["checkpoints"],
-            state_dir=paths["state_dir"],
-            metrics_path=paths["metrics"],
-            validation_rows=read_jsonl(paths["validation"]) if paths.get("validation") else None,
-        )
+        train_ppo(paths["policy"], read_jsonl(paths["train"]), spec=spec, **trainer_paths(paths))
         shutdown()  # a launched worker joined the process group in the trainer: leave it
 
     def mask_probe(self, policy_dir: str, rows: Sequence[Mapping[str, Any]], spec: Spec) -> dict[str, Any]:
