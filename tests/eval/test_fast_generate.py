@@ -6,55 +6,23 @@ its speed is measured by ``bench/gen_throughput.py``.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tiny_qwen import VOCAB, reference, tiny_qwen, tokenizer
+from transformers import Qwen2ForCausalLM
 
 from rlpipe.eval.fast_generate import FastHFGenerator
 
-VOCAB, PAD = 101, 0
 PROMPTS = [[5, 9, 17], [3, 44, 12, 8, 91, 60, 2], [70], [11, 22, 33, 44, 55, 66, 77, 88, 99, 10, 20, 30]]
 
 
 @pytest.fixture(scope="module")
 def model() -> Qwen2ForCausalLM:
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=PAD,
-        eos_token_id=VOCAB - 1,
-        initializer_range=0.5,  # a peaked distribution, so greedy choices are not near-ties
-    )
-    return Qwen2ForCausalLM(config).eval()
-
-
-def _tok(eos: int | None) -> SimpleNamespace:
-    return SimpleNamespace(eos_token_id=eos, pad_token_id=PAD)
-
-
-def _reference(model: Qwen2ForCausalLM, prompt: list[int], max_new: int, eos: int | None) -> list[int]:
-    """Unpadded greedy ``generate`` for one prompt, cut before eos as the interface requires."""
-    gen = model.generate(
-        input_ids=torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        do_sample=False,
-        max_new_tokens=max_new,
-        eos_token_id=eos,
-        pad_token_id=PAD,
-    )[0, len(prompt) :].tolist()
-    return gen[: gen.index(eos)] if eos is not None and eos in gen else gen
+    return tiny_qwen()
 
 
 def test_shapes_and_range(model: Qwen2ForCausalLM) -> None:
-    fast = FastHFGenerator(model, _tok(VOCAB - 1), compile=False)
+    fast = FastHFGenerator(model, tokenizer(VOCAB - 1), compile=False)
     out = fast.generate(PROMPTS, n=3, temperature=1.0, top_p=0.9, max_new_tokens=9, seed=1)
     assert len(out) == len(PROMPTS)
     for samples in out:
@@ -66,27 +34,27 @@ def test_shapes_and_range(model: Qwen2ForCausalLM) -> None:
 
 def test_greedy_matches_generate_across_batches(model: Qwen2ForCausalLM) -> None:
     # max_batch_size=3 over 4 prompts: one full batch and one padded to a power of two, both left-padded.
-    fast = FastHFGenerator(model, _tok(None), max_batch_size=3, compile=False)
+    fast = FastHFGenerator(model, tokenizer(None), max_batch_size=3, compile=False)
     out = fast.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=12, seed=0)
     for prompt, samples in zip(PROMPTS, out, strict=True):
-        assert samples[0] == _reference(model, prompt, 12, None)
+        assert samples[0] == reference(model, prompt, 12, None)
 
 
 def test_eos_stops_and_is_excluded(model: Qwen2ForCausalLM) -> None:
     # Make eos a token that greedy decoding actually emits mid-way for the first prompt.
-    free_run = _reference(model, PROMPTS[0], 12, None)
+    free_run = reference(model, PROMPTS[0], 12, None)
     eos = free_run[4]
-    fast = FastHFGenerator(model, _tok(eos), compile=False)
+    fast = FastHFGenerator(model, tokenizer(eos), compile=False)
     out = fast.generate(PROMPTS, n=2, temperature=0.0, top_p=1.0, max_new_tokens=12, seed=0)
     assert out[0][0] == free_run[: free_run.index(eos)]
     for prompt, samples in zip(PROMPTS, out, strict=True):
-        assert samples[0] == samples[1] == _reference(model, prompt, 12, eos)
+        assert samples[0] == samples[1] == reference(model, prompt, 12, eos)
         assert eos not in samples[0]
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_sampling_is_seeded(model: Qwen2ForCausalLM, top_p: float) -> None:
-    fast = FastHFGenerator(model, _tok(None), compile=False)
+    fast = FastHFGenerator(model, tokenizer(None), compile=False)
     kwargs = dict(n=2, temperature=1.0, top_p=top_p, max_new_tokens=10)
     first = fast.generate(PROMPTS, seed=7, **kwargs)
     assert first == fast.generate(PROMPTS, seed=7, **kwargs)
@@ -109,7 +77,7 @@ def test_top_p_search_matches_sorted_prefix() -> None:
 @pytest.mark.parametrize("method", ["sort", "search"])
 def test_top_p_methods_sample_inside_nucleus(model: Qwen2ForCausalLM, method: str) -> None:
     # With top_p tiny the nucleus is the argmax token, so sampling must equal greedy decoding.
-    fast = FastHFGenerator(model, _tok(None), compile=False, top_p_method=method)
+    fast = FastHFGenerator(model, tokenizer(None), compile=False, top_p_method=method)
     greedy = fast.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=8, seed=0)
     assert fast.generate(PROMPTS, n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8, seed=5) == greedy
 
@@ -118,12 +86,12 @@ def test_compile_only_when_the_planned_decode_steps_repay_it(model: Qwen2ForCaus
     """``compile=None`` compiles a workload of >= COMPILE_MIN_DECODE_STEPS steps (all calls together)."""
     from rlpipe.eval.fast_generate import COMPILE_MIN_DECODE_STEPS
 
-    fast = FastHFGenerator(model, _tok(None))
+    fast = FastHFGenerator(model, tokenizer(None))
     assert fast.compile is False  # never on CPU
     fast.compile = None  # as on CUDA with the default
     assert not fast.should_compile(80)  # the embedded default's evaluation: 10 batches x 8 tokens
     assert fast.should_compile(COMPILE_MIN_DECODE_STEPS)  # one long evaluation
-    rollouts = FastHFGenerator(model, _tok(None), expected_calls=60)
+    rollouts = FastHFGenerator(model, tokenizer(None), expected_calls=60)
     rollouts.compile = None
     assert not rollouts.should_compile(8)  # 60 steps of 8-token rollouts
     assert rollouts.should_compile(COMPILE_MIN_DECODE_STEPS // 60 + 1)

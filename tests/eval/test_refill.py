@@ -6,15 +6,13 @@ attention kernel; its speed and bf16 agreement are measured by ``bench/gen_longt
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tiny_qwen import VOCAB, reference, tiny_qwen, tokenizer
+from transformers import Qwen2ForCausalLM
 
 from rlpipe.eval.refill import RefillGenerator
 
-VOCAB, PAD = 101, 0
 _g = torch.Generator().manual_seed(1)
 # Uneven prompts (1 to 29 tokens) and very different lengths per row: 1 to 40 new tokens.
 PROMPTS = [
@@ -25,49 +23,19 @@ LIMITS = [1, 40, 3, 25, 7, 2, 33, 12, 5]
 
 @pytest.fixture(scope="module")
 def model() -> Qwen2ForCausalLM:
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=PAD,
-        eos_token_id=VOCAB - 1,
-        initializer_range=0.5,  # a peaked distribution, so greedy choices are not near-ties
-    )
-    return Qwen2ForCausalLM(config).eval()
-
-
-def _tok(eos: int | None) -> SimpleNamespace:
-    return SimpleNamespace(eos_token_id=eos, pad_token_id=PAD)
-
-
-def _reference(model: Qwen2ForCausalLM, prompt: list[int], max_new: int, eos: int | None) -> list[int]:
-    """Unpadded greedy ``generate`` for one prompt, cut before eos as the interface requires."""
-    gen = model.generate(
-        input_ids=torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-        do_sample=False,
-        max_new_tokens=max_new,
-        eos_token_id=eos,
-        pad_token_id=PAD,
-    )[0, len(prompt) :].tolist()
-    return gen[: gen.index(eos)] if eos is not None and eos in gen else gen
+    return tiny_qwen()
 
 
 @pytest.mark.parametrize(("slots", "check_every", "refill_min"), [(3, 2, None), (4, 5, 2), (1, 1, None)])
 def test_greedy_matches_generate_while_refilling(model, slots, check_every, refill_min) -> None:
     gen = RefillGenerator(
-        model, _tok(None), max_batch_size=slots, check_every=check_every, refill_min=refill_min
+        model, tokenizer(None), max_batch_size=slots, check_every=check_every, refill_min=refill_min
     )
     out = gen.generate(
         PROMPTS, n=2, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=LIMITS
     )
     for prompt, limit, samples in zip(PROMPTS, LIMITS, out, strict=True):
-        ref = _reference(model, prompt, limit, None)
+        ref = reference(model, prompt, limit, None)
         assert samples == [ref, ref]
     stats = gen.last_stats
     assert stats["slots"] == slots and stats["prefills"] > 1  # more jobs than slots: slots were refilled
@@ -76,14 +44,14 @@ def test_greedy_matches_generate_while_refilling(model, slots, check_every, refi
 
 
 def test_eos_stops_a_row_and_frees_its_slot(model) -> None:
-    free_run = _reference(model, PROMPTS[1], 40, None)
+    free_run = reference(model, PROMPTS[1], 40, None)
     eos = free_run[5]
     # One slot: every job must wait for the one before it, so a row that never stopped would hang it.
-    gen = RefillGenerator(model, _tok(eos), max_batch_size=1, check_every=3)
+    gen = RefillGenerator(model, tokenizer(eos), max_batch_size=1, check_every=3)
     out = gen.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0)
     assert out[1][0] == free_run[: free_run.index(eos)]
     for prompt, samples in zip(PROMPTS, out, strict=True):
-        assert samples[0] == _reference(model, prompt, 40, eos)
+        assert samples[0] == reference(model, prompt, 40, eos)
         assert eos not in samples[0]
     assert gen.last_stats["prefills"] == len(PROMPTS)
     # The slot freed at eos was reused: the whole call took about as many steps as tokens were produced.
@@ -95,7 +63,7 @@ def test_eos_stops_a_row_and_frees_its_slot(model) -> None:
     ("top_p", "method"), [(1.0, "search"), (0.8, "search"), (0.8, "sort"), (0.8, "topk")]
 )
 def test_sampling_is_seeded(model, top_p, method) -> None:
-    gen = RefillGenerator(model, _tok(None), max_batch_size=4, top_p_method=method, top_k=16)
+    gen = RefillGenerator(model, tokenizer(None), max_batch_size=4, top_p_method=method, top_k=16)
     kwargs = dict(n=2, temperature=1.0, top_p=top_p, max_new_tokens=10, max_new_per_prompt=LIMITS)
     first = gen.generate(PROMPTS, seed=7, **kwargs)
     assert first == gen.generate(PROMPTS, seed=7, **kwargs)
@@ -106,7 +74,7 @@ def test_sampling_is_seeded(model, top_p, method) -> None:
 
 @pytest.mark.parametrize("method", ["sort", "search", "topk"])
 def test_tiny_top_p_is_greedy(model, method) -> None:
-    gen = RefillGenerator(model, _tok(None), max_batch_size=3, top_p_method=method)
+    gen = RefillGenerator(model, tokenizer(None), max_batch_size=3, top_p_method=method)
     greedy = gen.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=8, seed=0)
     assert gen.generate(PROMPTS, n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8, seed=5) == greedy
 
@@ -131,19 +99,19 @@ def test_topk_sampler_keeps_the_exact_nucleus_when_it_fits() -> None:
 def test_make_generator_builds_the_refill_engine_on_request(model) -> None:
     from rlpipe.eval.generate import HFGenerator, make_generator
 
-    assert isinstance(make_generator("hf-refill", model, _tok(None), batch_size=8), RefillGenerator)
-    assert isinstance(make_generator("hf", model, _tok(None), batch_size=8), HFGenerator)  # CPU: stock
+    assert isinstance(make_generator("hf-refill", model, tokenizer(None), batch_size=8), RefillGenerator)
+    assert isinstance(make_generator("hf", model, tokenizer(None), batch_size=8), HFGenerator)  # CPU: stock
 
 
 def test_tail_is_compacted_into_fewer_slots(model) -> None:
     """One long row among short ones: once the queue is empty the long rows move to a 4-slot session."""
     limits = [40 if i == 1 else 2 for i in range(len(PROMPTS))]
-    gen = RefillGenerator(model, _tok(None), max_batch_size=16, check_every=2)
+    gen = RefillGenerator(model, tokenizer(None), max_batch_size=16, check_every=2)
     out = gen.generate(
         PROMPTS, n=2, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=limits
     )
     for prompt, limit, samples in zip(PROMPTS, limits, out, strict=True):
-        ref = _reference(model, prompt, limit, None)
+        ref = reference(model, prompt, limit, None)
         assert samples == [ref, ref]  # the moved rows continue exactly where they were
     stats = gen.last_stats
     assert stats["tail_slots"] == [4]

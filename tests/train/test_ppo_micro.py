@@ -18,27 +18,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from three_domains import three_domain_rows
 
 from rlpipe.config import ConfigError, load_experiment
-from rlpipe.data.tasks import generate
-from rlpipe.rewards.registry import SCORERS
 from rlpipe.train.methods import build_spec
 from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.ppo import PPOTrainer, Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
-# A dense toy reward that varies between the tiny model's random completions (their characters).
-SCORER = "test_char_sum"
-SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(ord, response)) % 97 / 96)
-
-
-def _rows() -> list[dict[str, Any]]:
-    """Four prompts of three domains: math (addition), logic (sorting), simulation (program)."""
-    add, sort, prog = (generate(task, "train", 2, 0) for task in ("addition", "sorting", "program"))
-    rows = [add[0], sort[0], prog[0], add[1]]
-    for row in rows:
-        row["scorer"] = SCORER
-    return rows
 
 
 def _run(**changes: Any) -> dict[str, Any]:
@@ -64,9 +51,9 @@ def sampled(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Rollout
     """One fixed rollout for every variant; three completions cut short so token counts differ."""
     torch.manual_seed(0)
     trainer = PPOTrainer(
-        model_dir, _rows(), spec=build_spec(_run()), **_dirs(tmp_path_factory.mktemp("sample"))
+        model_dir, three_domain_rows(), spec=build_spec(_run()), **_dirs(tmp_path_factory.mktemp("sample"))
     )
-    ro = trainer.sample(_rows())
+    ro = trainer.sample(three_domain_rows())
     for row, keep in ((1, 1), (4, 2), (6, 3)):
         ro.mask[row, keep:] = 0
         ro.attention_mask[row, ro.prompt_len + keep :] = 0
@@ -82,7 +69,9 @@ def _dirs(root: Path) -> dict[str, Path]:
 def _update(model_dir: str, ro: Rollout, root: Path, **changes: Any) -> dict[str, Any]:
     """Gradients (before the step), parameters (after it) and statistics of one update of ``ro``."""
     torch.manual_seed(0)  # the same LoRA initialisation and the same minibatch order for every variant
-    trainer = PPOTrainer(model_dir, _rows(), spec=build_spec(_run(**copy.deepcopy(changes))), **_dirs(root))
+    trainer = PPOTrainer(
+        model_dir, three_domain_rows(), spec=build_spec(_run(**copy.deepcopy(changes))), **_dirs(root)
+    )
     params = trainer.param_groups["policy"] + trainer.param_groups["critic"]
     grads: list[torch.Tensor] = []
     step = trainer.optimizer.step
@@ -155,7 +144,7 @@ def test_micro_batches_give_the_minibatch_update(model_dir, sampled, tmp_path, c
 def test_micro_batch_losses_carry_their_share_of_the_minibatch_tokens(model_dir, sampled, tmp_path):
     """The micro-batch losses add up to the minibatch loss (token weights, not 1 / micro-batches)."""
     torch.manual_seed(0)
-    trainer = PPOTrainer(model_dir, _rows(), spec=build_spec(_run()), **_dirs(tmp_path))
+    trainer = PPOTrainer(model_dir, three_domain_rows(), spec=build_spec(_run()), **_dirs(tmp_path))
     ro = trainer.prepare(copy.deepcopy(sampled))
     idx = torch.arange(len(ro))
     whole, _ = trainer.losses(ro, idx)

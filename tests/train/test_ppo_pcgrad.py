@@ -17,25 +17,12 @@ from typing import Any
 
 import pytest
 import torch
+from three_domains import three_domain_rows
 
-from rlpipe.data.tasks import generate
-from rlpipe.rewards.registry import SCORERS
 from rlpipe.train.methods import build_spec
 from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.pcgrad import flatten_grads, project_conflicting
 from rlpipe.train.ppo import PPOTrainer
-
-SCORER = "test_char_sum"  # the dense toy reward of test_ppo_micro.py
-SCORERS.setdefault(SCORER, lambda response, ground_truth, extra=None: sum(map(ord, response)) % 97 / 96)
-
-
-def _rows() -> list[dict[str, Any]]:
-    """Four prompts of three domains: math (addition), logic (sorting), simulation (program)."""
-    add, sort, prog = (generate(task, "train", 2, 0) for task in ("addition", "sorting", "program"))
-    rows = [add[0], sort[0], prog[0], add[1]]
-    for row in rows:
-        row["scorer"] = SCORER
-    return rows
 
 
 def _run(**ppo: Any) -> dict[str, Any]:
@@ -75,7 +62,7 @@ def _generator(state: torch.Tensor) -> torch.Generator:
 def test_pcgrad_projects_policy_gradients_and_sums_critic_gradients(model_dir, tmp_path: Path, ppo):
     trainer = PPOTrainer(
         model_dir,
-        _rows(),
+        three_domain_rows(),
         spec=build_spec(_run(**ppo)),
         checkpoints_dir=tmp_path / "ck",
         state_dir=tmp_path / "st",
@@ -85,7 +72,7 @@ def test_pcgrad_projects_policy_gradients_and_sums_critic_gradients(model_dir, t
     head = trainer.value_head if ppo["critic"] == "shared" else trainer.critic.head
     with torch.no_grad():
         head.proj.weight.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(1))
-    ro = trainer.prepare(trainer.sample(_rows()))
+    ro = trainer.prepare(trainer.sample(three_domain_rows()))
     assert len(set(ro.domains)) == 3 and float(ro.scores.std()) > 0
     # the domains disagree about the values (returns +1 for math, -1 otherwise): the critic's
     # per-domain gradients conflict, as the issue's critic parts 5 and -2 do
@@ -145,7 +132,7 @@ def test_pcgrad_critic_must_be_sum_or_project(model_dir, tmp_path: Path):
     with pytest.raises(ValueError, match="pcgrad_critic"):
         PPOTrainer(
             model_dir,
-            _rows(),
+            three_domain_rows(),
             spec=build_spec(_run(pcgrad_critic="mean")),
             checkpoints_dir=tmp_path / "ck",
             state_dir=tmp_path / "st",
