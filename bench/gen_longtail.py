@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gen_throughput import EOS, HBM_BYTES_PER_S, SHAPES  # noqa: E402
+import gen_throughput  # noqa: E402
+from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, weight_bytes  # noqa: E402
 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
@@ -76,25 +77,7 @@ TINY = dict(
 
 
 def build_model(size: str, device: torch.device) -> Any:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    shape = TINY if size == "tiny" else SHAPES[size]
-    eos = shape["vocab_size"] - 1 if size == "tiny" else EOS
-    config = Qwen2Config(
-        **shape,
-        max_position_embeddings=32768,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        use_sliding_window=False,
-        eos_token_id=eos,
-        pad_token_id=eos,
-    )
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    with torch.device(device):
-        model = Qwen2ForCausalLM(config).to(dtype)
-    return model.eval()
+    return gen_throughput.build_model(size, device, TINY if size == "tiny" else None)
 
 
 def workload(args: argparse.Namespace, vocab: int) -> tuple[list[list[int]], list[int]]:
@@ -119,18 +102,6 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def kv_bytes_per_token(model: Any) -> int:
-    cfg = model.config
-    elem = next(model.parameters()).element_size()
-    return (
-        cfg.num_hidden_layers
-        * 2
-        * cfg.num_key_value_heads
-        * (cfg.hidden_size // cfg.num_attention_heads)
-        * elem
-    )
-
-
 def useful_kv_bytes(prompts: list[list[int]], targets: list[int], kv_tok: int) -> float:
     """KV bytes the decode steps of the useful tokens must read: sum over steps of the context length."""
     total = 0.0
@@ -151,7 +122,7 @@ def run_size(
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     model = build_model(size, device)
     vocab = model.config.vocab_size
-    wbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    wbytes = weight_bytes(model)
     kv_tok = kv_bytes_per_token(model)
     prompts, targets = workload(args, vocab)
     useful = sum(targets)

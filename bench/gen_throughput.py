@@ -46,23 +46,28 @@ EOS = 151643  # <|endoftext|>; never stops a run here (min_new_tokens / no eos f
 HBM_BYTES_PER_S = 4.8e12  # H200 datasheet; the brief's roofline definition
 
 
-def build_model(size: str) -> Any:
-    """A random-init Qwen2.5-shaped causal LM in bf16, created directly on the GPU (fast for 7B)."""
+def build_model(size: str, device: torch.device | str = "cuda", shape: dict[str, Any] | None = None) -> Any:
+    """A random-init Qwen2.5-shaped causal LM (``SHAPES[size]`` unless ``shape`` is given), created
+    directly on ``device`` (fast for 7B): bf16 on CUDA, fp32 elsewhere. A custom ``shape`` ends at its
+    last vocabulary id, ``SHAPES`` at Qwen's ``<|endoftext|>``."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    shape = shape or SHAPES[size]
+    eos = EOS if shape["vocab_size"] > EOS else shape["vocab_size"] - 1
     config = Qwen2Config(
-        **SHAPES[size],
+        **shape,
         max_position_embeddings=32768,
         rope_theta=1_000_000.0,
         rms_norm_eps=1e-6,
         use_sliding_window=False,
-        eos_token_id=EOS,
-        pad_token_id=EOS,
+        eos_token_id=eos,
+        pad_token_id=eos,
     )
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    device = torch.device(device)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16 if device.type == "cuda" else torch.float32)
     return model.eval()
 
 
@@ -74,7 +79,8 @@ def weight_bytes(model: Any) -> int:
 def kv_bytes_per_token(model: Any) -> int:
     cfg = model.config
     head_dim = cfg.hidden_size // cfg.num_attention_heads
-    return cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * 2
+    elem = next(model.parameters()).element_size()
+    return cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * elem
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
