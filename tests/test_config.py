@@ -32,7 +32,7 @@ def test_default_config_is_valid_and_expands():
     )
     assert exp.runs["grpo-lora"]["lora"]["r"] == 16
     assert exp.base_runs == {"base": "base"}
-    assert set(exp.suite["tasks"]) == {"addition", "sorting", "program"}
+    assert set(exp.suite["tasks"]) == {"add_digit", "sorting", "counter"}
 
 
 def test_unknown_key_is_named_with_its_file():

@@ -46,6 +46,11 @@ def test_answers_are_computed_correctly():
     prog = {p.key: p for p in TASKS["program"].pool()}
     assert prog["x=1;x-=9;x+=3"].answer == "-5"
     assert prog["x=2;x*=3;x+=4"].answer == "10"
+    add_digit = {p.key: p for p in TASKS["add_digit"].pool()}
+    assert add_digit["999+7"].answer == "1006" and add_digit["47+5"].prompt == "47+5="
+    counter = {p.key: p for p in TASKS["counter"].pool()}
+    assert counter["x=1;x-=9;x+=3"].answer == "-5"
+    assert not any("*=" in key for key in counter)  # additions and subtractions only
 
 
 def test_bad_requests_name_the_problem():

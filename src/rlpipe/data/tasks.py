@@ -53,6 +53,11 @@ def _sorting() -> Iterator[Problem]:
         yield Problem(key=text, prompt=f"sort {text}", answer="".join(sorted(text)))
 
 
+def _add_digit() -> Iterator[Problem]:
+    for a, b in itertools.product(range(1000), range(10)):
+        yield Problem(key=f"{a}+{b}", prompt=f"{a}+{b}=", answer=str(a + b))
+
+
 _OPS: dict[str, Callable[[int, int], int]] = {
     "+=": lambda x, k: x + k,
     "-=": lambda x, k: x - k,
@@ -69,12 +74,27 @@ def _program() -> Iterator[Problem]:
             yield Problem(key=code, prompt=f"{code};x?", answer=str(x))
 
 
+def _counter() -> Iterator[Problem]:
+    steps = [(op, k) for op in ("+=", "-=") for k in range(1, 10)]
+    for x0 in range(10):
+        for (op1, k1), (op2, k2) in itertools.product(steps, repeat=2):
+            x = _OPS[op2](_OPS[op1](x0, k1), k2)
+            code = f"x={x0};x{op1}{k1};x{op2}{k2}"
+            yield Problem(key=code, prompt=f"{code};x?", answer=str(x))
+
+
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         TaskSpec("addition", "math", "integer", "two-number addition, operands 0-99", _addition),
         TaskSpec("sorting", "logic", "exact_match", "sort four digits ascending", _sorting),
         TaskSpec("program", "simulation", "integer", "value of x after two assignments", _program),
+        # The embedded default's math and simulation tasks: learnable by its ~0.6 M-parameter model in
+        # its warm-up (addition of two 0-99 operands and the *= programs stay near 0 there).
+        TaskSpec("add_digit", "math", "integer", "a number 0-999 plus one digit", _add_digit),
+        TaskSpec(
+            "counter", "simulation", "integer", "value of x after adding or subtracting two digits", _counter
+        ),
     )
 }
 
