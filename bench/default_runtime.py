@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = 'pip install -q -e ".[dev]" && HF_HUB_OFFLINE=1 snakemake --cores 2'
+COMMAND = 'pip install -q -c envs/constraints.txt -e ".[dev]" && HF_HUB_OFFLINE=1 snakemake --cores 2'
 
 
 def versions() -> dict[str, str]:
