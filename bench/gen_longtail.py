@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gen_throughput  # noqa: E402
-from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, weight_bytes  # noqa: E402
+from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, weight_bytes  # noqa: E402
 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
@@ -236,19 +236,9 @@ def run_size(
                 for k, r in enumerate(rows):
                     ids[k, width - len(prompts[r]) :] = torch.tensor(prompts[r])
                     mask[k, width - len(prompts[r]) :] = 1
-                with torch.inference_mode():
-                    model.generate(
-                        input_ids=ids.to(device),
-                        attention_mask=mask.to(device),
-                        do_sample=True,
-                        temperature=T,
-                        top_p=P,
-                        top_k=0,
-                        max_new_tokens=new,
-                        min_new_tokens=new,
-                        eos_token_id=None,
-                        pad_token_id=0,
-                    )
+                stock_generate(
+                    model, ids.to(device), new, T, P, attention_mask=mask.to(device), eos_id=None, pad_id=0
+                )
 
             def run_batch(rows: list[int], steps: int) -> tuple[float, float]:
                 pre, _ = timed(device, lambda: gen(rows, 1))

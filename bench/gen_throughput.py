@@ -91,19 +91,29 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
-def stock_generate(model: Any, ids: torch.Tensor, new: int, temperature: float, top_p: float) -> Any:
+def stock_generate(
+    model: Any,
+    ids: torch.Tensor,
+    new: int,
+    temperature: float,
+    top_p: float,
+    attention_mask: torch.Tensor | None = None,
+    eos_id: int | None = EOS,
+    pad_id: int = EOS,
+) -> Any:
+    """Stock ``generate`` forced to exactly ``new`` sampled tokens a row (min_new_tokens; top_k off)."""
     with torch.inference_mode():
         return model.generate(
             input_ids=ids,
-            attention_mask=torch.ones_like(ids),
+            attention_mask=torch.ones_like(ids) if attention_mask is None else attention_mask,
             do_sample=True,
             temperature=temperature,
             top_p=top_p,
             top_k=0,
             max_new_tokens=new,
             min_new_tokens=new,
-            eos_token_id=EOS,
-            pad_token_id=EOS,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
         )
 
 
