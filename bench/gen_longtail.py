@@ -64,7 +64,7 @@ from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
 
-ENGINES = "stock,fast,refill,cb_tuned,sampler,check"  # also: refill_topk, refill_sort, cb_default
+ENGINES = "stock,fast,refill,cb_tuned,profile,sampler,check"  # also: refill_topk, refill_sort, cb_default
 TINY = dict(
     hidden_size=64,
     intermediate_size=128,
@@ -292,6 +292,7 @@ def run_size(
         attempt("fast_hf", fast)
 
     refill_slots: list[int] = []
+    refill_gens: list[RefillGenerator] = []
     for name, method in (("refill", "search"), ("refill_topk", "topk"), ("refill_sort", "sort")):
         if name not in args.engines:
             continue
@@ -320,6 +321,7 @@ def run_size(
                 raise RuntimeError(f"{bad} rows did not stop at their target")
             st = gen.last_stats
             refill_slots.append(st["slots"])
+            refill_gens.append(gen)
             record(
                 name,
                 secs,
@@ -338,6 +340,48 @@ def run_size(
             )
 
         attempt(name, refill)
+
+    if "profile" in args.engines and device.type == "cuda":
+
+        def profile() -> None:
+            """Where a refill decode step's GPU time goes: kernels of a full-width call, by category."""
+            if not refill_gens:
+                raise RuntimeError("the profile reuses the refill engine's session: run the refill engine")
+            gen = refill_gens[0]  # its compiled session: the same slot count and cache width
+            sub = prompts[: gen.last_stats["slots"]]
+            kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
+            steps = args.profile_steps
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as torch_profile
+
+            with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+                secs, _ = timed(
+                    device, lambda: gen.generate(sub, seed=0, max_new_per_prompt=[steps] * len(sub), **kw)
+                )
+            kernels = [
+                (e.key, e.device_time_total / 1e3) for e in prof.key_averages() if e.device_time_total > 0
+            ]
+            kernels.sort(key=lambda kv: -kv[1])
+            total = sum(ms for _, ms in kernels) or float("nan")
+            cats: dict[str, float] = {}
+            for name, ms in kernels:
+                cats[_kernel_category(name)] = cats.get(_kernel_category(name), 0.0) + ms
+            row = {
+                "size": size,
+                "engine": "profile_refill",
+                "rows": len(sub),
+                "steps": steps,
+                "seconds": secs,
+                "gpu_kernel_ms": total,
+                "category_share": {k: v / total for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
+                "top_kernels_ms": [[name[:90], round(ms, 2)] for name, ms in kernels[:15]],
+                "decode_steps": gen.last_stats["decode_steps"],
+            }
+            results.append(row)
+            print(f"PROFILE {size}: {json.dumps(row)[:3000]}", flush=True)
+
+        attempt("profile_refill", profile)
+    refill_gens.clear()  # its cache must not hold memory through the other engines
 
     cb_variants = {
         "cb_default": {},
@@ -501,6 +545,20 @@ def run_size(
     return results
 
 
+def _kernel_category(name: str) -> str:
+    """A GPU kernel's kind, from its name: matmul, attention, sampling (sort/scan/top-k) or other."""
+    low = name.lower()
+    if any(k in low for k in ("gemm", "cutlass", "xmma", "nvjet", "gemv", "matmul", "cublas")):
+        return "matmul"
+    if "flash" in low or "attention" in low or "fmha" in low:
+        return "attention"
+    if any(k in low for k in ("sort", "scan", "topk", "radix", "cumsum", "multinomial")):
+        return "sampling"
+    if "memcpy" in low or "memset" in low:
+        return "copies"
+    return "other (norms, activations, elementwise)"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| size | engine | useful tok/s | seconds | vs stock | vs CB tuned | slot eff. | HBM roofline "
@@ -556,6 +614,7 @@ def main() -> None:
     ap.add_argument("--cb-rows", type=int, default=160)
     ap.add_argument("--cb-requests", type=int, default=256)
     ap.add_argument("--cb-batch-tokens", type=int, default=8192)
+    ap.add_argument("--profile-steps", type=int, default=64, help="decode steps of the profiled call")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="run on CPU even where CUDA is present")
     ap.add_argument("--deadline-s", type=float, default=540, help="skip engines that would start after this")

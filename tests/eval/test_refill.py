@@ -117,3 +117,28 @@ def test_tail_is_compacted_into_fewer_slots(model) -> None:
     assert stats["tail_slots"] == [4]
     # Most steps ran 4 wide, not 16: far fewer slot-steps than the full width would have cost.
     assert stats["slot_steps"] < 16 * stats["decode_steps"] / 2
+
+
+def test_tail_shrinks_again_and_again_in_the_same_cache(model, monkeypatch) -> None:
+    """Staggered lengths: the tail is compacted several times, each into the front of the same buffers."""
+    prompts = PROMPTS * 4  # 36 prompts, one sample each, lengths 1..36 in a shuffled order
+    limits = [1 + (7 * i) % 36 for i in range(len(prompts))]
+    gen = RefillGenerator(model, tokenizer(None), max_batch_size=32, check_every=1)
+    storages: list[int] = []
+    compact = RefillGenerator._compact
+
+    def recording(self, session, owner):
+        narrower, owner = compact(self, session, owner)
+        storages.append(narrower.k[0].untyped_storage().data_ptr())
+        return narrower, owner
+
+    monkeypatch.setattr(RefillGenerator, "_compact", recording)
+    out = gen.generate(
+        prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=limits
+    )
+    for prompt, limit, samples in zip(prompts, limits, out, strict=True):
+        assert samples == [reference(model, prompt, limit, None)]
+    tails = gen.last_stats["tail_slots"]
+    assert len(tails) >= 3 and tails == sorted(tails, reverse=True) and tails[-1] == 4
+    # No new cache memory: every narrower session decoded in the full session's buffers.
+    assert set(storages) == {gen._session.k[0].untyped_storage().data_ptr()}

@@ -23,9 +23,11 @@ schedule and the cache:
 * **One CUDA graph per step.** Slot count and cache width are fixed for a call, and positions, lengths
   and cache write indices are tensors, so the decode step (forward, sampling, bookkeeping) is captured
   once and replayed, optionally through ``torch.compile`` first, as in ``FastHFGenerator``.
-* **The tail is compacted.** Once no prompt waits and at most a quarter of the slots still decode, those
-  rows move (cache and state) into a session a power of two wide, so a few long completions do not keep
-  the full batch width busy until the longest ends; finished slots attend to one key, not their context.
+* **The tail is compacted.** Once no prompt waits, whenever the rows still decoding fit in three
+  quarters of the slots (rounded up to a multiple of 8), they move (cache and state) to the front of the
+  same cache buffers and decode in a narrower session over those views, so a few long completions do not
+  keep the full batch width busy until the longest ends (no new cache memory: compacting can repeat every
+  time the tail shrinks by a quarter). Finished slots attend to one key, not their context.
 * **Slots from free memory.** Unless given, the slot count is what fits in 65% of free GPU memory at
   ``cache_len`` per slot (at most 512), and never more than there are jobs (rounded up to a power of two).
 
@@ -54,6 +56,8 @@ _PREFILL_TOKENS = 16384  # prompt tokens per packed prefill forward
 _MAX_AUTO_SLOTS = 512
 _MEMORY_FRACTION = 0.65
 _TAIL_MIN_SLOTS = 4  # the narrowest session the tail is compacted into
+_TAIL_ROUND = 8  # a compacted session's width is a multiple of this
+_TAIL_SHRINK = 0.75  # compact once the decoding rows fit in this share of the slots
 
 
 def _refill_attention(
@@ -142,7 +146,9 @@ class _Slots:
         max_new: int,
         mode: str,
         compile: bool,
+        share: _Slots | None = None,
     ) -> None:
+        """``share``: use the front ``slots`` slots of that session's cache buffers (tail compaction)."""
         model, device = gen.model, gen.device
         cfg = model.config.get_text_config(decoder=True)
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -155,8 +161,13 @@ class _Slots:
         # One tensor per layer, not views of one: torch.compile mutates a graph input in place, but a
         # write into a view of one would be functionalised into a copy of the whole base every step.
         shape = (slots * cache_len, self.kv_heads, self.head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        if share is not None:  # views of the front slots (uncompiled, so a view is written in place)
+            assert not compile and share.cache_len == cache_len and share.slots >= slots
+            self.k = [t[: shape[0]] for t in share.k]
+            self.v = [t[: shape[0]] for t in share.v]
+        else:
+            self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+            self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
         if compile:
             for t in (*self.k, *self.v):
                 torch._dynamo.mark_static_address(t)
@@ -335,12 +346,19 @@ class _Slots:
                 self._step()
 
     def take_over(self, other: _Slots, moved: list[int]) -> None:
-        """Copy slots ``moved`` of ``other`` (cache and state) into this session's slots 0..len-1."""
+        """Copy slots ``moved`` of ``other`` (cache and state) into this session's slots 0..len-1.
+
+        The two may share cache buffers (this one's are views of the other's front slots): each layer's
+        moved rows are gathered into a temporary first, so a target slot is never overwritten before it
+        has been read.
+        """
         n = len(moved)
         src = torch.tensor(moved, dtype=torch.long, device=self.device)
         view = (-1, self.cache_len, self.kv_heads, self.head_dim)
         for mine, theirs in zip((*self.k, *self.v), (*other.k, *other.v), strict=True):
-            mine.view(view)[:n] = theirs.view(view).index_select(0, src)
+            rows = theirs.view(view).index_select(0, src)
+            mine.view(view)[:n] = rows
+            del rows
         for name in ("tok", "pos", "count", "limit", "done", "out"):
             getattr(self, name)[:n] = getattr(other, name).index_select(0, src)
         self.temperature.copy_(other.temperature)
@@ -582,32 +600,42 @@ class RefillGenerator:
                 active = sum(o >= 0 for o in owner)
             if active == 0 and not pending:
                 break
-            if not pending and session.slots > _TAIL_MIN_SLOTS and active <= session.slots // 4:
-                session, owner = self._compact(session, owner)
-                stats["tail_slots"].append(session.slots)
+            if not pending and _tail_width(active) <= _TAIL_SHRINK * session.slots:
+                narrower, owner = self._compact(session, owner)
+                if narrower is not session:
+                    session = narrower
+                    stats["tail_slots"].append(session.slots)
             session.decode(self.check_every)
             stats["decode_steps"] += self.check_every
             stats["slot_steps"] += self.check_every * session.slots
         self.last_stats = stats
 
     def _compact(self, session: _Slots, owner: list[int]) -> tuple[_Slots, list[int]]:
-        """The tail: move the rows still decoding into a session a power of two wide, at least 4x smaller.
+        """The tail: move the rows still decoding to the front slots and decode them in a narrower session.
 
         Once no prompt waits, a few long rows would otherwise keep every slot's sampling, bookkeeping
-        and batch width busy until the longest ends. The small session is captured without
-        ``torch.compile`` (a recompile per width would cost more than the tail) and is dropped after
-        the call; the full-width session stays cached for the next call.
+        and batch width busy until the longest ends. The narrower session works on views of the same
+        cache buffers (no new cache memory, so it can shrink again and again); it is captured without
+        ``torch.compile`` (a recompile per width would cost more than the tail) and dropped after the
+        call; the full-width session stays cached for the next call.
         """
         moved = [s for s, o in enumerate(owner) if o >= 0]
-        width = max(_TAIL_MIN_SLOTS, _next_pow2(len(moved)))
-        if self.device.type == "cuda":
-            need = sum(t.nbytes for t in (*session.k, *session.v)) * width // session.slots
-            if need > 0.9 * torch.cuda.mem_get_info(self.device)[0]:
-                return session, owner  # no room for the narrower session beside the full one
-        small = _Slots(self, width, session.cache_len, session.max_new, session.mode, compile=False)
+        width = _tail_width(len(moved))
+        if self.device.type == "cuda":  # the gather of one layer's moved rows needs a temporary
+            need = session.k[0].nbytes * len(moved) // session.slots
+            free = torch.cuda.mem_get_info(self.device)[0]
+            free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+            if need > 0.9 * free:
+                return session, owner
+        small = _Slots(self, width, session.cache_len, session.max_new, session.mode, False, share=session)
         small.take_over(session, moved)
         log.info("refill tail: %d rows left, %d -> %d slots", len(moved), session.slots, width)
         return small, [owner[s] for s in moved] + [-1] * (width - len(moved))
+
+
+def _tail_width(rows: int) -> int:
+    """The width of the session a tail of ``rows`` decoding rows is compacted into."""
+    return _TAIL_MIN_SLOTS if rows <= _TAIL_MIN_SLOTS else _round_up(rows, _TAIL_ROUND)
 
 
 def _round_up(x: int, m: int) -> int:
