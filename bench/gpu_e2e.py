@@ -217,6 +217,10 @@ def main() -> None:
     out_json = Path(args.out)
     log = out_json.with_suffix(".log")
     venv = Path(args.venv)
+    # A fresh environment sees only what it installs: an inherited PYTHONPATH would make pip count its
+    # packages as installed and skip them (no `snakemake` entry point in the venv), and would shadow
+    # the environment's own packages when the workflow runs.
+    os.environ.pop("PYTHONPATH", None)
     if args.stage == "env":  # the machine's Python builds the environment, then hands over to it
         result: dict[str, Any] = {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -238,7 +242,6 @@ def main() -> None:
         "WANDB_MODE": "offline",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("PYTHONPATH", None)  # only the fresh environment
     snake = [str(venv / "bin" / "snakemake"), "--configfile", CONFIG]
     rc, wall = sh(
         [*snake, "--cores", str(args.cores), "--resources", f"gpu={args.gpu_slots}"], log, env, check=False
