@@ -548,10 +548,10 @@ def run_size(
 def _kernel_category(name: str) -> str:
     """A GPU kernel's kind, from its name: matmul, attention, sampling (sort/scan/top-k) or other."""
     low = name.lower()
+    if "flash" in low or "attention" in low or "fmha" in low:  # before matmul: templated on cutlass types
+        return "attention"
     if any(k in low for k in ("gemm", "cutlass", "xmma", "nvjet", "gemv", "matmul", "cublas")):
         return "matmul"
-    if "flash" in low or "attention" in low or "fmha" in low:
-        return "attention"
     if any(k in low for k in ("sort", "scan", "topk", "radix", "cumsum", "multinomial")):
         return "sampling"
     if "memcpy" in low or "memset" in low:

@@ -11,8 +11,10 @@ Usage, on the GPU machine from the repository root (bench/README.md: carrying wh
    wheel is there, then rlpipe itself (``--no-deps``). Left out, and said so in the result: the torch
    pin (the machine's torch is used) and ``wandb`` (W&B is disabled in the experiment). ``pip
    freeze`` of the environment and every difference from ``envs/constraints.txt`` are recorded.
-2. **Every method, pre-flight on, offline.** ``snakemake --cores N --resources gpu=G --configfile
-   bench/gpu_e2e.yaml`` with ``HF_HUB_OFFLINE=1`` (and ``TRANSFORMERS_OFFLINE=1``): GRPO, Dr. GRPO,
+2. **Every method, pre-flight on, offline, from nothing.** ``results/gpu-e2e`` is removed first (a
+   machine kept warm between calls still holds the last run's outputs, and Snakemake would only finish
+   them), then ``snakemake --cores N --resources gpu=G --configfile bench/gpu_e2e.yaml`` with
+   ``HF_HUB_OFFLINE=1`` (and ``TRANSFORMERS_OFFLINE=1``): GRPO, Dr. GRPO,
    GRPO + PCGrad, GRPO + LoRA, PPO with a separate critic, GRPO with early stopping.
 3. **Every artifact checked.** scores.csv has a row for every (run, checkpoint, task), the base
    model's included, and the early-stopping run's checkpoints are exactly its ``step_N`` folders;
@@ -33,6 +35,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -79,7 +82,7 @@ def build_env(venv: Path, wheels: Path, log: Path) -> dict[str, Any]:
     venv.parent.mkdir(parents=True, exist_ok=True)
     # Pin what travels to the lock's version; the rest is the machine's (recorded below).
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(lock.items()) if n in carried))
-    sh([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], log)
+    sh([sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(venv)], log)
     # The machine's Python may itself be a virtual environment (it is on the lent GPU machine), whose
     # packages --system-site-packages does not reach: a .pth file puts them after the new ones.
     new_site = subprocess.run(
@@ -243,6 +246,7 @@ def main() -> None:
         "PYTHONUNBUFFERED": "1",
     }
     snake = [str(venv / "bin" / "snakemake"), "--configfile", CONFIG]
+    shutil.rmtree(ROOT / "results" / "gpu-e2e", ignore_errors=True)  # from nothing (module doc, 2.)
     rc, wall = sh(
         [*snake, "--cores", str(args.cores), "--resources", f"gpu={args.gpu_slots}"], log, env, check=False
     )
