@@ -344,38 +344,48 @@ def run_size(
     if "profile" in args.engines and device.type == "cuda":
 
         def profile() -> None:
-            """Where a refill decode step's GPU time goes: kernels of a full-width call, by category."""
+            """Where a full-width refill decode step's GPU time goes, prefill excluded.
+
+            Two profiled calls over the same prompts, ``8`` and ``8 + --profile-steps`` tokens a row: the
+            prefill is the same in both, so each kernel's time difference is what the extra decode steps
+            cost (CUDA-graph replays included, as in the timed run).
+            """
             if not refill_gens:
                 raise RuntimeError("the profile reuses the refill engine's session: run the refill engine")
             gen = refill_gens[0]  # its compiled session: the same slot count and cache width
             sub = prompts[: gen.last_stats["slots"]]
             kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
-            steps = args.profile_steps
             from torch.profiler import ProfilerActivity
             from torch.profiler import profile as torch_profile
 
-            with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-                secs, _ = timed(
-                    device, lambda: gen.generate(sub, seed=0, max_new_per_prompt=[steps] * len(sub), **kw)
-                )
-            kernels = [
-                (e.key, e.device_time_total / 1e3) for e in prof.key_averages() if e.device_time_total > 0
-            ]
-            kernels.sort(key=lambda kv: -kv[1])
+            def kernel_ms(new: int) -> tuple[dict[str, float], float, int]:
+                with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    secs, _ = timed(
+                        device, lambda: gen.generate(sub, seed=0, max_new_per_prompt=[new] * len(sub), **kw)
+                    )
+                events = prof.key_averages()
+                ms = {e.key: e.device_time_total / 1e3 for e in events if e.device_time_total > 0}
+                return ms, secs, gen.last_stats["decode_steps"]
+
+            short, short_s, short_steps = kernel_ms(8)
+            long, long_s, long_steps = kernel_ms(8 + args.profile_steps)
+            steps = long_steps - short_steps
+            diff = {k: long.get(k, 0.0) - short.get(k, 0.0) for k in set(long) | set(short)}
+            kernels = sorted(((k, v) for k, v in diff.items() if v > 0), key=lambda kv: -kv[1])
             total = sum(ms for _, ms in kernels) or float("nan")
             cats: dict[str, float] = {}
             for name, ms in kernels:
                 cats[_kernel_category(name)] = cats.get(_kernel_category(name), 0.0) + ms
             row = {
                 "size": size,
-                "engine": "profile_refill",
+                "engine": "profile_refill_decode",
                 "rows": len(sub),
-                "steps": steps,
-                "seconds": secs,
-                "gpu_kernel_ms": total,
+                "decode_steps": steps,
+                "ms_per_step_wall": 1000 * (long_s - short_s) / steps,
+                "ms_per_step_kernels": total / steps,
+                "prefill_call_s": short_s,
                 "category_share": {k: v / total for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
-                "top_kernels_ms": [[name[:90], round(ms, 2)] for name, ms in kernels[:15]],
-                "decode_steps": gen.last_stats["decode_steps"],
+                "top_kernels_ms_per_step": [[name[:90], round(ms / steps, 4)] for name, ms in kernels[:15]],
             }
             results.append(row)
             print(f"PROFILE {size}: {json.dumps(row)[:3000]}", flush=True)
@@ -614,7 +624,7 @@ def main() -> None:
     ap.add_argument("--cb-rows", type=int, default=160)
     ap.add_argument("--cb-requests", type=int, default=256)
     ap.add_argument("--cb-batch-tokens", type=int, default=8192)
-    ap.add_argument("--profile-steps", type=int, default=64, help="decode steps of the profiled call")
+    ap.add_argument("--profile-steps", type=int, default=128, help="decode steps the profile isolates")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="run on CPU even where CUDA is present")
     ap.add_argument("--deadline-s", type=float, default=540, help="skip engines that would start after this")
