@@ -51,6 +51,7 @@ def test_engine_choice() -> None:
     assert rollout_engine({"rollout": None}) == expected
     assert rollout_engine({"rollout": {"engine": "auto"}}) == expected
     assert rollout_engine({"rollout": {"engine": "fast"}}) == "fast"
+    assert rollout_engine({"rollout": {"engine": "refill"}}) == "refill"
     assert rollout_engine({"rollout": {"engine": "hf"}}) == "hf"
     with pytest.raises(ValueError, match="rollout.engine"):
         rollout_engine({"rollout": {"engine": "vllm"}})
@@ -65,12 +66,13 @@ def _model_and_prompts(model_dir: str) -> tuple[Any, Any, list[list[int]]]:
     return model, tok, prompts
 
 
-def test_greedy_sample_equals_generate_and_keeps_eos(model_dir: str) -> None:
+@pytest.mark.parametrize("engine", ["fast", "refill"])
+def test_greedy_sample_equals_generate_and_keeps_eos(model_dir: str, engine: str) -> None:
     model, tok, prompts = _model_and_prompts(model_dir)
     # Make the first greedy token of prompt 0 the eos, so one row stops at once and the others run on.
     with torch.no_grad():
         eos = int(model(torch.tensor([prompts[0]])).logits[0, -1].argmax())
-    out = TrainingRollout(model, tok, [eos]).sample(
+    out = TrainingRollout(model, tok, [eos], engine=engine).sample(
         prompts, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0
     )
     assert out[0] == [eos]
@@ -103,7 +105,8 @@ def test_sequences_are_generate_shaped(model_dir: str) -> None:
         assert row[: len(c)] == c and all(t == pad for t in row[len(c) :])
 
 
-def test_grpo_with_fast_engine_and_pcgrad_trains(model_dir, rows, tmp_path, sample_calls):
+@pytest.mark.parametrize("engine", ["fast", "refill"])
+def test_grpo_with_fast_engine_and_pcgrad_trains(model_dir, rows, tmp_path, sample_calls, engine):
     from rlpipe.train.grpo import train_grpo
 
     hp = {
@@ -114,7 +117,7 @@ def test_grpo_with_fast_engine_and_pcgrad_trains(model_dir, rows, tmp_path, samp
         "beta": 0.0,
     }
     run = {"name": "fast", "seed": 0, "steps": 2, "save_every": 2, "method": "grpo", "lora": None,
-           "grpo": hp, "pcgrad": True, "rollout": {"engine": "fast"}}  # fmt: skip
+           "grpo": hp, "pcgrad": True, "rollout": {"engine": engine}}  # fmt: skip
     metrics = tmp_path / "metrics.jsonl"
     train_grpo(model_dir, rows, spec=build_spec(run), checkpoints_dir=tmp_path / "ck",
                state_dir=tmp_path / "st", metrics_path=metrics)  # fmt: skip
@@ -152,12 +155,15 @@ def test_ppo_cpu_default_is_generate(model_dir, rows, tmp_path):
     assert PPOTrainer(model_dir, rows, spec=build_spec(ppo_run(None)), **_dirs(tmp_path)).fast_rollout is None
 
 
-def test_ppo_fast_rollout_masks_and_lora_training(model_dir, rows, tmp_path, sample_calls):
+@pytest.mark.parametrize("engine", ["fast", "refill"])
+def test_ppo_fast_rollout_masks_and_lora_training(model_dir, rows, tmp_path, sample_calls, engine):
+    from rlpipe.eval.refill import RefillGenerator
     from rlpipe.train.ppo import PPOTrainer
 
-    run = ppo_run("fast", lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    run = ppo_run(engine, lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
     trainer = PPOTrainer(model_dir, rows, spec=build_spec(run), **_dirs(tmp_path))
     assert trainer.fast_rollout is not None
+    assert isinstance(trainer.fast_rollout.generator, RefillGenerator) == (engine == "refill")
     ro = trainer.rollout(trainer.next_rows())
     assert sample_calls == [16]
     lengths = ro.mask.sum(dim=1)

@@ -169,9 +169,11 @@ def train_grpo(
         extra = {"pcgrad_seed": run["seed"]}
     from rlpipe.train.rollout import rollout_engine, with_fast_rollouts
 
-    if rollout_engine(run) == "fast":  # CPU default stays TRL's own generate
-        trainer_cls = with_fast_rollouts(trainer_cls, (run.get("rollout") or {}).get("max_batch_size"))
-        log.info("rollouts through FastHFGenerator (rollout.engine)")
+    engine = rollout_engine(run)
+    if engine != "hf":  # CPU default stays TRL's own generate
+        max_batch = (run.get("rollout") or {}).get("max_batch_size")
+        trainer_cls = with_fast_rollouts(trainer_cls, max_batch, engine)
+        log.info("rollouts through rlpipe's %s engine (rollout.engine)", engine)
     trainer = trainer_cls(
         model=model,
         reward_funcs=make_reward_fn(),

@@ -290,10 +290,16 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
         self.fast_rollout = None
         from rlpipe.train.rollout import TrainingRollout, rollout_engine
 
-        if rollout_engine(self.run) == "fast":  # CPU default stays HF generate
+        engine = rollout_engine(self.run)
+        if engine != "hf":  # CPU default stays HF generate
             max_batch = (self.run.get("rollout") or {}).get("max_batch_size")
             self.fast_rollout = TrainingRollout(
-                self.policy, self.tokenizer, self.eos_ids, max_batch_size=max_batch, steps=self.run["steps"]
+                self.policy,
+                self.tokenizer,
+                self.eos_ids,
+                max_batch_size=max_batch,
+                steps=self.run["steps"],
+                engine=engine,
             )
         n_policy = sum(p.numel() for p in policy_params)
         n_critic = sum(p.numel() for p in critic_params)

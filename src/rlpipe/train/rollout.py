@@ -5,9 +5,11 @@ bound by the host (issue 7: 13x slower than ``FastHFGenerator`` at 1.5B on an H2
 decodes with the trainer's own weights, no copy: the CUDA graph it captures reads the parameter
 tensors that the optimizer updates in place, so each rollout samples from the current policy.
 
-The engine is chosen per run with ``rollout: {engine: auto|fast|hf}``: ``auto`` (the default) is
-``fast`` on CUDA and ``hf`` (stock ``generate``) on CPU, so CPU runs and tests behave exactly as
-before. ``fast`` on CPU runs the same decode loop eagerly (what the tests exercise).
+The engine is chosen per run with ``rollout: {engine: auto|fast|refill|hf}``: ``auto`` (the default)
+is ``fast`` on CUDA and ``hf`` (stock ``generate``) on CPU, so CPU runs and tests behave exactly as
+before. ``fast`` on CPU runs the same decode loop eagerly (what the tests exercise). ``refill`` is
+``rlpipe.eval.refill.RefillGenerator`` (slot refill, issue 14): for long, uneven completions, where a
+static batch waits for its longest row.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from typing import Any
 import torch
 
 from rlpipe.eval.fast_generate import FastHFGenerator
+from rlpipe.eval.refill import RefillGenerator
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "fast", "hf")
-# The class behind ``fast`` rollouts. ``rlpipe.eval.refill.RefillGenerator`` (slot refill, issue 14) takes
-# the same arguments: switching rollouts to it is this one line, once bench/gen_longtail.py shows it faster.
-FAST_ROLLOUT_GENERATOR: type = FastHFGenerator
+ENGINES = ("auto", "fast", "refill", "hf")
+# The rlpipe engines a rollout can go through (same constructor arguments, same ``generate``).
+GENERATORS: dict[str, type] = {"fast": FastHFGenerator, "refill": RefillGenerator}
 
 
 def rollout_engine(run: dict[str, Any]) -> str:
-    """``"fast"`` or ``"hf"`` for this run: ``run.rollout.engine``, where ``auto`` follows the device."""
+    """``"fast"``, ``"refill"`` or ``"hf"``: ``run.rollout.engine``, where ``auto`` follows the device."""
     engine = (run.get("rollout") or {}).get("engine", "auto")
     if engine not in ENGINES:
         raise ValueError(f"rollout.engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -38,7 +40,8 @@ def rollout_engine(run: dict[str, Any]) -> str:
 
 
 class TrainingRollout:
-    """A ``FastHFGenerator`` bound to a model under training, with shapes that stay put across steps.
+    """An rlpipe engine (``engine``: ``fast`` or ``refill``) bound to a model under training, with shapes
+    that stay put across steps.
 
     The batch size is fixed at the first call (``max_batch_size``, else what fits in free memory
     then): the free memory moves as the optimizer allocates its state, and a new batch size would
@@ -53,13 +56,16 @@ class TrainingRollout:
         *,
         max_batch_size: int | None = None,
         steps: int = 1,
+        engine: str = "fast",
     ) -> None:
-        self.model = model
+        if engine not in GENERATORS:
+            raise ValueError(f"rollout.engine must be one of {sorted(GENERATORS)} here, not {engine!r}")
+        self.model, self.engine = model, engine
         self.eos = int(eos_token_ids[0])
         # A PEFT model decodes through its base module, which holds the injected (active) LoRA
         # layers: the same maths without PEFT's forward hooks, which torch.compile would trace too.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.generator = FAST_ROLLOUT_GENERATOR(
+        self.generator = GENERATORS[engine](
             base,
             tokenizer,
             max_batch_size=max_batch_size,
@@ -79,7 +85,7 @@ class TrainingRollout:
         if gen.max_batch_size is None and prompts:
             longest = max(len(p) for p in prompts)
             gen.max_batch_size = gen._auto_batch(-(-(longest + max_new_tokens) // 128) * 128)
-            log.info("fast rollouts: batch size fixed at %d rows", gen.max_batch_size)
+            log.info("%s rollouts: batch size fixed at %d rows", self.engine, gen.max_batch_size)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -125,6 +131,7 @@ class FastRolloutMixin:
     """
 
     fast_rollout_max_batch_size: int | None = None
+    fast_rollout_engine: str = "fast"
     _fast_rollout: TrainingRollout | None = None
     _fast_rollout_refused: str | None = None
 
@@ -154,7 +161,11 @@ class FastRolloutMixin:
         if self._fast_rollout is None and self._fast_rollout_refused is None:
             self._fast_rollout_refused = self._fast_rollout_unsupported()
             if self._fast_rollout_refused:
-                log.warning("rollout.engine fast: using TRL's generate, since %s", self._fast_rollout_refused)
+                log.warning(
+                    "rollout.engine %s: using TRL's generate, since %s",
+                    self.fast_rollout_engine,
+                    self._fast_rollout_refused,
+                )
         if images or multimodal_fields or self._fast_rollout_refused:
             return super()._generate_single_turn(  # type: ignore[misc]
                 prompt_ids, images, multimodal_fields, num_generations, **kwargs
@@ -167,6 +178,7 @@ class FastRolloutMixin:
                 list(self.eos_token_ids),  # type: ignore[attr-defined]
                 max_batch_size=self.fast_rollout_max_batch_size,
                 steps=self.args.max_steps,  # type: ignore[attr-defined]
+                engine=self.fast_rollout_engine,
             )
         cfg = self.generation_config  # type: ignore[attr-defined]
         completions = self._fast_rollout.sample(
@@ -180,10 +192,10 @@ class FastRolloutMixin:
         return completions, None
 
 
-def with_fast_rollouts(trainer_cls: type, max_batch_size: int | None = None) -> type:
+def with_fast_rollouts(trainer_cls: type, max_batch_size: int | None = None, engine: str = "fast") -> type:
     """``trainer_cls`` (``GRPOTrainer`` or a subclass, e.g. PCGrad's) with ``FastRolloutMixin`` first."""
     return type(
         f"FastRollout{trainer_cls.__name__}",
         (FastRolloutMixin, trainer_cls),
-        {"fast_rollout_max_batch_size": max_batch_size},
+        {"fast_rollout_max_batch_size": max_batch_size, "fast_rollout_engine": engine},
     )
