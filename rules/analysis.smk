@@ -16,6 +16,8 @@ rule aggregate:
     threads: 1
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
+    params:
+        code=code_hash("analysis"),
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -57,6 +59,7 @@ rule plot_evolution:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("analysis"),
         runs=list(EXP.base_runs) + list(RUNS),
         base_of=BASE_OF,
         sample_scores=lambda wc: sample_scores(),
@@ -90,6 +93,7 @@ rule diagnose:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("analysis"),
         color=lambda wc: run_colors(list(EXP.base_runs) + list(RUNS))[wc.run],
     script:
         "../workflow/scripts/diagnose.py"
@@ -111,6 +115,7 @@ rule wandb:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("tracking"),
         experiment=EXP.name,
         runs=RUNS,
         base_of=BASE_OF,
@@ -187,6 +192,7 @@ rule report:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("analysis"),
         experiment=EXP.name,
         description=EXP.config.get("description", ""),
         baseline=EXP.baseline,

@@ -7,6 +7,7 @@ from snakemake.exceptions import IncompleteCheckpointException
 
 from rlpipe.train.schedule import checkpoint_steps
 from rlpipe.resources import gpu_job_resources, model_gpu_resources
+from rlpipe.tracking.provenance import code_hash
 
 OUT = EXP.out
 RUNS = EXP.runs

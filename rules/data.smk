@@ -9,6 +9,7 @@ rule prepare_model:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("models"),
         model=lambda wc: EXP.models[wc.model],
         seed=EXP.seeds[0],
     script:
@@ -27,6 +28,7 @@ rule prepare_train_data:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("data"),
         tasks=EXP.config["data"].get("tasks", {}),
         validation_per_task=EXP.config["data"]["validation_per_task"],
         sources=EXP.train_sources,
@@ -46,6 +48,7 @@ rule prepare_suite_task:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("data"),
         task=lambda wc: SUITE["tasks"][wc.task],
         seed=EXP.seeds[0],
     script:
@@ -71,6 +74,7 @@ rule warmup:
         runtime=gpu_resource("warmup", "runtime"),
         slurm_extra=gpu_resource("warmup", "slurm_extra"),
     params:
+        code=code_hash("train"),
         hub_kernels=HUB_KERNELS,
         warmup=WARMUP,
         seed=EXP.seeds[0],

@@ -19,6 +19,7 @@ rule generate:
         runtime=gpu_resource("generate", "runtime"),
         slurm_extra=gpu_resource("generate", "slurm_extra"),
     params:
+        code=code_hash("runtime"),
         suite=SUITE,
         hub_kernels=HUB_KERNELS,
         compile_cache=COMPILE_CACHE,
@@ -45,6 +46,7 @@ rule score:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        code=code_hash("eval"),
         suite=SUITE,
         meta=lambda wc: {
             "experiment": EXP.name,

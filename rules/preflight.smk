@@ -27,6 +27,7 @@ rule preflight:
         runtime=gpu_resource("preflight", "runtime"),
         slurm_extra=gpu_resource("preflight", "slurm_extra"),
     params:
+        code=code_hash("train"),
         run=lambda wc: preflight_spec(RUNS[wc.run]),
         hub_kernels=HUB_KERNELS,
         settings=PREFLIGHT,

@@ -21,6 +21,7 @@ checkpoint train:
         runtime=gpu_resource("train", "runtime"),
         slurm_extra=gpu_resource("train", "slurm_extra"),
     params:
+        code=code_hash("train"),
         run=lambda wc: RUNS[wc.run],
         hub_kernels=HUB_KERNELS,
         compile_cache=COMPILE_CACHE,

@@ -290,6 +290,29 @@ def test_editing_the_report_template_reruns_only_the_report(run_dir):
     assert counts == Counter({"report": 1, "all": 1})
 
 
+def test_editing_package_code_reruns_the_jobs_that_run_it(run_dir):
+    """A rule's ``code`` param hashes its layer's sources and those below (rlpipe.tracking.provenance)."""
+    import rlpipe
+
+    package = Path(rlpipe.__file__).resolve().parent  # the installed (editable) package the jobs import
+
+    def planned_after_editing(relative: str) -> Counter:
+        source = package / relative
+        original = source.read_text()
+        try:
+            source.write_text(original + "\n# edited by test_workflow_e2e\n")
+            return planned_jobs(snakemake(run_dir, "-n"))[0]
+        finally:
+            source.write_text(original)
+
+    analysis = planned_after_editing("analysis/report.py")
+    assert set(analysis) == {"aggregate", "plot_evolution", "diagnose", "report", "all"}
+    scoring = planned_after_editing("eval/scoring.py")  # below train: everything but data and W&B
+    assert {"train", "generate", "score", "report"} <= set(scoring)
+    assert not {"prepare_model", "prepare_train_data", "prepare_suite_task", "wandb"} & set(scoring)
+    assert "Nothing to be done" in snakemake(run_dir, "-n")  # restored: up to date again
+
+
 def test_same_seed_gives_identical_scores(run_dir, tmp_path):
     snakemake(tmp_path)
     first = (run_dir / "results" / EXP / "scores.csv").read_bytes()
