@@ -167,12 +167,11 @@ def train_grpo(
 
         trainer_cls = PCGradGRPOTrainer
         extra = {"pcgrad_seed": run["seed"]}
-    from rlpipe.train.rollout import rollout_engine, with_fast_rollouts
+    from rlpipe.train.rollout import rollout_engine, rollout_max_batch, with_fast_rollouts
 
     engine = rollout_engine(run)
     if engine != "hf":  # CPU default stays TRL's own generate
-        max_batch = (run.get("rollout") or {}).get("max_batch_size")
-        trainer_cls = with_fast_rollouts(trainer_cls, max_batch, engine)
+        trainer_cls = with_fast_rollouts(trainer_cls, rollout_max_batch(run), engine)
         log.info("rollouts through rlpipe's %s engine (rollout.engine)", engine)
     trainer = trainer_cls(
         model=model,

@@ -288,16 +288,15 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = sorted({int(e) for e in (eos if isinstance(eos, list) else [eos])})
         self.fast_rollout = None
-        from rlpipe.train.rollout import TrainingRollout, rollout_engine
+        from rlpipe.train.rollout import TrainingRollout, rollout_engine, rollout_max_batch
 
         engine = rollout_engine(self.run)
         if engine != "hf":  # CPU default stays HF generate
-            max_batch = (self.run.get("rollout") or {}).get("max_batch_size")
             self.fast_rollout = TrainingRollout(
                 self.policy,
                 self.tokenizer,
                 self.eos_ids,
-                max_batch_size=max_batch,
+                max_batch_size=rollout_max_batch(self.run),
                 steps=self.run["steps"],
                 engine=engine,
             )

@@ -39,6 +39,11 @@ def rollout_engine(run: dict[str, Any]) -> str:
     return engine
 
 
+def rollout_max_batch(run: dict[str, Any]) -> int | None:
+    """``run.rollout.max_batch_size``: the rows decoded together (None: from free memory)."""
+    return (run.get("rollout") or {}).get("max_batch_size")
+
+
 class TrainingRollout:
     """An rlpipe engine (``engine``: ``fast`` or ``refill``) bound to a model under training, with shapes
     that stay put across steps.
