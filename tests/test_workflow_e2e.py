@@ -278,15 +278,22 @@ def test_changing_one_run_reruns_only_that_run(run_dir, tmp_path):
     )
 
 
-def test_editing_the_report_template_reruns_only_the_report(run_dir):
-    # Snakemake ignores a newer mtime when the content checksum is unchanged: really edit it.
-    template = ROOT / "workflow" / "templates" / "report.md.j2"
-    original = template.read_text()
+def planned_after_appending(run_dir: Path, path: Path, text: str) -> Counter:
+    """Jobs a dry run plans while ``path`` ends with ``text`` (restored afterwards).
+
+    Snakemake ignores a newer mtime when the content checksum is unchanged: really edit it.
+    """
+    original = path.read_text()
     try:
-        template.write_text(original + "{# edited by test_workflow_e2e #}\n")
-        counts, _ = planned_jobs(snakemake(run_dir, "-n"))
+        path.write_text(original + text)
+        return planned_jobs(snakemake(run_dir, "-n"))[0]
     finally:
-        template.write_text(original)
+        path.write_text(original)
+
+
+def test_editing_the_report_template_reruns_only_the_report(run_dir):
+    template = ROOT / "workflow" / "templates" / "report.md.j2"
+    counts = planned_after_appending(run_dir, template, "{# edited by test_workflow_e2e #}\n")
     assert counts == Counter({"report": 1, "all": 1})
 
 
@@ -297,13 +304,7 @@ def test_editing_package_code_reruns_the_jobs_that_run_it(run_dir):
     package = Path(rlpipe.__file__).resolve().parent  # the installed (editable) package the jobs import
 
     def planned_after_editing(relative: str) -> Counter:
-        source = package / relative
-        original = source.read_text()
-        try:
-            source.write_text(original + "\n# edited by test_workflow_e2e\n")
-            return planned_jobs(snakemake(run_dir, "-n"))[0]
-        finally:
-            source.write_text(original)
+        return planned_after_appending(run_dir, package / relative, "\n# edited by test_workflow_e2e\n")
 
     # The analysis jobs, and W&B logging downstream of their scores.csv; no training or evaluation.
     analysis = planned_after_editing("analysis/report.py")
