@@ -27,12 +27,20 @@ def test_cpu_model_uses_transformers_generate():
     assert isinstance(gen, HFGenerator) and gen.batch_size == 8
 
 
+def test_cpu_model_takes_the_static_engine_nowhere():
+    """``hf-static`` is CUDA-only: on CPU it falls back to ``generate``, never to another engine."""
+    gen = make_generator("hf-static", _tiny(), build_char_tokenizer(), batch_size=8)
+    assert type(gen) is HFGenerator
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_qwen2_uses_the_fast_engine():
+def test_cuda_qwen2_uses_the_refill_engine_and_static_on_request():
     from rlpipe.eval.fast_generate import FastHFGenerator
+    from rlpipe.eval.refill import RefillGenerator
 
     model = _tiny().cuda()
-    assert isinstance(make_generator("hf", model, build_char_tokenizer()), FastHFGenerator)
+    assert isinstance(make_generator("hf", model, build_char_tokenizer()), RefillGenerator)
+    assert isinstance(make_generator("hf-static", model, build_char_tokenizer()), FastHFGenerator)
 
 
 def test_make_generator_refuses_other_backends():

@@ -142,3 +142,14 @@ def test_tail_shrinks_again_and_again_in_the_same_cache(model, monkeypatch) -> N
     assert len(tails) >= 3 and tails == sorted(tails, reverse=True) and tails[-1] == 4
     # No new cache memory: every narrower session decoded in the full session's buffers.
     assert set(storages) == {gen._session.k[0].untyped_storage().data_ptr()}
+
+
+def test_projections_are_fused_during_a_call_only(model) -> None:
+    """Greedy output is the same fused or not, and the model's own forward is back after the call."""
+    kwargs = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=12, seed=0, max_new_per_prompt=LIMITS)
+    fused = RefillGenerator(model, tokenizer(None), max_batch_size=4)
+    plain = RefillGenerator(model, tokenizer(None), max_batch_size=4, fuse_projections=False)
+    assert fused.generate(PROMPTS, **kwargs) == plain.generate(PROMPTS, **kwargs)
+    assert fused._fused is not None and fused._fused.layers == model.config.num_hidden_layers
+    assert plain._fused is None
+    assert all("forward" not in m.__dict__ for m in model.modules())

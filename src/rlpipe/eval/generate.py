@@ -146,9 +146,11 @@ def strip_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
     return tokens[:cut]
 
 
-# The transformers-based backends make_generator builds: ``hf`` (the static-batch fast engine) and
-# ``hf-refill`` (slot refill, issue 14; on GPU measured by bench/gen_longtail.py before it becomes ``hf``).
-HF_BACKENDS = ("hf", "hf-refill")
+# The transformers-based backends make_generator builds. ``hf``: on CUDA the slot-refill engine
+# (issue 14: 27x stock ``generate`` at 1.5B on long, uneven completions, where a static batch waits for
+# its longest row), elsewhere ``generate``; ``hf-refill``: the refill engine on any device (eager on
+# CPU); ``hf-static``: the static-cache engine (``FastHFGenerator``, the training rollouts' default).
+HF_BACKENDS = ("hf", "hf-refill", "hf-static")
 
 
 def refill_engine_supported(model: Any) -> bool:
@@ -161,22 +163,27 @@ def refill_engine_supported(model: Any) -> bool:
 
 
 def make_generator(backend: str, model: Any, tokenizer: Any, *, batch_size: int = 256) -> Generator:
-    """An ``hf``-family backend for a loaded model: a fast engine where it applies, else ``generate``.
+    """An ``hf``-family backend for a loaded model: an rlpipe engine where it applies, else ``generate``.
 
-    ``hf``: on CUDA with a full-attention Qwen2/Llama/Mistral model ``FastHFGenerator`` (static KV cache,
-    CUDA-graph decode; bench/README.md), the same engine training rollouts use; elsewhere (CPU, other
-    architectures) transformers ``generate``. ``hf-refill``: ``RefillGenerator`` (slot refill, per-slot
-    cache; also eager on CPU) for those model families, else transformers ``generate``. ``vllm`` loads
-    from a directory: see ``VLLMGenerator``.
+    ``hf``: on CUDA with a full-attention Qwen2/Llama/Mistral model ``RefillGenerator`` (per-slot cache,
+    a finished row's slot refilled at once, CUDA-graph decode; bench/README.md); elsewhere (CPU, other
+    architectures) transformers ``generate``. ``hf-refill``: ``RefillGenerator`` on any device (eager
+    on CPU). ``hf-static``: ``FastHFGenerator`` (static cache, on CUDA). ``vllm`` loads from a
+    directory: see ``VLLMGenerator``. ``batch_size`` caps the rows (slots) decoded together.
     """
     if backend not in HF_BACKENDS:
         raise ValueError(f"make_generator builds {HF_BACKENDS}, not {backend!r} (vllm: VLLMGenerator)")
-    if backend == "hf-refill" and refill_engine_supported(model):
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    if (
+        backend in ("hf", "hf-refill")
+        and refill_engine_supported(model)
+        and (on_cuda or backend == "hf-refill")
+    ):
         from rlpipe.eval.refill import RefillGenerator
 
         log.info("generation engine: RefillGenerator (slot refill + CUDA graphs), max slots %d", batch_size)
         return RefillGenerator(model, tokenizer, max_batch_size=batch_size)
-    if backend == "hf" and fast_engine_supported(model):
+    if backend == "hf-static" and fast_engine_supported(model):
         from rlpipe.eval.fast_generate import FastHFGenerator
 
         log.info("generation engine: FastHFGenerator (static cache + CUDA graphs), max batch %d", batch_size)

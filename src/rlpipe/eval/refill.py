@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from rlpipe.eval.fast_generate import TOP_P_METHODS, _sample, eos_ids_of, plan_compile, row_bytes
+from rlpipe.eval.fused import FusedProjections
 from rlpipe.tracking.logs import Progress
 
 log = logging.getLogger(__name__)
@@ -415,6 +416,8 @@ class RefillGenerator:
     nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every`` is the number of decode steps
     between host checks for finished rows; a refill waits until ``refill_min`` slots are free (default
     1/16 of the slots) unless nothing else is left to decode. ``use_flash`` allows the flash kernels.
+    ``fuse_projections`` decodes with q/k/v and gate/up fused into one matmul each (``rlpipe.eval.fused``;
+    a copy of those weights, refreshed from the model at every call).
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
@@ -434,6 +437,7 @@ class RefillGenerator:
         check_every: int = 8,
         refill_min: int | None = None,
         use_flash: bool = True,
+        fuse_projections: bool = True,
     ) -> None:
         if top_p_method not in TOP_P_METHODS:
             raise ValueError(f"top_p_method must be one of {TOP_P_METHODS}, not {top_p_method!r}")
@@ -445,6 +449,8 @@ class RefillGenerator:
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
+        self.fuse_projections = fuse_projections
+        self._fused: FusedProjections | None = None
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: _Slots | None = None
         self._auto_slots: dict[int, int] = {}
@@ -465,7 +471,19 @@ class RefillGenerator:
             self._auto_slots[cache_len] = self._slots_that_fit(cache_len)
         return self._auto_slots[cache_len]
 
+    def _fusion(self) -> FusedProjections | None:
+        """The fused projections (built at first use: before the slots are sized, as they take memory)."""
+        if self.fuse_projections and self._fused is None:
+            self._fused = FusedProjections(self.model)
+            log.info(
+                "fused q/k/v and gate/up projections in %d layers (%.2f GiB)",
+                self._fused.layers,
+                self._fused.nbytes / 2**30,
+            )
+        return self._fused
+
     def _slots_that_fit(self, cache_len: int) -> int:
+        self._fusion()
         free, _ = torch.cuda.mem_get_info(self.device)
         fits = int(_MEMORY_FRACTION * free // row_bytes(self.model, cache_len))
         return max(1, min(_MAX_AUTO_SLOTS, fits if fits < 16 else fits // 8 * 8))
@@ -520,8 +538,12 @@ class RefillGenerator:
         config = self.model.config
         previous_attn = config._attn_implementation
         config._attn_implementation = _ATTN_NAME
+        fused = None
         try:
             with torch.inference_mode():
+                fused = self._fusion()
+                if fused is not None:
+                    fused.enter()
                 limit = self._auto_batch(cache_len)
                 slots = min(limit, _next_pow2(len(jobs)))
                 compile = self.should_compile(math.ceil(sum(limits) / slots))
@@ -535,6 +557,8 @@ class RefillGenerator:
                 self._run(session, prompts, jobs, limits, out)
         finally:
             config._attn_implementation = previous_attn
+            if fused is not None:
+                fused.exit()
         return out
 
     def _run(
