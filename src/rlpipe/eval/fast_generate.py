@@ -26,6 +26,7 @@ On CPU (tests, laptops) the same loop runs eagerly; no compile and no graphs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import Callable
@@ -329,6 +330,17 @@ def row_bytes(model: Any, cache_len: int) -> int:
     return cfg.num_hidden_layers * 2 * kv_heads * head_dim * elem * cache_len + cfg.vocab_size * 40
 
 
+def free_cuda_bytes(device: torch.device) -> int:
+    """Bytes a new allocation can take: the driver's free memory plus what PyTorch's allocator holds unused.
+
+    A dropped session can sit in a reference cycle (its compiled step is a bound method of it): it is
+    collected first, or its cache would still count as taken.
+    """
+    gc.collect()
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
 def plan_compile(compile: bool | None, decode_steps: int, expected_calls: int) -> bool:
     """``compile`` when set; otherwise compile when the planned decode steps repay compilation."""
     if compile is not None:
@@ -386,8 +398,7 @@ class FastHFGenerator:
             return self.max_batch_size
         if self.device.type != "cuda":
             return 64
-        free, _ = torch.cuda.mem_get_info(self.device)
-        fits = int(0.6 * free // row_bytes(self.model, cache_len))
+        fits = int(0.6 * free_cuda_bytes(self.device) // row_bytes(self.model, cache_len))
         return max(1, min(_MAX_AUTO_BATCH, 2 ** int(math.log2(max(1, fits)))))
 
     def should_compile(self, decode_steps: int) -> bool:
@@ -400,6 +411,7 @@ class FastHFGenerator:
         if s is None or (s.batch, s.cache_len, s.out.shape[1], s.mode, s.compiled) != key:
             self._session = None  # drop the old cache and graph before allocating the new ones
             if self.device.type == "cuda":
+                gc.collect()
                 torch.cuda.empty_cache()
             s = self._session = _Session(self, batch, cache_len, max_new, mode, self.device, compile)
             log.debug("decode session: batch %d, cache %d, %s, compile %s", batch, cache_len, mode, compile)

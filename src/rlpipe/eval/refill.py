@@ -37,6 +37,7 @@ caps the slot count at 7B / 8k) and chunked prefill (a prompt is prefilled in on
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections import deque
@@ -45,7 +46,14 @@ from typing import Any
 
 import torch
 
-from rlpipe.eval.fast_generate import TOP_P_METHODS, _sample, eos_ids_of, plan_compile, row_bytes
+from rlpipe.eval.fast_generate import (
+    TOP_P_METHODS,
+    _sample,
+    eos_ids_of,
+    free_cuda_bytes,
+    plan_compile,
+    row_bytes,
+)
 from rlpipe.eval.fused import FusedProjections
 from rlpipe.tracking.logs import Progress
 
@@ -409,8 +417,8 @@ class _Slots:
 class RefillGenerator:
     """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
 
-    Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default: from free GPU
-    memory, at most 512; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the planned decode
+    Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default 512; on CUDA never
+    more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the planned decode
     steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs`` (default on CUDA);
     ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then top-p, exact whenever the
     nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every`` is the number of decode steps
@@ -458,15 +466,14 @@ class RefillGenerator:
         _register_attention()
 
     def _auto_batch(self, cache_len: int) -> int:
-        """Slots that fit: per-slot cache plus vocab-sized sampling temporaries, in 65% of free memory.
+        """Slots: ``max_batch_size`` (default 512) or fewer, as many as fit in 65% of free GPU memory.
 
-        Decided once per cache width: measured again, the free memory would exclude this generator's
-        own cached session, and a smaller count would build (and compile) a second one beside it.
+        Decided once per cache width, with this generator's cached session released first (a new width
+        means a new session anyway): measured beside it, the free memory would exclude that session's
+        cache and give a smaller count. On CPU: ``max_batch_size``, default 64.
         """
-        if self.max_batch_size is not None:
-            return self.max_batch_size
         if self.device.type != "cuda":
-            return 64
+            return self.max_batch_size or 64
         if cache_len not in self._auto_slots:
             self._auto_slots[cache_len] = self._slots_that_fit(cache_len)
         return self._auto_slots[cache_len]
@@ -483,10 +490,22 @@ class RefillGenerator:
         return self._fused
 
     def _slots_that_fit(self, cache_len: int) -> int:
+        self._release_session()
         self._fusion()
-        free, _ = torch.cuda.mem_get_info(self.device)
-        fits = int(_MEMORY_FRACTION * free // row_bytes(self.model, cache_len))
-        return max(1, min(_MAX_AUTO_SLOTS, fits if fits < 16 else fits // 8 * 8))
+        fits = int(_MEMORY_FRACTION * free_cuda_bytes(self.device) // row_bytes(self.model, cache_len))
+        fits = max(1, fits if fits < 16 else fits // 8 * 8)
+        cap = self.max_batch_size or _MAX_AUTO_SLOTS
+        if fits < cap:
+            log.info("refill slots: %d fit in free memory at %d cache rows (cap %d)", fits, cache_len, cap)
+        return min(cap, fits)
+
+    def _release_session(self) -> None:
+        """Drop the cached session and give its memory back before another is sized or built."""
+        if self._session is not None:
+            self._session = None
+            if self.device.type == "cuda":
+                gc.collect()
+                torch.cuda.empty_cache()
 
     def should_compile(self, decode_steps: int) -> bool:
         return plan_compile(self.compile, decode_steps, self.expected_calls)
@@ -495,9 +514,7 @@ class RefillGenerator:
         s = self._session
         key = (slots, cache_len, max_new, mode, compile)
         if s is None or (s.slots, s.cache_len, s.max_new, s.mode, s.compiled) != key:
-            self._session = None
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._release_session()
             s = self._session = _Slots(self, slots, cache_len, max_new, mode, compile)
             log.info(
                 "refill session: %d slots x %d cache rows, %s, compile %s, flash %s",
@@ -647,9 +664,7 @@ class RefillGenerator:
         width = _tail_width(len(moved))
         if self.device.type == "cuda":  # the gather of one layer's moved rows needs a temporary
             need = session.k[0].nbytes * len(moved) // session.slots
-            free = torch.cuda.mem_get_info(self.device)[0]
-            free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
-            if need > 0.9 * free:
+            if need > 0.9 * free_cuda_bytes(self.device):
                 return session, owner
         small = _Slots(self, width, session.cache_len, session.max_new, session.mode, False, share=session)
         small.take_over(session, moved)
