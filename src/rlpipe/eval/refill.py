@@ -418,8 +418,9 @@ class RefillGenerator:
     """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
 
     Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default 512; on CUDA never
-    more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the planned decode
-    steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs`` (default on CUDA);
+    more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the
+    planned decode steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs``
+    (default on CUDA);
     ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then top-p, exact whenever the
     nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every`` is the number of decode steps
     between host checks for finished rows; a refill waits until ``refill_min`` slots are free (default
