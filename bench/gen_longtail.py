@@ -22,7 +22,10 @@ schedule's time is the sum over batches of prefill (scaled by the batch's prompt
 static cache is read whole every step), so this is close to exact; stock ``generate``'s steps get slower
 as its dynamic cache grows, so its projection is an upper bound on its speed (our speed-up is a lower
 bound). ``--static-full`` runs every batch for real instead (the CPU smoke test does). Continuous
-batching is host-bound and slow, so it runs the first ``--cb-rows`` rows only (its rate is per token).
+batching is host-bound and slow, so it runs the first ``--cb-rows`` rows only (its rate is per token),
+and stops after ``--cb-window-s``: then it is recorded ``partial`` (finished rows' targets plus the
+unfinished rows' tokens so far, over the window). ``cb_tuned``'s attention is ``--cb-attn``; with
+``--cpu`` CB runs on CPU too (no CUDA graphs, no async batching there).
 
 Metrics per engine: useful tokens/s (sum of targets / seconds; prefill included, compile and graph
 capture excluded and reported as ``first_call_s``), slot efficiency (tokens produced by decode steps /
@@ -64,7 +67,8 @@ from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
 
-ENGINES = "stock,fast,refill,cb_tuned,profile,sampler,check"  # also: refill_topk, refill_sort, cb_default
+# also: refill_topk, refill_sort, cb_default
+ENGINES = "stock,fast,refill_unfused,refill,cb_tuned,profile,sampler,check"
 TINY = dict(
     hidden_size=64,
     intermediate_size=128,
@@ -114,6 +118,96 @@ def useful_kv_bytes(prompts: list[list[int]], targets: list[int], kv_tok: int) -
 class NoStop:
     eos_token_id = None
     pad_token_id = 0
+
+
+# Continuous batching (CB) attention. transformers 5.25 CB accepts only "sdpa", "paged|eager" or a name
+# containing "flash" (continuous_api.py switch_to_cb_friendly_attn); without the flash-attn package (or the
+# `kernels` hub download, offline here) sdpa is the only stock choice, and CB runs it on the whole packed
+# batch with a [1, 1, Q, K] block-diagonal bias (input_outputs.py build_attention_mask): every query token
+# attends over every request's KV, O(Q x K) per layer, and the KV is repeated to all query heads
+# (sdpa_attention.py use_gqa_in_sdpa: GQA is off with a mask). "torch_flash" plugs PyTorch's own FA2 varlen
+# kernel (aten::_flash_attention_forward, shipped in torch's CUDA build) in through the public
+# AttentionInterface under a name with "flash" in it, so CB takes its flash path: no mask, cu_seqlens, KV per
+# request, GQA native.
+CB_TORCH_FLASH = "flash_torch_varlen"  # no "2"/"3" after "flash": the flash_attn_with_kvcache path stays off
+CB_ATTN = {"torch_flash": CB_TORCH_FLASH, "sdpa": "sdpa", "eager": "paged|eager"}
+
+
+def _cb_torch_flash_attention(
+    module: Any,
+    query: torch.Tensor,  # [1, heads, Tq, D]: CB packs the whole batch into one row
+    key: torch.Tensor,  # [1, kv_heads, Tk, D], the requests' KV read back from the paged cache, in order
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Causal varlen attention over CB's packed batch (cu_seq_lens_q/k from CB), output [1, Tq, heads, D]."""
+    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [T, heads, D]
+    cu_q, cu_k = kwargs["cu_seq_lens_q"], kwargs["cu_seq_lens_k"]
+    max_q, max_k = kwargs["max_length_q"], kwargs["max_length_k"]
+    if q.is_cuda:  # (q, k, v, cu_q, cu_k, max_q, max_k, dropout, causal, return_debug_mask)
+        fa = torch.ops.aten._flash_attention_forward
+        return fa(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, True, False, scale=scaling)[0].unsqueeze(0), None
+    return _cb_varlen_reference(q, k, v, cu_q, cu_k, scaling).unsqueeze(0), None  # CPU: the smoke test
+
+
+def _cb_varlen_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_q: torch.Tensor,
+    cu_k: torch.Tensor,
+    scaling: float | None,
+) -> torch.Tensor:
+    """One sdpa per request ([T, heads, D] packed), causal aligned bottom-right as FA2's varlen kernel."""
+    out = torch.zeros_like(q)
+    bq, bk = cu_q.tolist(), cu_k.tolist()
+    for i in range(len(bq) - 1):
+        lq, lk = bq[i + 1] - bq[i], bk[i + 1] - bk[i]
+        if lq == 0:
+            continue
+        mask = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril(lk - lq)
+        qi = q[bq[i] : bq[i + 1]].transpose(0, 1)
+        ki, vi = (x[bk[i] : bk[i + 1]].transpose(0, 1) for x in (k, v))
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        att = sdpa(qi, ki, vi, mask, scale=scaling, enable_gqa=True)
+        out[bq[i] : bq[i + 1]] = att.transpose(0, 1)
+    return out
+
+
+def _cb_torch_flash_check(model: Any) -> str | None:
+    """None if the torch_flash attention matches the reference on the model's head shape (GQA, chunked
+    prefill, decode rows, a zero-length padding sequence), else why not."""
+    cfg = model.config
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    dev, dtype = model.device, model.dtype
+    lens_q, lens_k = [37, 1, 1, 200, 0], [37, 301, 5, 460, 0]
+    cu_q = torch.tensor([0, *torch.tensor(lens_q).cumsum(0).tolist()], dtype=torch.int32, device=dev)
+    cu_k = torch.tensor([0, *torch.tensor(lens_k).cumsum(0).tolist()], dtype=torch.int32, device=dev)
+    g = torch.Generator(device=dev).manual_seed(0)
+    q = torch.randn(1, heads, sum(lens_q), dim, device=dev, dtype=dtype, generator=g)
+    k, v = (torch.randn(1, kv_heads, sum(lens_k), dim, device=dev, dtype=dtype, generator=g) for _ in "kv")
+    kw = dict(cu_seq_lens_q=cu_q, cu_seq_lens_k=cu_k, max_length_q=max(lens_q), max_length_k=max(lens_k))
+    try:
+        got = _cb_torch_flash_attention(None, q, k, v, None, scaling=dim**-0.5, **kw)[0][0]
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    ref = _cb_varlen_reference(*(x[0].transpose(0, 1) for x in (q, k, v)), cu_q, cu_k, dim**-0.5)
+    err = ((got.float() - ref.float()).abs() / (ref.float().abs() + 1)).max().item()  # a few bf16 ulps
+    return None if err < 3e-2 else f"error {err:.3g} (|d| / (|ref| + 1)) against a per-request sdpa"
+
+
+def _cb_graph_count(manager: Any) -> int | None:
+    """CUDA graphs the CB manager holds now (one buffer per IO pair: async batching has two)."""
+    processor = getattr(manager, "batch_processor", None)
+    if processor is None:
+        return None
+    io = processor.inputs_and_outputs
+    ios = [p.device_io for p in io.io_pairs] if hasattr(io, "io_pairs") else [io]
+    return sum(len(getattr(x.graphs, "_storage", {})) for x in ios)
 
 
 def run_size(
@@ -293,11 +387,19 @@ def run_size(
 
     refill_slots: list[int] = []
     refill_gens: list[RefillGenerator] = []
-    for name, method in (("refill", "search"), ("refill_topk", "topk"), ("refill_sort", "sort")):
+    # ``refill_unfused`` (q/k/v and gate/up as separate matmuls) runs first and is released, so that
+    # ``refill`` (the product's default, fused) keeps its compiled session for the profile.
+    variants = (
+        ("refill_unfused", "search", False),
+        ("refill", "search", True),
+        ("refill_topk", "topk", True),
+        ("refill_sort", "sort", True),
+    )
+    for name, method, fuse in variants:
         if name not in args.engines:
             continue
 
-        def refill(name: str = name, method: str = method) -> None:
+        def refill(name: str = name, method: str = method, fuse: bool = fuse) -> None:
             gen = RefillGenerator(
                 model,
                 NoStop(),
@@ -306,6 +408,7 @@ def run_size(
                 top_k=args.top_k,
                 max_batch_size=args.slots,
                 check_every=args.check_every,
+                fuse_projections=fuse,
             )
             kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
             # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.
@@ -320,8 +423,14 @@ def run_size(
                 bad = sum(a != b for a, b in zip(got, targets, strict=True))
                 raise RuntimeError(f"{bad} rows did not stop at their target")
             st = gen.last_stats
-            refill_slots.append(st["slots"])
-            refill_gens.append(gen)
+            if name == "refill":
+                refill_slots.append(st["slots"])
+                refill_gens.append(gen)
+            fused = gen._fused.nbytes / 2**30 if gen._fused is not None else 0.0
+            if name != "refill":  # released: the next engine sizes its slots from free memory
+                gen._session = gen._fused = None
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             record(
                 name,
                 secs,
@@ -336,6 +445,7 @@ def run_size(
                     flash=st["flash"],
                     cache_len=st["cache_len"],
                     decoded_tokens=useful - args.rows,
+                    fused_projections_gib=fused,
                 ),
             )
 
@@ -393,26 +503,52 @@ def run_size(
         attempt("profile_refill", profile)
     refill_gens.clear()  # its cache must not hold memory through the other engines
 
+    cb_rows = list(range(min(args.cb_rows, args.rows)))
+    # Cache sized to the submitted requests at their full length, with room for FIFO's 15 % safety margin:
+    # nothing is ever evicted, and sdpa's [Q, cache + Q] mask (and its per-step reset) stays small.
+    cb_page = 256  # ContinuousBatchingConfig.page_size's default
+    cb_blocks = args.cb_blocks
+    if cb_blocks is None:
+        need = sum(-(-(len(prompts[r]) + targets[r] + 1) // cb_page) for r in cb_rows)
+        cb_blocks = int(need * 1.2) + 16
+    on_gpu = device.type == "cuda"
     cb_variants = {
-        "cb_default": {},
-        # CUDA graphs on, no prefix-sharing bookkeeping, a decode batch as wide as the refill engine's.
+        "cb_default": {},  # the library's defaults (sdpa here; no CUDA graphs, no async batching with a mask)
+        # The fastest attention CB accepts without flash-attn (--cb-attn), CUDA graphs with coarse KV padding
+        # (few captures), async double buffering (host prep of step n+1 overlaps the device's step n), no
+        # prefix-sharing bookkeeping, a batch as wide as all the rows, the cache sized to the workload.
         "cb_tuned": dict(
-            use_cuda_graph=True,
+            use_cuda_graph=on_gpu and not args.cb_no_graphs,
+            use_async_batching=on_gpu and not args.cb_no_async,  # CUDA/XPU only (input_outputs.py)
             max_batch_tokens=args.cb_batch_tokens,
-            allow_block_sharing=False,
             max_requests_per_batch=args.cb_requests,
+            q_padding_interval_size=args.cb_q_pad,
+            kv_padding_interval_size=args.cb_kv_pad,
+            num_blocks=cb_blocks or None,
+            page_size=cb_page,
+            allow_block_sharing=False,
+            scheduler_type=args.cb_scheduler,
+            auto_switch_to_flash=False,  # the attention is --cb-attn's, never a hub download
         ),
     }
     for name, cb in cb_variants.items():
-        if name not in args.engines or device.type != "cuda":
+        if name not in args.engines or (device.type != "cuda" and not args.cpu):
             continue
 
         def cbrun(name: str = name, cb: dict[str, Any] = cb) -> None:
+            """CB on the first --cb-rows rows, per-row targets as max_new_tokens, stopped after --cb-window-s.
+
+            A run cut by the window is recorded ``partial``: the finished rows' targets plus the tokens the
+            unfinished ones had generated (read from the outputs a hard stop fails them with) over the
+            window, i.e. a rate without the long tail's narrow steps (an upper bound on the full run's).
+            """
             from transformers import GenerationConfig
             from transformers.generation.configuration_utils import ContinuousBatchingConfig
             from transformers.generation.continuous_batching.utils import WorkloadHints
+            from transformers.modeling_utils import AttentionInterface
 
-            rows = list(range(min(args.cb_rows, args.rows)))
+            rows = cb_rows
+            want = {f"r{r}": targets[r] for r in rows}
             gcfg = GenerationConfig(
                 do_sample=True,
                 temperature=T,
@@ -424,43 +560,130 @@ def run_size(
             )
             hints = WorkloadHints(
                 max_prompt_length=max(len(prompts[r]) for r in rows),
-                max_generated_length=args.max_new,
+                max_generated_length=max(want.values()),
                 num_requests=len(rows),
             )
-            t0 = time.perf_counter()
-            with model.continuous_batching_context_manager(
-                generation_config=gcfg,
-                continuous_batching_config=ContinuousBatchingConfig(**cb),
-                block=True,
-                timeout=5,
-                warmup=True,
-                workload_hints=hints,
-            ) as manager:
+            original_attn = model.config._attn_implementation
+            attn_note = None
+            if name != "cb_default":
+                attn = CB_ATTN[args.cb_attn]
+                if attn == CB_TORCH_FLASH and (attn_note := _cb_torch_flash_check(model)) is not None:
+                    print(f"WARNING {size} {name}: no torch_flash, sdpa instead: {attn_note}", flush=True)
+                    attn = "sdpa"
+                if attn == CB_TORCH_FLASH:
+                    AttentionInterface.register(CB_TORCH_FLASH, _cb_torch_flash_attention)
+                    # KV padding only pads the gather of the packed KV here (the kernel reads the true
+                    # lengths): coarse is cheap and means few graphs. With sdpa's mask the padding is
+                    # attended over, so the library's preset (16384 tokens) stays.
+                    cb = dict(cb, kv_padding_interval_size=cb["kv_padding_interval_size"] or 65536)
+                # Set on the config directly: set_attn_implementation would try to import a "flash" kernel.
+                model.config._attn_implementation = attn
+            manager = None
+            try:
+                t0 = time.perf_counter()
+                manager = model.init_continuous_batching(
+                    generation_config=gcfg,
+                    continuous_batching_config=ContinuousBatchingConfig(**cb),
+                    workload_hints=hints,
+                )
+                attn_used = model.config._attn_implementation  # after CB's own switch, if any
+                manager.warmup()  # what continuous_batching_context_manager(warmup=True) does
                 warm = time.perf_counter() - t0
+                warm_graphs = _cb_graph_count(manager)
+                manager.start()
                 t1 = time.perf_counter()
                 for r in rows:
                     manager.add_request(
                         prompts[r], request_id=f"r{r}", max_new_tokens=targets[r], eos_token_id=-1
                     )
-                got: dict[str, int] = {}
-                while len(got) < len(rows):
-                    res = manager.get_result(timeout=1)
-                    if res is not None and res.is_finished():
-                        got[res.request_id] = len(res.generated_tokens)
-                    elif res is None and not manager.is_running():
-                        raise RuntimeError(f"CB stopped after {len(got)} of {len(rows)} requests")
-                secs = time.perf_counter() - t1
-            tokens = sum(targets[r] for r in rows)
-            if sum(got.values()) != tokens:
-                raise RuntimeError(f"CB generated {sum(got.values())} tokens, targets sum to {tokens}")
-            kv = useful_kv_bytes([prompts[r] for r in rows], [targets[r] for r in rows], kv_tok)
-            record(
-                name,
-                secs,
-                tokens,
-                dict(first_call_s=warm, rows=len(rows), kv_bytes=kv, attn=model.config._attn_implementation),
+                end = t1 + args.cb_window_s
+                done: dict[str, int] = {}
+                while len(done) < len(rows) and time.perf_counter() < end:
+                    res = manager.get_result(timeout=min(1.0, max(0.01, end - time.perf_counter())))
+                    if res is None:
+                        if not manager.is_running():
+                            raise RuntimeError(f"CB stopped after {len(done)} of {len(rows)} requests")
+                        continue
+                    if res.is_finished():
+                        if res.error is not None:
+                            raise RuntimeError(f"CB request {res.request_id} failed: {res.error}")
+                        done[res.request_id] = len(res.generated_tokens)
+                partial = len(done) < len(rows)
+                graphs = _cb_graph_count(manager)  # before stop(), which drops the batch processor
+                resolved = manager.continuous_batching_config
+                cache = manager.batch_processor.cache if manager.batch_processor is not None else None
+                unfinished: dict[str, int] = {}
+                if partial:  # a hard stop fails what is left, with the tokens each had generated
+                    manager.stop(block=True, timeout=120, hard_stop=True)
+                    secs = time.perf_counter() - t1
+                    while (res := manager.get_result(timeout=0.5)) is not None:
+                        if res.request_id in want and res.request_id not in done:
+                            if res.error is None and res.is_finished():
+                                done[res.request_id] = len(res.generated_tokens)
+                            else:
+                                unfinished[res.request_id] = len(res.generated_tokens)
+                else:
+                    secs = time.perf_counter() - t1
+                    manager.stop(block=True, timeout=120)
+                steps = getattr(manager, "current_batch", None)  # forward passes, prefill ones included
+            finally:
+                if manager is not None:
+                    if manager.is_running():
+                        manager.stop(block=True, timeout=120, hard_stop=True)
+                    if manager.is_running():  # destroy() would join it without a timeout
+                        print(f"WARNING {size} {name}: the CB thread did not stop", flush=True)
+                    else:
+                        manager.destroy()
+                model.config._attn_implementation = original_attn
+            bad = {k: v for k, v in done.items() if v != want[k]}
+            if bad:
+                raise RuntimeError(f"CB rows not at their target (id: got): {dict(list(bad.items())[:5])}")
+            finished_tokens = sum(want[k] for k in done)
+            partial_tokens = sum(min(v, want[k]) for k, v in unfinished.items())
+            tokens = finished_tokens + partial_tokens
+            if tokens == 0:
+                raise RuntimeError(f"CB finished no token in the {args.cb_window_s:.0f} s window")
+            fin = [int(k[1:]) for k in done]
+            extra: dict[str, Any] = dict(
+                first_call_s=warm,
+                warmup_s=warm,
+                rows=len(rows),
+                partial=partial,
+                window_s=args.cb_window_s,
+                rows_finished=len(done),
+                finished_tokens=finished_tokens,
+                unfinished_tokens=partial_tokens,
+                unfinished_rows_seen=len(unfinished),
+                finished_tok_per_s=finished_tokens / secs,
+                forward_steps=steps,
+                cuda_graphs=graphs,
+                cuda_graphs_after_warmup=warm_graphs,
+                attn=attn_used,
+                attn_fallback=attn_note,
+                # The finished rows' KV traffic (a partial run's roofline is left out: it would undercount).
+                kv_bytes=useful_kv_bytes([prompts[r] for r in fin], [targets[r] for r in fin], kv_tok),
+                cb_config={
+                    k: getattr(resolved, k, None)
+                    for k in (
+                        "num_blocks",
+                        "page_size",
+                        "max_batch_tokens",
+                        "max_requests_per_batch",
+                        "max_memory_percent",
+                        "q_padding_interval_size",
+                        "kv_padding_interval_size",
+                        "use_cuda_graph",
+                        "use_async_batching",
+                        "scheduler_type",
+                        "allow_block_sharing",
+                        "max_blocks_per_request",
+                    )
+                },
+                cache_tokens=getattr(cache, "max_tokens_read", None),
             )
-            model.config._attn_implementation = "sdpa"  # CB may switch it
+            if not partial:
+                extra["decode_steps"] = steps  # roofline: one weight read per forward pass
+            record(name, secs, tokens, extra)
 
         attempt(name, cbrun)
 
@@ -622,8 +845,16 @@ def main() -> None:
     ap.add_argument("--probe-steps", type=int, default=128)
     ap.add_argument("--static-full", action="store_true", help="run every static batch instead of projecting")
     ap.add_argument("--cb-rows", type=int, default=160)
-    ap.add_argument("--cb-requests", type=int, default=256)
-    ap.add_argument("--cb-batch-tokens", type=int, default=8192)
+    ap.add_argument("--cb-window-s", type=float, default=150, help="CB stops here, recorded as partial")
+    ap.add_argument("--cb-attn", choices=sorted(CB_ATTN), default="torch_flash", help="cb_tuned's attention")
+    ap.add_argument("--cb-requests", type=int, default=256, help="cb_tuned max_requests_per_batch")
+    ap.add_argument("--cb-batch-tokens", type=int, default=8192, help="cb_tuned max_batch_tokens")
+    ap.add_argument("--cb-q-pad", type=int, default=64, help="cb_tuned q_padding_interval_size (graphs)")
+    ap.add_argument("--cb-kv-pad", type=int, default=0, help="cb_tuned kv_padding_interval_size (0: auto)")
+    ap.add_argument("--cb-blocks", type=int, default=None, help="cb_tuned num_blocks (0: from free memory)")
+    ap.add_argument("--cb-scheduler", choices=("fifo", "prefill_first"), default="fifo")
+    ap.add_argument("--cb-no-graphs", action="store_true", help="cb_tuned without CUDA graphs")
+    ap.add_argument("--cb-no-async", action="store_true", help="cb_tuned without async double buffering")
     ap.add_argument("--profile-steps", type=int, default=128, help="decode steps the profile isolates")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="run on CPU even where CUDA is present")

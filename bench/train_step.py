@@ -1,4 +1,4 @@
-"""Training step time on one GPU: stock TRL ``GRPOTrainer``, GRPO and rlpipe PPO with fast rollouts.
+"""Training step time on one GPU: stock TRL ``GRPOTrainer``, GRPO and rlpipe PPO with fast / refill rollouts.
 
 Why: a GRPO/PPO step is a rollout (``generations`` completions per prompt) plus a policy update; at
 0.5B-1.5B with 256-token completions the rollout through stock ``model.generate`` dominates. The
@@ -7,9 +7,11 @@ trainer's own weights) replace only the rollout, in TRL's trainer and in rlpipe'
 script measures both against their stock path, plus the training phase's MFU and peak memory.
 
 Configurations (``--configs``): ``trl_stock`` (TRL as shipped), ``trl_fast_rollout`` (the product's
-``with_fast_rollouts(GRPOTrainer)``), ``trl_fast_rollout_no_ckpt`` (same, no gradient checkpointing),
-``ppo_hf`` / ``ppo_fast`` (``rlpipe.train.ppo.PPOTrainer`` with ``rollout.engine`` hf / fast: the same
-workload shape, 1 PPO epoch in minibatches of ``--micro-batch``, shared critic, no reference model).
+``with_fast_rollouts(GRPOTrainer)``), ``trl_refill_rollout`` (``with_fast_rollouts(GRPOTrainer,
+engine="refill")``: ``RefillGenerator``, slot refill), ``trl_fast_rollout_no_ckpt`` (fast, no gradient
+checkpointing), ``ppo_hf`` / ``ppo_fast`` / ``ppo_refill`` (``rlpipe.train.ppo.PPOTrainer`` with
+``rollout.engine`` hf / fast / refill: the same workload shape, 1 PPO epoch in minibatches of
+``--micro-batch``, shared critic, no reference model). A row's ``rollout_engine`` is the engine that ran.
 ``--lora`` trains a LoRA adapter (r 16, all linear layers) instead of all weights. PPO memory options:
 ``--ppo-micro-batch N`` (``ppo.micro_batch_size``: N sequences per forward/backward, the minibatch's
 gradient accumulated over them), ``--grad-ckpt`` (``ppo.gradient_checkpointing``), ``--critic separate``
@@ -21,6 +23,17 @@ timing needs no quality); prompts are 256 tokens of a word-level tokenizer built
 on the GPU machine). Each configuration runs ``--steps`` steps; the first (compile, capture) is
 reported apart and the median of the others is the step time.
 
+Long, uneven completions (issue 14): a random-init model almost never samples eos, so every completion
+runs to ``--new``. ``--eos-median N`` gives ``lm_head`` an eos logit bias (a biased ``nn.Linear`` on the
+same weight, so stock ``generate``, ``FastHFGenerator`` and ``RefillGenerator`` all honour it; for PPO
+set again on the policy the trainer loaded, since ``save_pretrained`` drops it), calibrated on the model
+so that each row stops with probability ``p = 1 - 0.5 ** (1 / N)`` per token at temperature 1 and top-p
+1: completion lengths are geometric with median N, capped at ``--new`` (e.g. ``--eos-median 300 --new
+2048``). Each row records per step the completions' lengths (mean, median, p90, max; GRPO: this
+process's completion masks, TRL's own logged mean/max beside them; PPO: ``ro.mask``), the rollout and
+generation seconds (PPO: ``sample`` apart from ``prepare``) and *useful* tokens/s = completion tokens
+produced (eos included, no padding) / rollout seconds.
+
 MFU = model FLOPs of the training phase (forward + backward of every sequence the update trains on:
 6 x matmul parameters x tokens plus causal attention, lm_head on completion positions only; LoRA
 counts 4 x, frozen weights need no weight gradients; recomputation under gradient checkpointing and a
@@ -31,6 +44,9 @@ measures ~790 on this H200). Prints a table last and writes JSON.
     python bench/train_step.py --sizes 1.5b --out bench/results/train_step_h200.json
     python bench/train_step.py --sizes 7b --lora --configs trl_fast_rollout --out train_step_7b_lora.json
     python bench/train_step.py --sizes 7b --configs ppo_fast --ppo-micro-batch 4 --grad-ckpt --out ppo_7b.json
+    # rollout phase, fast vs refill engine, long uneven completions (lengths geometric, median 300, cap 2048)
+    python bench/train_step.py --sizes 1.5b --configs ppo_fast,ppo_refill --eos-median 300 --new 2048 \
+        --micro-batch 16 --ppo-micro-batch 4 --steps 2 --out train_step_rollout_1.5b.json
     # FSDP full fine-tuning on 2 GPUs (one command; --prompts-per-step is per GPU):
     accelerate launch --config_file bench/accelerate_fsdp2.yaml bench/train_step.py --sizes 7b \\
         --configs trl_stock --prompts-per-step 8 --out train_step_7b_fsdp2.json
@@ -42,6 +58,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import statistics
 import sys
@@ -59,7 +76,17 @@ from gen_throughput import EOS, SHAPES  # noqa: E402
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)  # fmt: skip
-CONFIGS = ("trl_stock", "trl_fast_rollout", "trl_fast_rollout_no_ckpt", "ppo_hf", "ppo_fast")
+CONFIGS = (
+    "trl_stock",
+    "trl_fast_rollout",
+    "trl_refill_rollout",
+    "trl_fast_rollout_no_ckpt",
+    "ppo_hf",
+    "ppo_fast",
+    "ppo_refill",
+)
+# The rollout engine each configuration asks for (``rlpipe.train.rollout``: fast / refill; hf: generate).
+ENGINE = {"trl_stock": "hf", "trl_refill_rollout": "refill", "ppo_hf": "hf", "ppo_refill": "refill"}
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
 SCORER = "bench_distinct_share"
 RANK = int(os.environ.get("RANK", "0"))
@@ -131,6 +158,129 @@ def build_model(size: str, dev: str) -> Any:
     return model
 
 
+def eos_stop_probability(median: float) -> float:
+    """The per-step stop probability whose geometric completion length has median ``median``."""
+    return 1.0 - 0.5 ** (1.0 / median)
+
+
+def causal_lm(model: Any) -> Any:
+    """The ``Qwen2ForCausalLM`` under a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _bisect(f: Any, lo: float, hi: float, iters: int = 100) -> float:
+    """The x in [lo, hi] where the decreasing function f crosses zero."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+@torch.no_grad()
+def calibrate_eos_bias(
+    model: Any, median: float, cap: int, rows: int = 64, length: int = 128, chunk: int = 8
+) -> dict[str, float]:
+    """The eos logit bias under which completion lengths have median ``median`` (geometric per row).
+
+    Runs the model (no bias) on ``rows`` random prompts of ``length`` tokens and takes, per position,
+    the eos logit ``e`` and the log-sum-exp ``l`` of all other logits: with bias ``b`` the eos
+    probability there is ``sigmoid(e + b - l)``. The first guess, for a stop probability
+    ``p = 1 - 0.5 ** (1 / median)`` everywhere, is ``logit(p) + median(l) - mean(e)``. It is exact
+    for the tied shapes (tiny, 0.5B, 1.5B: the eos row of ``lm_head`` is the pad embedding, which Qwen2
+    zero-initialises, and pad = eos here, so ``e`` = 0, and ``l`` varies by ~0.002). Where the eos row
+    is random (untied, 7B) ``e`` varies (std ~0.02 sqrt(hidden) = 1.2), partly per row (the context's
+    average), so rows stop at different rates and the mean rate rises ~``exp(std^2 / 2)``; hence the
+    bias returned solves, by bisection, ``mean over rows of (1 - q_r) ** median = 0.5`` with ``q_r`` a
+    row's mean stop probability: the median of that mixture of geometric lengths is ``median``.
+    """
+    lm = causal_lm(model)
+    head = lm.lm_head
+    dev = head.weight.device
+    ids = torch.randint(1, EOS, (rows, length), generator=torch.Generator().manual_seed(11)).to(dev)
+    was_training = lm.training
+    lm.eval()
+    eos, lse = [], []
+    try:
+        for start in range(0, rows, chunk):  # [chunk, length, vocab] fp32 logits at a time
+            logits = lm(input_ids=ids[start : start + chunk], use_cache=False).logits.float()
+            if head.bias is not None:
+                logits -= head.bias.float()
+            eos.append(logits[..., EOS].clone())
+            logits[..., EOS] = float("-inf")
+            lse.append(logits.logsumexp(dim=-1))
+            del logits
+    finally:
+        lm.train(was_training)
+    e, rest = torch.cat(eos).double(), torch.cat(lse).double()
+    gap = e - rest  # [rows, length]: eos logit against all the others
+
+    def row_rates(b: float) -> torch.Tensor:
+        return torch.sigmoid(gap + b).mean(dim=1)
+
+    def survival(b: float, t: float) -> float:  # P(length > t), the rows' geometric lengths mixed
+        return float(((1 - row_rates(b)) ** t).mean())
+
+    p = eos_stop_probability(median)
+    first = math.log(p / (1 - p)) + float(rest.median()) - float(e.mean())
+    solved = _bisect(lambda b: survival(b, median) - 0.5, first - 30.0, first + 30.0)
+    stored = float(torch.tensor(solved, dtype=head.weight.dtype))  # what the model will add
+    q = row_rates(stored)
+    return {
+        "eos_bias": stored,
+        "eos_bias_first_guess": first,
+        "eos_logit_std": float(e.std()),
+        "eos_p": p,
+        "eos_p_mean": float(q.mean()),
+        "eos_p_row_cv": float(q.std() / q.mean()),  # spread of the rows' stop rates
+        # with the stored bias: uncapped median, and the mean capped at ``cap`` (lengths count eos)
+        "expected_median_completion_length": _bisect(lambda t: survival(stored, t) - 0.5, 0.0, 1e8),
+        "expected_mean_completion_length": float(((1 - (1 - q) ** cap) / q).mean()),
+    }
+
+
+def set_eos_bias(model: Any, value: float) -> None:
+    """Give ``lm_head`` a bias, zero but ``value`` at eos, sharing its weight Parameter (ties kept).
+
+    A module of its own, so every engine's ``model(...)`` honours it (stock ``generate``,
+    ``FastHFGenerator``, ``RefillGenerator``: all go through ``Qwen2ForCausalLM.forward``). The
+    bias is a frozen buffer-like Parameter: it neither trains nor survives ``save_pretrained``.
+    """
+    lm = causal_lm(model)
+    old = lm.lm_head
+    if type(old) is not torch.nn.Linear:
+        raise TypeError(f"lm_head is a {type(old).__name__}, not a plain nn.Linear: cannot add an eos bias")
+    head = torch.nn.Linear(old.in_features, old.out_features, bias=True, device="meta")
+    head.weight = old.weight  # the same Parameter: the optimizer and a tied embedding keep it
+    bias = torch.zeros(old.out_features, dtype=old.weight.dtype, device=old.weight.device)
+    bias[EOS] = value
+    head.bias = torch.nn.Parameter(bias, requires_grad=False)
+    lm.lm_head = head
+
+
+def apply_eos_median(model: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """With ``--eos-median N``: calibrate and set the eos bias; the fields it adds to the row."""
+    if args.eos_median is None:
+        return {}
+    fields = calibrate_eos_bias(model, args.eos_median, args.new)
+    set_eos_bias(model, fields["eos_bias"])
+    fields["eos_median"] = args.eos_median
+    say(f"eos bias {fields['eos_bias']:.3f} (first guess {fields['eos_bias_first_guess']:.3f}): stop "
+        f"probability {fields['eos_p_mean']:.5f} (rows' cv {fields['eos_p_row_cv']:.2f}), expected median "
+        f"{fields['expected_median_completion_length']:.0f} (cap {args.new}), expected mean "
+        f"{fields['expected_mean_completion_length']:.0f}")  # fmt: skip
+    return fields
+
+
+def length_stats(lengths: list[int]) -> dict[str, float]:
+    """Completion lengths (tokens, the eos included) of one rollout: mean, median, p90, max, total."""
+    xs = sorted(lengths)
+    if not xs:  # a step that generated nothing (TRL reusing buffered completions)
+        return {"mean": 0.0, "median": 0.0, "p90": 0.0, "max": 0, "min": 0, "tokens": 0}
+    p90 = statistics.quantiles(xs, n=10, method="inclusive")[-1] if len(xs) > 1 else float(xs[0])
+    return {"mean": statistics.mean(xs), "median": statistics.median(xs), "p90": p90, "max": xs[-1],
+            "min": xs[0], "tokens": sum(xs)}  # fmt: skip
+
+
 def prompts(n: int, length: int) -> list[str]:
     g = torch.Generator().manual_seed(7)
     ids = torch.randint(1, EOS, (n, length), generator=g).tolist()
@@ -161,6 +311,7 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     dev = device()
     model = build_model(size, dev)
+    eos_fields = apply_eos_median(model, args)
     tok = word_tokenizer(model.config.vocab_size)
     data = Dataset.from_dict({"prompt": prompts(args.prompts_per_step * args.steps * WORLD, args.prompt_len)})
 
@@ -182,6 +333,7 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         report_to="none",
         save_strategy="no",
         temperature=1.0,
+        top_p=1.0,  # TRL's default; pure sampling, as the PPO rows (the eos calibration assumes it)
         seed=0,
     )
     if name == "trl_fast_rollout_no_ckpt":
@@ -189,30 +341,45 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
     config = GRPOConfig(**{k: v for k, v in options.items() if k in fields})
     times: list[float] = []
     rollouts: list[float] = []
-    pending = [0.0]
+    generates: list[float] = []
+    step_lengths: list[list[int]] = []
+    pending: dict[str, Any] = {}
 
     class Clock(TrainerCallback):
         def on_step_begin(self, *a: Any, **k: Any) -> None:
             sync()
-            pending[0] = 0.0
+            pending.update(rollout=0.0, generate=0.0, lengths=[])
             self.t0 = time.perf_counter()
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
             sync()
             times.append(time.perf_counter() - self.t0)
-            rollouts.append(pending[0])
+            rollouts.append(pending["rollout"])
+            generates.append(pending["generate"])
+            step_lengths.append(pending["lengths"])
 
-    base = GRPOTrainer if name == "trl_stock" else with_fast_rollouts(GRPOTrainer)
+    engine = ENGINE.get(name, "fast")
+    base = GRPOTrainer if engine == "hf" else with_fast_rollouts(GRPOTrainer, engine=engine)
 
     class Timed(base):  # type: ignore[misc, valid-type]
-        """Adds the rollout (generation + rewards) time to the step it belongs to."""
+        """Adds the rollout (generation + rewards) and generation times, and the completions' lengths
+        (this process's: tokens up to and including eos), to the step they belong to."""
 
         def _generate_and_score_completions(self, *a: Any, **k: Any) -> Any:
             sync()
             t0 = time.perf_counter()
             out = super()._generate_and_score_completions(*a, **k)
             sync()
-            pending[0] += time.perf_counter() - t0
+            pending["rollout"] += time.perf_counter() - t0
+            pending["lengths"] += [int(x) for x in out["completion_mask"].sum(dim=1).tolist()]
+            return out
+
+        def _generate_single_turn(self, *a: Any, **k: Any) -> Any:
+            sync()
+            t0 = time.perf_counter()
+            out = super()._generate_single_turn(*a, **k)
+            sync()
+            pending["generate"] += time.perf_counter() - t0
             return out
 
     trainer = Timed(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tok,
@@ -221,11 +388,16 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    lengths = [h.get("completions/mean_length") for h in logs]
     fast = getattr(trainer, "_fast_rollout", None)
-    row = summarise(size, name, args, times, rollouts, [x for x in lengths if x is not None])
+    row = summarise(size, name, args, times, rollouts, generates, step_lengths)
+    row.update(eos_fields)
     row["gradient_checkpointing"] = config.gradient_checkpointing
-    row["rollout_engine"] = "fast" if fast is not None else "hf"
+    row["rollout_engine"] = getattr(fast, "engine", "fast") if fast is not None else "hf"
+    # TRL's own per-step length metrics (gathered over processes), next to this process's above
+    row["trl_logged_lengths"] = {
+        k.removeprefix("completions/"): [h.get(k) for h in logs]
+        for k in ("completions/mean_length", "completions/max_length", "completions/clipped_ratio")
+    }
     del trainer, model
     return row
 
@@ -272,7 +444,7 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         "lora": LORA if args.lora else None,
         "pcgrad": args.domains > 1,
         "ppo": ppo,
-        "rollout": {"engine": "fast" if name == "ppo_fast" else "hf"},
+        "rollout": {"engine": ENGINE.get(name, "fast")},
     }
     tmp = Path(tempfile.mkdtemp(prefix="ppo_run_"))
     trainer = PPOTrainer(
@@ -287,26 +459,34 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
     # loses the word-level one; the trainer used it only for pad/eos ids so far, which are the same.
     trainer.tokenizer = word_tokenizer(trainer.policy.config.vocab_size)
     trainer.tokenizer.padding_side = "left"
+    # save_pretrained dropped the bias (the config knows none): set it on the loaded policy, under
+    # its PEFT wrapper if any; the engine decodes that module (the critic and reference never sample)
+    eos_fields = apply_eos_median(trainer.policy, args)
     dtype = str(next(trainer.policy.parameters()).dtype)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    times, rollouts, lengths = [], [], []
+    times, rollouts, generates, step_lengths = [], [], [], []
     for _ in range(args.steps):
         sync()
         t0 = time.perf_counter()
-        ro = trainer.rollout(trainer.next_rows())
+        ro = trainer.sample(trainer.next_rows())  # trainer.rollout = prepare(sample(rows))
+        sync()
+        tg = time.perf_counter()
+        ro = trainer.prepare(ro)
         sync()
         t1 = time.perf_counter()
         trainer.update(ro)
         sync()
         times.append(time.perf_counter() - t0)
         rollouts.append(t1 - t0)
-        lengths.append(float(ro.mask.sum(dim=1).mean()))
+        generates.append(tg - t0)
+        step_lengths.append([int(x) for x in ro.mask.sum(dim=1).tolist()])
         trainer.step += 1
-    row = summarise(size, name, args, times, rollouts, lengths)
+    row = summarise(size, name, args, times, rollouts, generates, step_lengths)
+    row.update(eos_fields)
     row.update(
         gradient_checkpointing=args.grad_ckpt,
-        rollout_engine=run["rollout"]["engine"],
+        rollout_engine=trainer.fast_rollout.engine if trainer.fast_rollout is not None else "hf",
         policy_dtype=dtype,
         ppo_micro_batch=trainer.micro_batch,
         critic=args.critic,
@@ -322,14 +502,23 @@ def summarise(
     args: argparse.Namespace,
     times: list[float],
     rollouts: list[float],
-    lengths: list[float],
+    generates: list[float],
+    step_lengths: list[list[int]],
 ) -> dict[str, Any]:
-    """Step and rollout medians over steps 2.., tokens/s, training-phase MFU, peak memory."""
+    """Step, rollout and generation medians over steps 2.., completion lengths, tokens/s (all and
+    useful), training-phase MFU, peak memory."""
     rest = slice(1, None) if len(times) > 1 else slice(None)
     step = statistics.median(times[rest])
     rollout = statistics.median(rollouts[rest])
+    generate = statistics.median(generates[rest])
     train = max(step - rollout, 1e-9)
     n = args.prompts_per_step * args.generations
+    stats = [length_stats(x) for x in step_lengths]
+    lengths = [s["mean"] for s in stats]
+    pooled = length_stats([x for xs in step_lengths[rest] for x in xs])
+    # useful: the completion tokens the rollout produced (eos included, no padding) per second
+    useful = [s["tokens"] / max(r, 1e-9) for s, r in zip(stats, rollouts, strict=True)]
+    useful_gen = [s["tokens"] / max(g, 1e-9) for s, g in zip(stats, generates, strict=True)]
     completion = statistics.mean(lengths) if lengths else float(args.new)
     flops = n * train_flops_per_seq(shape_of(size), args.prompt_len + completion, completion, args.lora)
     row = {
@@ -342,19 +531,30 @@ def summarise(
         "first_step_s": times[0],
         "step_s": step,
         "rollout_s": rollout,
+        "generate_times_s": generates,
+        "generate_s": generate,
         "train_phase_s": train,
         "completions_per_step": n,
+        "max_new_tokens": args.new,
         "mean_completion_length": lengths,
+        "completion_length_stats": stats,  # per step: mean, median, p90, max, min, tokens
+        "completion_length_pooled": pooled,  # all completions of steps 2..
         "completion_tokens_per_s": n * completion / step,
+        "rollout_useful_tokens_per_s_steps": useful,
+        "rollout_useful_tokens_per_s": statistics.median(useful[rest]),
+        "generate_useful_tokens_per_s": statistics.median(useful_gen[rest]),
         "train_tflop_per_step": flops / 1e12,
         "train_tflops": flops / train / 1e12,
         "mfu": flops / train / (args.peak_tflops * 1e12),
         "peak_mem_gib": peak_gib(),
     }
     say(f"RESULT {size} {row['config']}: step {step:.2f} s (first {times[0]:.1f} s), "
-        f"rollout {rollout:.2f} s, train {train:.2f} s, {row['completion_tokens_per_s']:.0f} tok/s, "
-        f"MFU {row['mfu']:.1%}, "
-        f"peak {row['peak_mem_gib'] or 0:.1f} GiB, lengths {[round(x) for x in lengths]}")  # fmt: skip
+        f"rollout {rollout:.2f} s (generate {generate:.2f} s), train {train:.2f} s, "
+        f"{row['completion_tokens_per_s']:.0f} tok/s, rollout useful "
+        f"{row['rollout_useful_tokens_per_s']:.0f} tok/s, MFU {row['mfu']:.1%}, "
+        f"peak {row['peak_mem_gib'] or 0:.1f} GiB, mean lengths {[round(x) for x in lengths]}, "
+        f"median {pooled['median']:.0f} p90 {pooled['p90']:.0f} max {pooled['max']} "
+        f"(cap {args.new})")  # fmt: skip
     return row
 
 
@@ -377,13 +577,22 @@ def main() -> None:
     ap.add_argument("--critic", choices=("shared", "separate"), default="shared", help="PPO: ppo.critic")
     ap.add_argument("--domains", type=int, default=1, help="PPO: prompts over K domains; K >= 2: PCGrad")
     ap.add_argument("--prompt-len", type=int, default=256)
-    ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--new", type=int, default=256, help="max_new_tokens: the completion-length cap")
+    ap.add_argument(
+        "--eos-median",
+        type=float,
+        default=None,
+        help="give the random model an eos logit bias so completion lengths are geometric with this "
+        "median (capped at --new); default: no bias (completions run to --new)",
+    )
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak per GPU for MFU")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "train_step.json")
     args = ap.parse_args()
     import transformers
     import trl
 
+    if args.eos_median is not None and args.eos_median < 1:
+        ap.error("--eos-median must be at least 1")
     unknown = set(args.configs.split(",")) - set(CONFIGS)
     if unknown:
         ap.error(f"unknown --configs {sorted(unknown)}; known: {', '.join(CONFIGS)}")
@@ -424,9 +633,9 @@ def main() -> None:
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown table: speed-up against each size's stock row of the same family (TRL / PPO)."""
     lines = [
-        "| size | config | step s | first step s | rollout s | train s | speed-up | tok/s | MFU (train) "
-        "| grad ckpt | peak GiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| size | config | engine | step s | first step s | rollout s | generate s | train s | speed-up "
+        "| tok/s | rollout useful tok/s | length median / p90 / max | MFU (train) | grad ckpt | peak GiB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     base = {
         (r["size"], r["config"].startswith("ppo")): r["step_s"]
@@ -435,16 +644,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     }
     for r in rows:
         if "step_s" not in r:
-            lines.append(f"| {r['size']} | {r['config']} | failed: {r['error'][:80]} | | | | | | | | |")
+            lines.append(f"| {r['size']} | {r['config']} | failed: {r['error'][:80]} |" + " |" * 12)
             continue
         ref = base.get((r["size"], r["config"].startswith("ppo")))
         sp = f"{ref / r['step_s']:.1f}x" if ref else "-"
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
+        ln = r["completion_length_pooled"]
         lines.append(
-            f"| {r['size']} | {r['config']} | {r['step_s']:.2f} | {r['first_step_s']:.1f} "
-            f"| {r['rollout_s']:.2f} | {r['train_phase_s']:.2f} | {sp} "
-            f"| {r['completion_tokens_per_s']:,.0f} | {r['mfu']:.1%} "
-            f"| {r['gradient_checkpointing']} | {mem} |"
+            f"| {r['size']} | {r['config']} | {r['rollout_engine']} | {r['step_s']:.2f} "
+            f"| {r['first_step_s']:.1f} | {r['rollout_s']:.2f} | {r['generate_s']:.2f} "
+            f"| {r['train_phase_s']:.2f} | {sp} | {r['completion_tokens_per_s']:,.0f} "
+            f"| {r['rollout_useful_tokens_per_s']:,.0f} | {ln['median']:.0f} / {ln['p90']:.0f} / {ln['max']} "
+            f"| {r['mfu']:.1%} | {r['gradient_checkpointing']} | {mem} |"
         )
     return "\n".join(lines)
 

@@ -37,7 +37,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
         "--check-every",
         "2",
         "--engines",
-        "stock,fast,refill,refill_topk,sampler,check",
+        "stock,fast,refill_unfused,refill,refill_topk,cb_tuned,sampler,check",
         "--out",
         str(out),
     ]
@@ -47,9 +47,12 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     assert not [r for r in results if "error" in r]
     by = {r["engine"]: r for r in results}
-    assert set(by) >= {"hf_generate", "fast_hf", "refill", "refill_topk", "sampler_microbench", "checks"}
+    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_topk", "cb_tuned")
+    assert set(by) >= {*engines, "refill", "sampler_microbench", "checks"}
     useful = by["refill"]["useful_tokens"]
-    assert all(by[e]["useful_tokens"] == useful for e in ("hf_generate", "fast_hf", "refill_topk"))
+    assert all(by[e]["useful_tokens"] == useful for e in engines)
+    assert not by["cb_tuned"]["partial"] and by["cb_tuned"]["rows_finished"] == 16
+    assert by["refill"]["fused_projections_gib"] > 0 and by["refill_unfused"]["fused_projections_gib"] == 0
     assert by["checks"]["deterministic"] and by["checks"]["seed_changes_output"]
     assert by["checks"]["greedy_equal_prefix"] == by["checks"]["greedy_of"]  # fp32 on CPU: exact
     # Refill keeps its slots busier than static batches of the same workload.
