@@ -67,7 +67,7 @@ from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
 
-# also: refill_topk, refill_sort, cb_default
+# also: refill_swap, refill_topk, refill_sort, cb_default
 ENGINES = "stock,fast,refill_unfused,refill,cb_tuned,profile,sampler,check"
 TINY = dict(
     hidden_size=64,
@@ -387,19 +387,21 @@ def run_size(
 
     refill_slots: list[int] = []
     refill_gens: list[RefillGenerator] = []
-    # ``refill_unfused`` (q/k/v and gate/up as separate matmuls) runs first and is released, so that
-    # ``refill`` (the product's default, fused) keeps its compiled session for the profile.
+    # ``refill_unfused`` (q/k/v and gate/up as separate matmuls) and ``refill_swap`` run first and are
+    # released, so that ``refill`` (the product's default) keeps its compiled session for the profile.
+    # ``refill_swap``: the grouped-query decode swap (``decode_group_swap``) on top of the default.
     variants = (
-        ("refill_unfused", "search", False),
-        ("refill", "search", True),
-        ("refill_topk", "topk", True),
-        ("refill_sort", "sort", True),
+        ("refill_unfused", "search", False, False),
+        ("refill_swap", "search", True, True),
+        ("refill", "search", True, False),
+        ("refill_topk", "topk", True, False),
+        ("refill_sort", "sort", True, False),
     )
-    for name, method, fuse in variants:
+    for name, method, fuse, swap in variants:
         if name not in args.engines:
             continue
 
-        def refill(name: str = name, method: str = method, fuse: bool = fuse) -> None:
+        def refill(name: str = name, method: str = method, fuse: bool = fuse, swap: bool = swap) -> None:
             gen = RefillGenerator(
                 model,
                 NoStop(),
@@ -409,6 +411,7 @@ def run_size(
                 max_batch_size=args.slots,
                 check_every=args.check_every,
                 fuse_projections=fuse,
+                decode_group_swap=swap,
             )
             kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
             # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.

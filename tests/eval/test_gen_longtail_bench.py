@@ -37,7 +37,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
         "--check-every",
         "2",
         "--engines",
-        "stock,fast,refill_unfused,refill,refill_topk,cb_tuned,sampler,check",
+        "stock,fast,refill_unfused,refill_swap,refill,refill_topk,cb_tuned,sampler,check",
         "--out",
         str(out),
     ]
@@ -47,7 +47,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     assert not [r for r in results if "error" in r]
     by = {r["engine"]: r for r in results}
-    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_topk", "cb_tuned")
+    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_swap", "refill_topk", "cb_tuned")
     assert set(by) >= {*engines, "refill", "sampler_microbench", "checks"}
     useful = by["refill"]["useful_tokens"]
     assert all(by[e]["useful_tokens"] == useful for e in engines)

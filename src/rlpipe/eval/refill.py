@@ -192,6 +192,9 @@ class _Slots:
         self.used = torch.ones(slots, dtype=torch.int32, device=device)
         self.cu_q = torch.arange(slots + 1, dtype=torch.int32, device=device)
         self.cu_k = self.cu_q * cache_len
+        # Grouped-query decode as ``group`` query rows per slot against its kv heads (``decode_group_swap``).
+        self.group = self.heads // self.kv_heads if gen.decode_group_swap else 1
+        self.cu_group = self.cu_q * self.group
         self.cols = torch.arange(cache_len, **long)
         self.eos = torch.tensor(sorted(gen.eos_ids) or [-1], **long)
         self.temperature = torch.ones(1, dtype=torch.float32, device=device)
@@ -258,6 +261,14 @@ class _Slots:
         kc.index_copy_(0, self.write, k[:, :, 0])
         vc.index_copy_(0, self.write, v[:, :, 0])
         s, d = self.slots, self.head_dim
+        if self.flash and self.group > 1:
+            # The ``group`` query heads that share a kv head become ``group`` query rows of one sequence
+            # (non-causal: all see the slot's keys), so each kv head's keys are read once, not per query
+            # head, and a kernel tile holds ``group`` rows instead of one (FlashAttention's decode swap).
+            g, kv = self.group, self.kv_heads
+            rows = q.reshape(s, kv, g, d).transpose(1, 2).reshape(s * g, kv, d)
+            out = _flash(rows, kc, vc, self.cu_group, self.cu_k, g, self.cache_len, False, scale, self.used)
+            return out.view(s, g, kv, d).transpose(1, 2).reshape(s, 1, self.heads, d)
         if self.flash:
             qn = q.reshape(s, self.heads, d)
             out = _flash(qn, kc, vc, self.cu_q, self.cu_k, 1, self.cache_len, False, scale, self.used)
@@ -426,7 +437,9 @@ class RefillGenerator:
     between host checks for finished rows; a refill waits until ``refill_min`` slots are free (default
     1/16 of the slots) unless nothing else is left to decode. ``use_flash`` allows the flash kernels.
     ``fuse_projections`` decodes with q/k/v and gate/up fused into one matmul each (``rlpipe.eval.fused``;
-    a copy of those weights, refreshed from the model at every call).
+    a copy of those weights, refreshed from the model at every call). ``decode_group_swap`` runs the
+    flash decode attention with a kv head's query heads as rows of one sequence (keys read once per kv
+    head; CPU-tested against a reference kernel, not yet measured on a GPU, hence off by default).
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
@@ -447,6 +460,7 @@ class RefillGenerator:
         refill_min: int | None = None,
         use_flash: bool = True,
         fuse_projections: bool = True,
+        decode_group_swap: bool = False,
     ) -> None:
         if top_p_method not in TOP_P_METHODS:
             raise ValueError(f"top_p_method must be one of {TOP_P_METHODS}, not {top_p_method!r}")
@@ -458,7 +472,7 @@ class RefillGenerator:
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
-        self.fuse_projections = fuse_projections
+        self.fuse_projections, self.decode_group_swap = fuse_projections, decode_group_swap
         self._fused: FusedProjections | None = None
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: _Slots | None = None
