@@ -333,10 +333,10 @@ def row_bytes(model: Any, cache_len: int) -> int:
 def free_cuda_bytes(device: torch.device) -> int:
     """Bytes a new allocation can take: the driver's free memory plus what PyTorch's allocator holds unused.
 
-    A dropped session can sit in a reference cycle (its compiled step is a bound method of it): it is
-    collected first, or its cache would still count as taken.
+    A session just dropped can still sit in a reference cycle (its compiled step is a bound method of
+    it): whoever drops one collects it (``gc.collect``, ~0.1-0.4 s, so not here: the tail compaction asks
+    this at every compaction).
     """
-    gc.collect()
     free, _ = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
