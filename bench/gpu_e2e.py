@@ -155,6 +155,9 @@ PHASES = {
 }
 
 
+ENGINE = re.compile(r"generation engine: (\S+)")
+
+
 def eval_jobs(out: Path) -> list[dict[str, Any]]:
     """Each evaluation job's phases: start-up (process start to script), weights read, engine ready
     (``load_s``, from the job's start), generation done (``job_to_generated_s``)."""
@@ -165,6 +168,8 @@ def eval_jobs(out: Path) -> list[dict[str, Any]]:
         for key, pattern in PHASES.items():
             if found := pattern.findall(text):  # the last run's, if the log was appended to
                 row[key] = float(found[-1])
+        if found := ENGINE.findall(text):
+            row["engine"] = found[-1]
         sidecar = log.with_name(log.stem + ".timing.jsonl")
         if sidecar.exists():
             timing = json.loads(sidecar.read_text().splitlines()[-1])
@@ -266,6 +271,9 @@ def main() -> None:
         }
         dry = subprocess.run([*snake, "-n"], cwd=ROOT, env=env, capture_output=True, text=True)
         checks["noop_rerun"] = {"ok": dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr}
+        # On CUDA every evaluation job decodes through the refill engine (``evaluation.backend: hf``).
+        engines = sorted({str(job.get("engine")) for job in eval_jobs(out)})
+        checks["eval_engine"] = {"engines": engines, "ok": engines == ["RefillGenerator"]}
     result["checks"] = checks
     result["passed"] = all(c.get("ok") for c in checks.values())
     if out.exists():

@@ -153,6 +153,9 @@ def test_gpu_acceptance_checks_pass_on_the_cpu_run(run_dir):
 
     checks = gpu_e2e.check_artifacts(run_dir / "results" / EXP, yaml.safe_load(CONFIG.read_text()))
     assert checks and all(c["ok"] for c in checks.values()), checks
+    # The engine each evaluation job logged (the GPU run requires RefillGenerator; CPU: generate).
+    jobs = gpu_e2e.eval_jobs(run_dir / "results" / EXP)
+    assert jobs and {job.get("engine") for job in jobs} == {"transformers"}, jobs
 
 
 def test_nothing_written_contains_a_secret(run_dir):
