@@ -431,15 +431,15 @@ class RefillGenerator:
     Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default 512; on CUDA never
     more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the
     planned decode steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs``
-    (default on CUDA);
-    ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then top-p, exact whenever the
-    nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every`` is the number of decode steps
-    between host checks for finished rows; a refill waits until ``refill_min`` slots are free (default
-    1/16 of the slots) unless nothing else is left to decode. ``use_flash`` allows the flash kernels.
-    ``fuse_projections`` decodes with q/k/v and gate/up fused into one matmul each (``rlpipe.eval.fused``;
-    a copy of those weights, refreshed from the model at every call). ``decode_group_swap`` runs the
-    flash decode attention with a kv head's query heads as rows of one sequence (keys read once per kv
-    head; CPU-tested against a reference kernel, not yet measured on a GPU, hence off by default).
+    (default on CUDA); ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then
+    top-p, exact whenever the nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every``
+    is the number of decode steps between host checks for finished rows; a refill waits until
+    ``refill_min`` slots are free (default 1/16 of the slots) unless nothing else is left to decode.
+    ``use_flash`` allows the flash kernels. ``fuse_projections`` decodes with q/k/v and gate/up fused
+    into one matmul each (``rlpipe.eval.fused``; a copy of those weights, refreshed from the model at
+    every call). ``decode_group_swap`` runs the flash decode attention with a kv head's query heads as
+    rows of one sequence (keys read once per kv head; CPU-tested against a reference kernel, not yet
+    measured on a GPU, hence off by default).
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
