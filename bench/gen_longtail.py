@@ -68,7 +68,7 @@ from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator  # noqa: E402
 
-# also: refill_swap, refill_topk, refill_sort, cb_default
+# also: refill_swap, refill_cb_rows, refill_topk, refill_sort, cb_default
 ENGINES = "stock,fast,refill_unfused,refill,cb_tuned,profile,sampler,check"
 TINY = dict(
     hidden_size=64,
@@ -390,19 +390,26 @@ def run_size(
     refill_gens: list[RefillGenerator] = []
     # ``refill_unfused`` (q/k/v and gate/up as separate matmuls) and ``refill_swap`` run first and are
     # released, so that ``refill`` (the product's default) keeps its compiled session for the profile.
-    # ``refill_swap``: the grouped-query decode swap (``decode_group_swap``) on top of the default.
+    # ``refill_swap``: the grouped-query decode swap (``decode_group_swap``) on top of the default;
+    # ``refill_cb_rows``: the default on CB's rows only (the first ``--cb-rows``), a same-rows comparison.
+    cb_rows = min(args.cb_rows, args.rows)
     variants = (
-        ("refill_unfused", "search", False, False),
-        ("refill_swap", "search", True, True),
-        ("refill", "search", True, False),
-        ("refill_topk", "topk", True, False),
-        ("refill_sort", "sort", True, False),
+        ("refill_unfused", "search", False, False, args.rows),
+        ("refill_swap", "search", True, True, args.rows),
+        ("refill_cb_rows", "search", True, False, cb_rows),
+        ("refill", "search", True, False, args.rows),
+        ("refill_topk", "topk", True, False, args.rows),
+        ("refill_sort", "sort", True, False, args.rows),
     )
-    for name, method, fuse, swap in variants:
+    for name, method, fuse, swap, n_rows in variants:
         if name not in args.engines:
             continue
 
-        def refill(name: str = name, method: str = method, fuse: bool = fuse, swap: bool = swap) -> None:
+        def refill(
+            name: str = name, method: str = method, fuse: bool = fuse, swap: bool = swap, n: int = n_rows
+        ) -> None:
+            ps, ts = prompts[:n], targets[:n]
+            tokens = sum(ts)
             gen = RefillGenerator(
                 model,
                 NoStop(),
@@ -416,15 +423,13 @@ def run_size(
             )
             kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
             # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.
-            warm, _ = timed(
-                device, lambda: gen.generate(prompts, seed=0, max_new_per_prompt=[2] * args.rows, **kw)
-            )
+            warm, _ = timed(device, lambda: gen.generate(ps, seed=0, max_new_per_prompt=[2] * n, **kw))
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            secs, out = timed(device, lambda: gen.generate(prompts, seed=0, max_new_per_prompt=targets, **kw))
+            secs, out = timed(device, lambda: gen.generate(ps, seed=0, max_new_per_prompt=ts, **kw))
             got = [len(o[0]) for o in out]
-            if got != targets:
-                bad = sum(a != b for a, b in zip(got, targets, strict=True))
+            if got != ts:
+                bad = sum(a != b for a, b in zip(got, ts, strict=True))
                 raise RuntimeError(f"{bad} rows did not stop at their target")
             st = gen.last_stats
             if name == "refill":
@@ -439,9 +444,11 @@ def run_size(
             record(
                 name,
                 secs,
-                useful,
+                tokens,
                 dict(
                     first_call_s=warm,
+                    rows=n,
+                    kv_bytes=useful_kv_bytes(ps, ts, kv_tok),
                     slots=st["slots"],
                     decode_steps=st["decode_steps"],
                     slot_steps=st["slot_steps"],
@@ -449,7 +456,7 @@ def run_size(
                     prefills=st["prefills"],
                     flash=st["flash"],
                     cache_len=st["cache_len"],
-                    decoded_tokens=useful - args.rows,
+                    decoded_tokens=tokens - n,
                     fused_projections_gib=fused,
                 ),
             )

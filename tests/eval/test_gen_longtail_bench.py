@@ -36,8 +36,10 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
         "4",
         "--check-every",
         "2",
+        "--cb-rows",
+        "8",
         "--engines",
-        "stock,fast,refill_unfused,refill_swap,refill,refill_topk,cb_tuned,sampler,check",
+        "stock,fast,refill_unfused,refill_swap,refill_cb_rows,refill,refill_topk,cb_tuned,sampler,check",
         "--out",
         str(out),
     ]
@@ -47,11 +49,14 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     assert not [r for r in results if "error" in r]
     by = {r["engine"]: r for r in results}
-    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_swap", "refill_topk", "cb_tuned")
-    assert set(by) >= {*engines, "refill", "sampler_microbench", "checks"}
+    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_swap", "refill_topk")
+    assert set(by) >= {*engines, "refill", "refill_cb_rows", "cb_tuned", "sampler_microbench", "checks"}
     useful = by["refill"]["useful_tokens"]
     assert all(by[e]["useful_tokens"] == useful for e in engines)
-    assert not by["cb_tuned"]["partial"] and by["cb_tuned"]["rows_finished"] == 16
+    # CB and the same-rows refill run decode the first 8 rows only, to the same targets.
+    assert not by["cb_tuned"]["partial"] and by["cb_tuned"]["rows_finished"] == 8
+    assert by["refill_cb_rows"]["rows"] == 8
+    assert by["refill_cb_rows"]["useful_tokens"] == by["cb_tuned"]["useful_tokens"] < useful
     assert by["refill"]["fused_projections_gib"] > 0 and by["refill_unfused"]["fused_projections_gib"] == 0
     assert by["checks"]["deterministic"] and by["checks"]["seed_changes_output"]
     assert by["checks"]["greedy_equal_prefix"] == by["checks"]["greedy_of"]  # fp32 on CPU: exact
