@@ -213,21 +213,49 @@ def generate_for_suite(
     rows_by_task: dict[str, list[dict[str, Any]]],
     seed: int,
 ) -> list[dict[str, Any]]:
-    """Completions for every item of every task: one record per (item, sample)."""
+    """Completions for every item of every task: one record per (item, sample).
+
+    An engine that takes a length limit and a sample count per prompt (``per_prompt_budgets``: the
+    refill engine) gets all tasks with the same temperature and top-p in one call: each task's longest
+    completions then decode beside the other tasks' prompts, not alone at the end of a call of their
+    own (on a reasoning suite a task's longest completion often reaches its cap: 16k-28k sequential
+    steps with most slots idle). Other engines get one call per task. A call's seed is ``seed * 1000``
+    plus the index of its first task (sorted by name), so a task called alone keeps its seed.
+    """
+    ordered = sorted(tasks)
+    completions: dict[str, list[list[list[int]]]] = {}
+    for first, group in _call_groups(generator, tasks, ordered):
+        prompts, counts, limits = [], [], []
+        for task in group:
+            spec, rows = tasks[task], rows_by_task[task]
+            log.info("task %s: %d items x %d samples", task, len(rows), spec["samples"])
+            prompts += render_prompts(tokenizer, rows, spec.get("chat_template", True))
+            counts += [spec["samples"]] * len(rows)
+            limits += [spec["generation"]["max_new_tokens"]] * len(rows)
+        gen = tasks[group[0]]["generation"]
+        kwargs = dict(temperature=gen["temperature"], top_p=gen["top_p"], seed=seed * 1000 + first)
+        if len(group) == 1:
+            spec = tasks[group[0]]
+            max_new = spec["generation"]["max_new_tokens"]
+            out = generator.generate(prompts, n=spec["samples"], max_new_tokens=max_new, **kwargs)
+        else:
+            log.info(
+                "tasks %s: one call, %d prompts, %d completions", ", ".join(group), len(prompts), sum(counts)
+            )
+            out = generator.generate(  # type: ignore[call-arg]
+                prompts,
+                n=1,
+                max_new_tokens=max(limits, default=1),
+                max_new_per_prompt=limits,
+                n_per_prompt=counts,
+                **kwargs,
+            )
+        for task in group:
+            completions[task], out = out[: len(rows_by_task[task])], out[len(rows_by_task[task]) :]
     records: list[dict[str, Any]] = []
-    for t_index, (task, spec) in enumerate(sorted(tasks.items())):
-        rows = rows_by_task[task]
-        gen = spec["generation"]
-        log.info("task %s: %d items x %d samples", task, len(rows), spec["samples"])
-        completions = generator.generate(
-            render_prompts(tokenizer, rows, spec.get("chat_template", True)),
-            n=spec["samples"],
-            temperature=gen["temperature"],
-            top_p=gen["top_p"],
-            max_new_tokens=gen["max_new_tokens"],
-            seed=seed * 1000 + t_index,
-        )
-        for row, samples in zip(rows, completions, strict=True):
+    for task in ordered:
+        max_new = tasks[task]["generation"]["max_new_tokens"]
+        for row, samples in zip(rows_by_task[task], completions[task], strict=True):
             for s, tokens in enumerate(samples):
                 records.append(
                     {
@@ -237,7 +265,21 @@ def generate_for_suite(
                         "sample": s,
                         "completion": tokenizer.decode(tokens, skip_special_tokens=True),
                         "n_tokens": len(tokens),
-                        "truncated": len(tokens) >= gen["max_new_tokens"],
+                        "truncated": len(tokens) >= max_new,
                     }
                 )
     return records
+
+
+def _call_groups(
+    generator: Generator, tasks: dict[str, dict[str, Any]], ordered: list[str]
+) -> list[tuple[int, list[str]]]:
+    """The generation calls: (index of the first task, tasks), one task each unless the engine takes
+    per-prompt budgets, then one per (temperature, top-p), in the order of their first task."""
+    if not getattr(generator, "per_prompt_budgets", False):
+        return [(i, [task]) for i, task in enumerate(ordered)]
+    groups: dict[tuple[float, float], tuple[int, list[str]]] = {}
+    for i, task in enumerate(ordered):
+        gen = tasks[task]["generation"]
+        groups.setdefault((gen["temperature"], gen["top_p"]), (i, []))[1].append(task)
+    return list(groups.values())

@@ -428,6 +428,8 @@ class _Slots:
 class RefillGenerator:
     """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
 
+    ``per_prompt_budgets``: ``generate`` takes a length limit and a sample count per prompt.
+
     Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default 512; on CUDA never
     more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the
     planned decode steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs``
@@ -443,6 +445,8 @@ class RefillGenerator:
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
+
+    per_prompt_budgets = True
 
     def __init__(
         self,
@@ -551,14 +555,21 @@ class RefillGenerator:
         max_new_tokens: int,
         seed: int,
         max_new_per_prompt: list[int] | None = None,
+        n_per_prompt: list[int] | None = None,
     ) -> list[list[list[int]]]:
         """Per prompt, ``n`` completions as token ids, each cut before its first eos (eos excluded).
 
-        ``max_new_per_prompt`` optionally lowers the limit per prompt (the bench forces each row's length
-        this way); ``max_new_tokens`` stays the cap and sizes the cache.
+        ``max_new_per_prompt`` optionally lowers the limit per prompt and ``n_per_prompt`` sets the
+        number of completions per prompt instead of ``n``: prompts of several tasks then share one call,
+        so one task's longest completions decode beside the next task's prompts instead of alone
+        (``generate_for_suite``; the bench forces each row's length this way). ``max_new_tokens`` stays
+        the cap and sizes the cache.
         """
-        out: list[list[list[int]]] = [[[] for _ in range(n)] for _ in prompts]
-        jobs = [(i, s) for i in range(len(prompts)) for s in range(n)]
+        counts = n_per_prompt or [n] * len(prompts)
+        if len(counts) != len(prompts) or (max_new_per_prompt and len(max_new_per_prompt) != len(prompts)):
+            raise ValueError("n_per_prompt and max_new_per_prompt need one entry per prompt")
+        out: list[list[list[int]]] = [[[] for _ in range(c)] for c in counts]
+        jobs = [(i, s) for i, c in enumerate(counts) for s in range(c)]
         if not jobs or max_new_tokens <= 0:
             return out
         if any(not p for p in prompts):
