@@ -348,20 +348,15 @@ def plan_compile(compile: bool | None, decode_steps: int, expected_calls: int) -
     return decode_steps * expected_calls >= COMPILE_MIN_DECODE_STEPS
 
 
-class FastHFGenerator:
-    """The ``Generator`` interface of ``rlpipe.eval.generate``: static cache, graph-replayed decode loop.
+class DecodeEngine:
+    """What rlpipe's two decode engines (``FastHFGenerator``, ``RefillGenerator``) share: the model and
+    tokenizer, the device, the options below, the eos ids and when to compile.
 
-    ``max_batch_size`` caps the rows decoded together (default: as many as fit in free GPU memory, at
-    most 512; 64 on CPU). ``compile`` runs the decode step through ``torch.compile`` (CUDA only;
-    ``None``, the default, compiles when the planned decode steps of a call, times ``expected_calls``
-    of that size, reach ``COMPILE_MIN_DECODE_STEPS``: a short evaluation or a short training run's
-    rollouts decode eagerly in the graph rather than pay 20-40 s of compilation);
-    ``cuda_graphs`` (default: on for CUDA) captures and replays it. ``top_p_method`` picks how the
-    nucleus is found (``"search"``: sort-free threshold search, default; ``"sort"``: exact sort;
-    ``"topk"``: among the ``top_k`` most likely tokens, exact when the nucleus fits in them).
+    ``max_batch_size`` caps the rows decoded together; ``compile`` runs the decode step through
+    ``torch.compile`` (CUDA only; ``None`` compiles when the planned decode steps of a call, times
+    ``expected_calls`` of that size, reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs`` (default: on
+    for CUDA) captures and replays it; ``top_p_method`` / ``top_k`` pick the nucleus sampler;
     ``eos_token_ids`` overrides the tokenizer's eos id (trainers stop on the generation config's ids).
-    Sampling is seeded through the global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives
-    the same completions for the same inputs and batch size.
     """
 
     def __init__(
@@ -387,6 +382,26 @@ class FastHFGenerator:
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
+
+    def should_compile(self, decode_steps: int) -> bool:
+        """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
+        return plan_compile(self.compile, decode_steps, self.expected_calls)
+
+
+class FastHFGenerator(DecodeEngine):
+    """The ``Generator`` interface of ``rlpipe.eval.generate``: static cache, graph-replayed decode loop.
+
+    Options: ``DecodeEngine``'s. ``max_batch_size`` defaults to as many rows as fit in free GPU memory
+    (at most 512; 64 on CPU). With ``compile=None`` a short evaluation or a short training run's
+    rollouts decode eagerly in the graph rather than pay 20-40 s of compilation. ``top_p_method``:
+    ``"search"`` (sort-free threshold search, default), ``"sort"`` (exact sort) or ``"topk"`` (among the
+    ``top_k`` most likely tokens, exact when the nucleus fits in them). Sampling is seeded through the
+    global torch RNG, as ``HFGenerator`` is, so a fixed ``seed`` gives the same completions for the same
+    inputs and batch size.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, **options: Any) -> None:
+        super().__init__(model, tokenizer, **options)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
         self._session: _Session | None = None
@@ -400,10 +415,6 @@ class FastHFGenerator:
             return 64
         fits = int(0.6 * free_cuda_bytes(self.device) // row_bytes(self.model, cache_len))
         return max(1, min(_MAX_AUTO_BATCH, 2 ** int(math.log2(max(1, fits)))))
-
-    def should_compile(self, decode_steps: int) -> bool:
-        """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
-        return plan_compile(self.compile, decode_steps, self.expected_calls)
 
     def _session_for(self, batch: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Session:
         s = self._session

@@ -46,14 +46,7 @@ from typing import Any
 
 import torch
 
-from rlpipe.eval.fast_generate import (
-    TOP_P_METHODS,
-    _sample,
-    eos_ids_of,
-    free_cuda_bytes,
-    plan_compile,
-    row_bytes,
-)
+from rlpipe.eval.fast_generate import DecodeEngine, _sample, free_cuda_bytes, row_bytes
 from rlpipe.eval.fused import FusedProjections
 from rlpipe.tracking.logs import Progress
 
@@ -425,23 +418,20 @@ class _Slots:
         self.done[idx] = torch.isin(first, self.eos) | (lim <= 1)
 
 
-class RefillGenerator:
+class RefillGenerator(DecodeEngine):
     """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
 
     ``per_prompt_budgets``: ``generate`` takes a length limit and a sample count per prompt.
 
-    Same options as ``FastHFGenerator``: ``max_batch_size`` caps the slots (default 512; on CUDA never
-    more than fit in free GPU memory; 64 on CPU); ``compile`` (CUDA only; ``None`` compiles when the
-    planned decode steps times ``expected_calls`` reach ``COMPILE_MIN_DECODE_STEPS``); ``cuda_graphs``
-    (default on CUDA); ``top_p_method`` (``"search"``, ``"sort"``, or ``"topk"``: top-``top_k`` then
-    top-p, exact whenever the nucleus has at most ``top_k`` tokens); ``eos_token_ids``. ``check_every``
-    is the number of decode steps between host checks for finished rows; a refill waits until
-    ``refill_min`` slots are free (default 1/16 of the slots) unless nothing else is left to decode.
-    ``use_flash`` allows the flash kernels. ``fuse_projections`` decodes with q/k/v and gate/up fused
-    into one matmul each (``rlpipe.eval.fused``; a copy of those weights, refreshed from the model at
-    every call). ``decode_group_swap`` runs the flash decode attention with a kv head's query heads as
-    rows of one sequence (keys read once per kv head; CPU-tested against a reference kernel, not yet
-    measured on a GPU, hence off by default).
+    Options: ``DecodeEngine``'s (``max_batch_size`` caps the slots: default 512, on CUDA never more
+    than fit in free GPU memory, 64 on CPU), and ``check_every``, the decode steps between host checks
+    for finished rows; ``refill_min``: a refill waits until that many slots are free (default 1/16 of
+    the slots) unless nothing else is left to decode; ``use_flash`` allows the flash kernels;
+    ``fuse_projections`` decodes with q/k/v and gate/up fused into one matmul each
+    (``rlpipe.eval.fused``; a copy of those weights, refreshed from the model at every call);
+    ``decode_group_swap`` runs the flash decode attention with a kv head's query heads as rows of one
+    sequence (keys read once per kv head; CPU-tested against a reference kernel, not yet measured on a
+    GPU, hence off by default).
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
@@ -453,32 +443,17 @@ class RefillGenerator:
         model: Any,
         tokenizer: Any,
         *,
-        max_batch_size: int | None = None,
-        compile: bool | None = None,
-        cuda_graphs: bool | None = None,
-        top_p_method: str = "search",
-        top_k: int = 1024,
-        eos_token_ids: list[int] | None = None,
-        expected_calls: int = 1,
         check_every: int = 8,
         refill_min: int | None = None,
         use_flash: bool = True,
         fuse_projections: bool = True,
         decode_group_swap: bool = False,
+        **options: Any,
     ) -> None:
-        if top_p_method not in TOP_P_METHODS:
-            raise ValueError(f"top_p_method must be one of {TOP_P_METHODS}, not {top_p_method!r}")
-        self.model, self.tokenizer = model, tokenizer
-        self.top_p_method, self.top_k = top_p_method, top_k
-        self.device = next(model.parameters()).device
-        self.max_batch_size = max_batch_size
-        self.compile = compile if self.device.type == "cuda" else False
-        self.expected_calls = max(1, expected_calls)
-        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        super().__init__(model, tokenizer, **options)
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
         self.fuse_projections, self.decode_group_swap = fuse_projections, decode_group_swap
         self._fused: FusedProjections | None = None
-        self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: _Slots | None = None
         self._auto_slots: dict[int, int] = {}
         self.last_stats: dict[str, Any] = {}
@@ -525,9 +500,6 @@ class RefillGenerator:
             if self.device.type == "cuda":
                 gc.collect()
                 torch.cuda.empty_cache()
-
-    def should_compile(self, decode_steps: int) -> bool:
-        return plan_compile(self.compile, decode_steps, self.expected_calls)
 
     def _session_for(self, slots: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Slots:
         s = self._session
