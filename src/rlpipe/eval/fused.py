@@ -5,7 +5,7 @@ bound by reading the weights. A grouped-query model's k and v projections are th
 and, as separate kernels, read their weights well below the memory bandwidth; gate and up read the
 same input twice. One concatenated weight per group turns five kernels per layer into two.
 
-The fused weights are copies (about 8.5 GB at 7B, 1.7 GB at 1.5B) owned by the caller and refreshed
+The fused weights are copies (about 8.5 GB at 7B, 1.7 GB at 1.5B) owned by the caller and filled
 in place on each ``enter`` (a rollout engine decodes with the weights the optimizer just updated, and
 a captured CUDA graph keeps reading the same addresses). Only layers whose projections are plain
 ``nn.Linear`` modules are fused, so a PEFT model (LoRA layers wrap the projections) decodes unfused.
@@ -36,19 +36,15 @@ def _plain(*modules: Any) -> bool:
     return same and len({m.bias is None for m in modules}) == 1
 
 
-def _concat(modules: list[torch.nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    weight = torch.cat([m.weight.detach() for m in modules])
-    bias = None if modules[0].bias is None else torch.cat([m.bias.detach() for m in modules])
-    return weight, bias
-
-
 class _Group:
     """One fused group: its source modules, the concatenated copy and the forward that uses it."""
 
     def __init__(self, owner: torch.nn.Module, sources: list[torch.nn.Linear], make: Callable) -> None:
         self.owner, self.sources = owner, sources
-        self.weight, self.bias = _concat(sources)
         self.sizes = [m.out_features for m in sources]
+        like = dict(dtype=sources[0].weight.dtype, device=sources[0].weight.device)
+        self.weight = torch.empty(sum(self.sizes), sources[0].in_features, **like)
+        self.bias = None if sources[0].bias is None else torch.empty(sum(self.sizes), **like)
         self.forward = make(self)
 
     def refresh(self) -> None:
@@ -135,7 +131,6 @@ class FusedProjections:
                 self.groups.append(group)
                 layers.add(name.rsplit(".", 1)[0])
         self.layers = len(layers)
-        self.fresh = True
 
     @property
     def nbytes(self) -> int:
@@ -145,10 +140,8 @@ class FusedProjections:
         """Route the layers through the fused weights, refreshed from the model's current ones."""
         with torch.no_grad():
             for g in self.groups:
-                if not self.fresh:
-                    g.refresh()
+                g.refresh()
                 g.owner.forward = g.forward
-        self.fresh = False
 
     def exit(self) -> None:
         for g in self.groups:
