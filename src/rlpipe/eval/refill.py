@@ -183,11 +183,11 @@ class _Slots:
         self.base = torch.arange(slots, **long) * cache_len
         self.write = torch.zeros(slots, **long)
         self.used = torch.ones(slots, dtype=torch.int32, device=device)
-        self.cu_q = torch.arange(slots + 1, dtype=torch.int32, device=device)
-        self.cu_k = self.cu_q * cache_len
-        # Grouped-query decode as ``group`` query rows per slot against its kv heads (``decode_group_swap``).
+        bounds = torch.arange(slots + 1, dtype=torch.int32, device=device)
+        self.cu_k = bounds * cache_len
+        # Query rows per slot in a flash decode call: 1, or the query heads of a kv head (group swap).
         self.group = self.heads // self.kv_heads if gen.decode_group_swap else 1
-        self.cu_group = self.cu_q * self.group
+        self.cu_group = bounds * self.group
         self.cols = torch.arange(cache_len, **long)
         self.eos = torch.tensor(sorted(gen.eos_ids) or [-1], **long)
         self.temperature = torch.ones(1, dtype=torch.float32, device=device)
@@ -254,18 +254,15 @@ class _Slots:
         kc.index_copy_(0, self.write, k[:, :, 0])
         vc.index_copy_(0, self.write, v[:, :, 0])
         s, d = self.slots, self.head_dim
-        if self.flash and self.group > 1:
-            # The ``group`` query heads that share a kv head become ``group`` query rows of one sequence
-            # (non-causal: all see the slot's keys), so each kv head's keys are read once, not per query
-            # head, and a kernel tile holds ``group`` rows instead of one (FlashAttention's decode swap).
-            g, kv = self.group, self.kv_heads
-            rows = q.reshape(s, kv, g, d).transpose(1, 2).reshape(s * g, kv, d)
-            out = _flash(rows, kc, vc, self.cu_group, self.cu_k, g, self.cache_len, False, scale, self.used)
-            return out.view(s, g, kv, d).transpose(1, 2).reshape(s, 1, self.heads, d)
         if self.flash:
-            qn = q.reshape(s, self.heads, d)
-            out = _flash(qn, kc, vc, self.cu_q, self.cu_k, 1, self.cache_len, False, scale, self.used)
-            return out[:, None]
+            # One query row per slot (``group`` 1), or with ``decode_group_swap`` the ``group`` query heads
+            # that share a kv head as ``group`` rows of one sequence (non-causal: all see the slot's keys),
+            # so each kv head's keys are read once, not per query head (FlashAttention's decode swap).
+            g = self.group
+            h = self.heads // g
+            rows = q.reshape(s, h, g, d).transpose(1, 2).reshape(s * g, h, d)
+            out = _flash(rows, kc, vc, self.cu_group, self.cu_k, g, self.cache_len, False, scale, self.used)
+            return out.view(s, g, h, d).transpose(1, 2).reshape(s, 1, self.heads, d)
         grouped = q.reshape(s, self.kv_heads, self.heads // self.kv_heads, d)
         keys = kc.view(s, self.cache_len, self.kv_heads, d).permute(0, 2, 3, 1)  # [s, kv, d, L]
         values = vc.view(s, self.cache_len, self.kv_heads, d).transpose(1, 2)  # [s, kv, L, d]
