@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import logging
 import os
@@ -437,10 +436,8 @@ def run_size(
                 refill_gens.append(gen)
             fused = gen._fused.nbytes / 2**30 if gen._fused is not None else 0.0
             if name != "refill":  # released: the next engine sizes its slots from free memory
-                gen._session = gen._fused = None
-                gc.collect()  # the session's compiled step keeps it in a reference cycle
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                gen._fused = None
+                gen._release_session()
             record(
                 name,
                 secs,

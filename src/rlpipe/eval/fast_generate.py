@@ -382,10 +382,22 @@ class DecodeEngine:
         self.expected_calls = max(1, expected_calls)
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
+        self._session: Any = None  # the engine's cached decode session (cache and step graph)
 
     def should_compile(self, decode_steps: int) -> bool:
         """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
         return plan_compile(self.compile, decode_steps, self.expected_calls)
+
+    def _release_session(self) -> None:
+        """Drop the cached session (cache, graph) and give its memory back before another is sized or built.
+
+        Its compiled step is a bound method of it, so it sits in a reference cycle: collected here.
+        """
+        if self._session is not None:
+            self._session = None
+            if self.device.type == "cuda":
+                gc.collect()
+                torch.cuda.empty_cache()
 
 
 class FastHFGenerator(DecodeEngine):
@@ -420,10 +432,7 @@ class FastHFGenerator(DecodeEngine):
         s = self._session
         key = (batch, cache_len, max_new, mode, compile)
         if s is None or (s.batch, s.cache_len, s.out.shape[1], s.mode, s.compiled) != key:
-            self._session = None  # drop the old cache and graph before allocating the new ones
-            if self.device.type == "cuda":
-                gc.collect()
-                torch.cuda.empty_cache()
+            self._release_session()
             s = self._session = _Session(self, batch, cache_len, max_new, mode, self.device, compile)
             log.debug("decode session: batch %d, cache %d, %s, compile %s", batch, cache_len, mode, compile)
         return s

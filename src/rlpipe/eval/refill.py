@@ -37,7 +37,6 @@ caps the slot count at 7B / 8k) and chunked prefill (a prompt is prefilled in on
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 from collections import deque
@@ -489,14 +488,6 @@ class RefillGenerator(DecodeEngine):
         if fits < cap:
             log.info("refill slots: %d fit in free memory at %d cache rows (cap %d)", fits, cache_len, cap)
         return min(cap, fits)
-
-    def _release_session(self) -> None:
-        """Drop the cached session and give its memory back before another is sized or built."""
-        if self._session is not None:
-            self._session = None
-            if self.device.type == "cuda":
-                gc.collect()
-                torch.cuda.empty_cache()
 
     def _session_for(self, slots: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Slots:
         s = self._session
