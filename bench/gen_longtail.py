@@ -65,7 +65,7 @@ import gen_throughput  # noqa: E402
 from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, weight_bytes  # noqa: E402
 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
-from rlpipe.eval.refill import RefillGenerator  # noqa: E402
+from rlpipe.eval.refill import RefillGenerator, varlen_attention  # noqa: E402
 
 # also: refill_swap, refill_cb_rows, refill_topk, refill_sort, cb_default
 ENGINES = "stock,fast,refill_unfused,refill,cb_tuned,profile,sampler,check"
@@ -150,31 +150,8 @@ def _cb_torch_flash_attention(
     if q.is_cuda:  # (q, k, v, cu_q, cu_k, max_q, max_k, dropout, causal, return_debug_mask)
         fa = torch.ops.aten._flash_attention_forward
         return fa(q, k, v, cu_q, cu_k, max_q, max_k, 0.0, True, False, scale=scaling)[0].unsqueeze(0), None
-    return _cb_varlen_reference(q, k, v, cu_q, cu_k, scaling).unsqueeze(0), None  # CPU: the smoke test
-
-
-def _cb_varlen_reference(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    cu_q: torch.Tensor,
-    cu_k: torch.Tensor,
-    scaling: float | None,
-) -> torch.Tensor:
-    """One sdpa per request ([T, heads, D] packed), causal aligned bottom-right as FA2's varlen kernel."""
-    out = torch.zeros_like(q)
-    bq, bk = cu_q.tolist(), cu_k.tolist()
-    for i in range(len(bq) - 1):
-        lq, lk = bq[i + 1] - bq[i], bk[i + 1] - bk[i]
-        if lq == 0:
-            continue
-        mask = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril(lk - lq)
-        qi = q[bq[i] : bq[i + 1]].transpose(0, 1)
-        ki, vi = (x[bk[i] : bk[i + 1]].transpose(0, 1) for x in (k, v))
-        sdpa = torch.nn.functional.scaled_dot_product_attention
-        att = sdpa(qi, ki, vi, mask, scale=scaling, enable_gqa=True)
-        out[bq[i] : bq[i + 1]] = att.transpose(0, 1)
-    return out
+    scale = scaling if scaling is not None else q.shape[-1] ** -0.5
+    return varlen_attention(q, k, v, cu_q, cu_k, True, scale).unsqueeze(0), None  # CPU: the smoke test
 
 
 def _cb_torch_flash_check(model: Any) -> str | None:
@@ -195,9 +172,9 @@ def _cb_torch_flash_check(model: Any) -> str | None:
         got = _cb_torch_flash_attention(None, q, k, v, None, scaling=dim**-0.5, **kw)[0][0]
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
-    ref = _cb_varlen_reference(*(x[0].transpose(0, 1) for x in (q, k, v)), cu_q, cu_k, dim**-0.5)
+    ref = varlen_attention(*(x[0].transpose(0, 1) for x in (q, k, v)), cu_q, cu_k, True, dim**-0.5)
     err = ((got.float() - ref.float()).abs() / (ref.float().abs() + 1)).max().item()  # a few bf16 ulps
-    return None if err < 3e-2 else f"error {err:.3g} (|d| / (|ref| + 1)) against a per-request sdpa"
+    return None if err < 3e-2 else f"error {err:.3g} (|d| / (|ref| + 1)) against rlpipe's varlen reference"
 
 
 def _cb_graph_count(manager: Any) -> int | None:

@@ -155,22 +155,11 @@ def test_projections_are_fused_during_a_call_only(model) -> None:
     assert all("forward" not in m.__dict__ for m in model.modules())
 
 
-def _flash_reference(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, seqused_k=None):
-    """What the varlen flash kernel computes (``[tokens, heads, dim]``, grouped-query heads), in fp32."""
-    out = torch.empty_like(q)
-    group = q.shape[1] // k.shape[1]
-    for i in range(len(cu_q) - 1):
-        qa, qb, ka = int(cu_q[i]), int(cu_q[i + 1]), int(cu_k[i])
-        kb = ka + int(seqused_k[i]) if seqused_k is not None else int(cu_k[i + 1])
-        keys = k[ka:kb].repeat_interleave(group, dim=1).transpose(0, 1)  # [heads, Lk, d]
-        values = v[ka:kb].repeat_interleave(group, dim=1).transpose(0, 1)
-        scores = (q[qa:qb].transpose(0, 1) @ keys.transpose(1, 2)) * scale  # [heads, Lq, Lk]
-        if causal:  # bottom-right aligned, as the kernel's
-            lq, lk = qb - qa, kb - ka
-            keep = torch.arange(lk)[None, :] <= torch.arange(lq)[:, None] + (lk - lq)
-            scores = scores.masked_fill(~keep, float("-inf"))
-        out[qa:qb] = (scores.softmax(-1) @ values).transpose(0, 1)
-    return out
+def _reference_kernel(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, seqused_k=None):
+    """``_flash``'s signature over ``varlen_attention``, the plain fp32 reference."""
+    from rlpipe.eval.refill import varlen_attention
+
+    return varlen_attention(q, k, v, cu_q, cu_k, causal, scale, seqused_k)
 
 
 @pytest.mark.parametrize("swap", [False, True])
@@ -180,7 +169,7 @@ def test_flash_path_matches_generate_with_and_without_the_group_swap(model, monk
     from rlpipe.eval import refill
 
     monkeypatch.setattr(refill, "flash_available", lambda *a: True)
-    monkeypatch.setattr(refill, "_flash", _flash_reference)
+    monkeypatch.setattr(refill, "_flash", _reference_kernel)
     gen = RefillGenerator(model, tokenizer(None), max_batch_size=3, check_every=2, decode_group_swap=swap)
     out = gen.generate(
         PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=LIMITS

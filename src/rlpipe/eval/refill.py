@@ -107,6 +107,41 @@ def _flash(
     )[0]
 
 
+def varlen_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_q: torch.Tensor,
+    cu_k: torch.Tensor,
+    causal: bool,
+    scale: float,
+    seqused_k: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """What ``_flash`` computes, written plainly (fp32, one sequence at a time, any device): the reference
+    the kernel is checked against (``flash_available``), and its stand-in on CPU in tests and the bench.
+
+    Packed ``[tokens, heads, dim]`` sequences bounded by ``cu_q`` / ``cu_k``; grouped-query heads (query
+    head ``h`` reads kv head ``h // group``); ``seqused_k`` keeps each sequence's first keys only; a
+    causal mask is aligned bottom-right, as FlashAttention's.
+    """
+    out = torch.zeros_like(q)
+    group = q.shape[1] // k.shape[1]
+    for i in range(len(cu_q) - 1):
+        qa, qb, ka = int(cu_q[i]), int(cu_q[i + 1]), int(cu_k[i])
+        kb = ka + int(seqused_k[i]) if seqused_k is not None else int(cu_k[i + 1])
+        keys, values = (x[ka:kb].float().repeat_interleave(group, dim=1).transpose(0, 1) for x in (k, v))
+        scores = (q[qa:qb].float().transpose(0, 1) @ keys.transpose(1, 2)) * scale  # [heads, Lq, Lk]
+        if causal:
+            lq, lk = qb - qa, kb - ka
+            keep = (
+                torch.arange(lk, device=q.device)[None, :]
+                <= torch.arange(lq, device=q.device)[:, None] + lk - lq
+            )
+            scores = scores.masked_fill(~keep, float("-inf"))
+        out[qa:qb] = (scores.softmax(-1) @ values).transpose(0, 1).to(q.dtype)
+    return out
+
+
 def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether the varlen flash kernel with ``seqused_k`` runs here (CUDA, bf16/fp16), checked by a call."""
     if (
@@ -123,9 +158,8 @@ def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
         cu_k = cu_q * 16
         used = torch.tensor([3, 16], device=device, dtype=torch.int32)
         out = _flash(q, kv, kv, cu_q, cu_k, 1, 16, False, head_dim**-0.5, used)
-        # Reference for slot 0: its first 3 keys only.
-        ref = torch.softmax((q[0].float() @ kv[:3, 0].float().T) * head_dim**-0.5, -1) @ kv[:3, 0].float()
-        ok = torch.allclose(out[0, 0].float(), ref[0], atol=2e-2, rtol=2e-2)
+        ref = varlen_attention(q, kv, kv, cu_q, cu_k, False, head_dim**-0.5, used)  # slot 0: 3 keys only
+        ok = torch.allclose(out.float(), ref.float(), atol=2e-2, rtol=2e-2)
         if not ok:
             log.warning("flash varlen with seqused_k gave wrong values; using masked attention")
         return bool(ok)
