@@ -64,6 +64,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,15 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+def clocked(fn: Callable[..., Any], *a: Any, **k: Any) -> tuple[float, Any]:
+    """Seconds ``fn(*a, **k)`` takes on the device (synchronised before and after), and its result."""
+    sync()
+    t0 = time.perf_counter()
+    out = fn(*a, **k)
+    sync()
+    return time.perf_counter() - t0, out
+
+
 def peak_gib() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
 
@@ -366,20 +376,14 @@ def run_grpo(size: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         (this process's: tokens up to and including eos), to the step they belong to."""
 
         def _generate_and_score_completions(self, *a: Any, **k: Any) -> Any:
-            sync()
-            t0 = time.perf_counter()
-            out = super()._generate_and_score_completions(*a, **k)
-            sync()
-            pending["rollout"] += time.perf_counter() - t0
+            secs, out = clocked(super()._generate_and_score_completions, *a, **k)
+            pending["rollout"] += secs
             pending["lengths"] += [int(x) for x in out["completion_mask"].sum(dim=1).tolist()]
             return out
 
         def _generate_single_turn(self, *a: Any, **k: Any) -> Any:
-            sync()
-            t0 = time.perf_counter()
-            out = super()._generate_single_turn(*a, **k)
-            sync()
-            pending["generate"] += time.perf_counter() - t0
+            secs, out = clocked(super()._generate_single_turn, *a, **k)
+            pending["generate"] += secs
             return out
 
     trainer = Timed(model=model, reward_funcs=reward, args=config, train_dataset=data, processing_class=tok,
