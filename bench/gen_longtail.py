@@ -67,7 +67,7 @@ from gen_throughput import HBM_BYTES_PER_S, kv_bytes_per_token, stock_generate, 
 from rlpipe.eval.fast_generate import FastHFGenerator, _round_up, _sample  # noqa: E402
 from rlpipe.eval.refill import RefillGenerator, varlen_attention  # noqa: E402
 
-# also: refill_swap, refill_cb_rows, refill_topk, refill_sort, cb_default
+# also: refill_swap, refill_grow, refill_cb_rows, refill_topk, refill_sort, cb_default
 ENGINES = "stock,fast,refill_unfused,refill,cb_tuned,profile,sampler,check"
 TINY = dict(
     hidden_size=64,
@@ -367,22 +367,30 @@ def run_size(
     # ``refill_unfused`` (q/k/v and gate/up as separate matmuls) and ``refill_swap`` run first and are
     # released, so that ``refill`` (the product's default) keeps its compiled session for the profile.
     # ``refill_swap``: the grouped-query decode swap (``decode_group_swap``) on top of the default;
-    # ``refill_cb_rows``: the default on CB's rows only (the first ``--cb-rows``), a same-rows comparison.
+    # ``refill_cb_rows``: the default on CB's rows only (the first ``--cb-rows``), a same-rows comparison;
+    # ``refill_grow``: extents that grow from a shared pool (``kv_growth``) instead of one full-width
+    # extent per slot, so the slot count is not bound by ``--max-new``.
     cb_rows = min(args.cb_rows, args.rows)
     variants = (
-        ("refill_unfused", "search", False, False, args.rows),
-        ("refill_swap", "search", True, True, args.rows),
-        ("refill_cb_rows", "search", True, False, cb_rows),
-        ("refill", "search", True, False, args.rows),
-        ("refill_topk", "topk", True, False, args.rows),
-        ("refill_sort", "sort", True, False, args.rows),
+        ("refill_unfused", "search", False, False, False, args.rows),
+        ("refill_swap", "search", True, True, False, args.rows),
+        ("refill_grow", "search", True, False, True, args.rows),
+        ("refill_cb_rows", "search", True, False, False, cb_rows),
+        ("refill", "search", True, False, False, args.rows),
+        ("refill_topk", "topk", True, False, False, args.rows),
+        ("refill_sort", "sort", True, False, False, args.rows),
     )
-    for name, method, fuse, swap, n_rows in variants:
+    for name, method, fuse, swap, grow, n_rows in variants:
         if name not in args.engines:
             continue
 
         def refill(
-            name: str = name, method: str = method, fuse: bool = fuse, swap: bool = swap, n: int = n_rows
+            name: str = name,
+            method: str = method,
+            fuse: bool = fuse,
+            swap: bool = swap,
+            grow: bool = grow,
+            n: int = n_rows,
         ) -> None:
             ps, ts = prompts[:n], targets[:n]
             tokens = sum(ts)
@@ -396,6 +404,8 @@ def run_size(
                 check_every=args.check_every,
                 fuse_projections=fuse,
                 decode_group_swap=swap,
+                kv_growth=grow,
+                kv_chunk=args.kv_chunk,
             )
             kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
             # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.
@@ -430,6 +440,10 @@ def run_size(
                     prefills=st["prefills"],
                     flash=st["flash"],
                     cache_len=st["cache_len"],
+                    pool_rows=st["pool_rows"],
+                    kv_moves=st["moved"],
+                    kv_extended=st["extended"],
+                    preempted=st["preempted"],
                     decoded_tokens=tokens - n,
                     fused_projections_gib=fused,
                 ),
@@ -825,6 +839,7 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=1024, help="for the topk sampler")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--slots", type=int, default=None, help="refill slots (default: from free memory)")
+    ap.add_argument("--kv-chunk", type=int, default=64, help="refill_grow: extents grow in these rows")
     ap.add_argument("--check-every", type=int, default=8)
     ap.add_argument("--fast-batch", type=int, default=None, help="FastHFGenerator batch (default: its own)")
     ap.add_argument("--stock-batch", type=int, default=128)

@@ -36,10 +36,12 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
         "4",
         "--check-every",
         "2",
+        "--kv-chunk",
+        "2",
         "--cb-rows",
         "8",
         "--engines",
-        "stock,fast,refill_unfused,refill_swap,refill_cb_rows,refill,refill_topk,cb_tuned,sampler,check",
+        "stock,fast,refill_unfused,refill_swap,refill_grow,refill_cb_rows,refill,refill_topk,cb_tuned,sampler,check",
         "--out",
         str(out),
     ]
@@ -49,7 +51,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     assert not [r for r in results if "error" in r]
     by = {r["engine"]: r for r in results}
-    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_swap", "refill_topk")
+    engines = ("hf_generate", "fast_hf", "refill_unfused", "refill_swap", "refill_grow", "refill_topk")
     assert set(by) >= {*engines, "refill", "refill_cb_rows", "cb_tuned", "sampler_microbench", "checks"}
     useful = by["refill"]["useful_tokens"]
     assert all(by[e]["useful_tokens"] == useful for e in engines)
@@ -58,6 +60,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     assert by["refill_cb_rows"]["rows"] == 8
     assert by["refill_cb_rows"]["useful_tokens"] == by["cb_tuned"]["useful_tokens"] < useful
     assert by["refill"]["fused_projections_gib"] > 0 and by["refill_unfused"]["fused_projections_gib"] == 0
+    assert by["refill_grow"]["kv_moves"] + by["refill_grow"]["kv_extended"] > 0  # extents grew
     assert by["checks"]["deterministic"] and by["checks"]["seed_changes_output"]
     assert by["checks"]["greedy_equal_prefix"] == by["checks"]["greedy_of"]  # fp32 on CPU: exact
     # Refill keeps its slots busier than static batches of the same workload.

@@ -168,7 +168,7 @@ def test_flash_path_matches_generate_with_and_without_the_group_swap(model, monk
     against a reference kernel on CPU: greedy output equals ``generate`` through refills."""
     from rlpipe.eval import refill
 
-    monkeypatch.setattr(refill, "flash_available", lambda *a: True)
+    monkeypatch.setattr(refill, "flash_available", lambda *a, **k: True)
     monkeypatch.setattr(refill, "_flash", _reference_kernel)
     gen = RefillGenerator(model, tokenizer(None), max_batch_size=3, check_every=2, decode_group_swap=swap)
     out = gen.generate(
@@ -177,3 +177,125 @@ def test_flash_path_matches_generate_with_and_without_the_group_swap(model, monk
     assert gen.last_stats["flash"] and gen._session.group == (2 if swap else 1)
     for prompt, limit, samples in zip(PROMPTS, LIMITS, out, strict=True):
         assert samples == [reference(model, prompt, limit, None)]
+
+
+def test_extents_allocate_free_and_merge_like_an_occupancy_map() -> None:
+    """Random allocations, extensions and frees against a plain map of which rows are taken."""
+    from rlpipe.eval.refill import _Extents
+
+    rng = torch.Generator().manual_seed(5)
+    pool = _Extents(1000, 8)  # 992 rows
+    taken = [False] * pool.size
+    live: dict[int, int] = {}
+    for _ in range(2000):
+        op = int(torch.randint(3, (1,), generator=rng))
+        rows = 8 * int(torch.randint(1, 12, (1,), generator=rng))
+        if op == 0 or not live:
+            start = pool.alloc(rows)
+            first_fit = next(
+                (a for a in range(0, pool.size - rows + 1, 8) if not any(taken[a : a + rows])), None
+            )
+            assert start == first_fit
+            if start is not None:
+                taken[start : start + rows] = [True] * rows
+                live[start] = rows
+        else:
+            start = sorted(live)[int(torch.randint(len(live), (1,), generator=rng))]
+            old = live[start]
+            if op == 1:
+                fits = start + old + rows <= pool.size and not any(taken[start + old : start + old + rows])
+                assert pool.extend(start, old, old + rows) == fits
+                if fits:
+                    taken[start + old : start + old + rows] = [True] * rows
+                    live[start] = old + rows
+            else:
+                pool.free(start, old)
+                taken[start : start + old] = [False] * old
+                del live[start]
+        assert pool.free_rows == taken.count(False)
+        assert all(b - a > 0 for a, b in pool.holes)  # no empty holes
+        assert all(pool.holes[i][1] < pool.holes[i + 1][0] for i in range(len(pool.holes) - 1))  # merged
+    with pytest.raises(AssertionError, match="already"):
+        start = next(iter(live))
+        pool.free(start, live[start])
+        pool.free(start, live[start])
+
+
+def test_cheapest_window_preempts_the_least_work_outside_the_growing_row() -> None:
+    from rlpipe.eval.refill import _Extents
+
+    pool = _Extents(64, 8)
+    live = {0: (0, 16, 50), 1: (16, 8, 1), 2: (24, 8, 2), 3: (40, 16, 100), 4: (56, 8, 3)}
+    assert [pool.alloc(n) for n in (16, 8, 8, 8, 16, 8)] == [0, 16, 24, 32, 40, 56]
+    pool.free(32, 8)  # free: [32, 40)
+    # 16 rows outside row 0's extent: [24, 40) holds row 2 and the free rows (cost 2).
+    assert pool.cheapest_window(16, live, keep=0) == [2]
+    # Growing row 2 itself: the cheapest window elsewhere is row 0's (50), not one with row 3 (100).
+    assert pool.cheapest_window(16, live, keep=2) == [0]
+    # 24 rows: rows 1 and 2 with the free rows (cost 3).
+    assert sorted(pool.cheapest_window(24, live, keep=0)) == [1, 2]
+    with pytest.raises(RuntimeError, match="no window"):
+        pool.cheapest_window(64, live, keep=1)
+
+
+@pytest.mark.parametrize(("pool", "slots"), [(None, 4), (3 * 72, 8)])
+def test_growing_extents_match_generate_through_moves_and_preemption(model, pool, slots) -> None:
+    """Extents start at the prompt plus 4 rows and grow as rows decode; with a pool of three widest
+    extents for 8 slots, rows must be preempted and restarted. Greedy output still equals ``generate``."""
+    gen = RefillGenerator(
+        model, tokenizer(None), max_batch_size=slots, check_every=3, kv_growth=True, kv_chunk=1, kv_pool=pool
+    )
+    kwargs = dict(n=2, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=LIMITS)
+    out = gen.generate(PROMPTS, **kwargs)
+    for prompt, limit, samples in zip(PROMPTS, LIMITS, out, strict=True):
+        ref = reference(model, prompt, limit, None)
+        assert samples == [ref, ref]
+    stats = gen.last_stats
+    assert stats["kv_growth"] and stats["moved"] + stats["extended"] > 5
+    if pool is None:
+        assert stats["pool_rows"] == 4 * 256 and stats["preempted"] == 0  # CPU: slots * cache_len
+    else:
+        assert stats["pool_rows"] == 216 and stats["preempted"] > 0
+
+
+def test_growing_extents_keep_sampling_seeded(model) -> None:
+    gen = RefillGenerator(
+        model, tokenizer(None), max_batch_size=8, check_every=2, kv_growth=True, kv_chunk=2, kv_pool=3 * 72
+    )
+    kwargs = dict(n=2, temperature=1.0, top_p=0.9, max_new_tokens=40, max_new_per_prompt=LIMITS)
+    first = gen.generate(PROMPTS, seed=3, **kwargs)
+    assert gen.last_stats["preempted"] > 0
+    assert first == gen.generate(PROMPTS, seed=3, **kwargs)
+    assert first != gen.generate(PROMPTS, seed=4, **kwargs)
+
+
+def test_a_pool_too_small_for_three_widest_extents_is_refused(model) -> None:
+    gen = RefillGenerator(model, tokenizer(None), max_batch_size=4, kv_growth=True, kv_chunk=1, kv_pool=100)
+    with pytest.raises(ValueError, match="kv_pool: 100 cache rows"):
+        gen.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0)
+
+
+def test_flash_path_reads_extents_in_any_order(model, monkeypatch) -> None:
+    """The growing pool's extents lie out of slot order: the flash path's starts (``cu_k``) against the
+    reference kernel, and the self-check asks the kernel for exactly that."""
+    from rlpipe.eval import refill
+
+    asked: list[bool] = []
+    monkeypatch.setattr(
+        refill, "flash_available", lambda *a, any_order=False: asked.append(any_order) or True
+    )
+    monkeypatch.setattr(refill, "_flash", _reference_kernel)
+    gen = RefillGenerator(
+        model, tokenizer(None), max_batch_size=8, check_every=2, kv_growth=True, kv_chunk=1, kv_pool=3 * 72
+    )
+    out = gen.generate(
+        PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=LIMITS
+    )
+    assert asked and all(asked) and gen.last_stats["flash"] and gen.last_stats["moved"] > 0
+    for prompt, limit, samples in zip(PROMPTS, LIMITS, out, strict=True):
+        assert samples == [reference(model, prompt, limit, None)]
+
+
+def test_kv_chunk_must_be_a_power_of_two(model) -> None:
+    with pytest.raises(ValueError, match="kv_chunk must be a power of two"):
+        RefillGenerator(model, tokenizer(None), kv_chunk=48)

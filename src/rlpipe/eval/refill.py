@@ -6,15 +6,24 @@ that finished early decode nothing; and its attention reads the whole static cac
 per row) every step. This engine keeps the model's own forward and the same sampler, and changes the
 schedule and the cache:
 
-* **Per-slot KV cache.** One buffer per layer of ``[slots * cache_len, kv_heads, head_dim]``: slot ``s``
-  owns rows ``s * cache_len ... s * cache_len + cache_len - 1`` and holds one sequence from position 0
-  (no padding). Each slot carries its own position (``pos``: where its current input token is written),
-  generated count, length limit and done flag, all device tensors.
+* **A KV pool with one extent per row.** One buffer per layer of ``[pool + 1, kv_heads, head_dim]``
+  (the last row is scratch: what finished slots write). Each decoding row's keys and values sit in one
+  contiguous extent of the pool from position 0 (no padding); each slot carries the extent's ``start``,
+  its own position (``pos``: where its current input token is written at ``start + pos``), generated
+  count, length limit and done flag, all device tensors. By default (``kv_growth=False``) slot ``s``
+  owns the extent ``s * cache_len`` of ``cache_len`` = longest prompt + ``max_new_tokens`` rows, so the
+  pool is ``slots * cache_len`` and the slot count is what fits at that width. With ``kv_growth`` an
+  extent starts at the prompt plus a few chunks and grows (in place, or moved to a larger free extent)
+  as the row decodes (``_Extents``): the pool is sized from free memory, not from the widest budget, so
+  a suite with 28k-token budgets and ~1k-token completions keeps hundreds of slots instead of the tens
+  that fit at full width. When the pool runs out, the rows in the cheapest window (fewest tokens
+  generated) are preempted: their extents freed, their jobs queued again at the front and restarted.
 * **Attention reads only what each slot holds.** On CUDA in bf16/fp16, decode attention is
-  FlashAttention-2's variable-length kernel (``aten._flash_attention_forward``) with ``seqused_k`` =
-  each slot's length, so a step reads each slot's real keys and values, not the cache's full width;
-  grouped-query heads are handled by the kernel. Elsewhere (CPU, fp32) it is a masked grouped matmul
-  over the slot's buffer.
+  FlashAttention-2's variable-length kernel (``aten._flash_attention_forward``) with ``cu_seqlens_k`` =
+  each slot's extent start and ``seqused_k`` = its length, so a step reads each slot's real keys and
+  values, not the cache's full width; grouped-query heads are handled by the kernel (with ``seqused_k``
+  the kernel reads only ``cu_seqlens_k[i]``, so extents may lie in any order: ``flash_available``
+  checks exactly that). Elsewhere (CPU, fp32) it is a masked grouped matmul over each slot's extent.
 * **Refill.** Every ``check_every`` decode steps the host reads the done flags (one small sync), copies
   the finished rows' tokens out and, when enough slots are free, prefills the next prompts into them:
   one packed forward of all admitted prompts (no padding; block-diagonal causal attention, flash varlen
@@ -24,15 +33,16 @@ schedule and the cache:
   and cache write indices are tensors, so the decode step (forward, sampling, bookkeeping) is captured
   once and replayed, optionally through ``torch.compile`` first, as in ``FastHFGenerator``.
 * **The tail is compacted.** Once no prompt waits, whenever the rows still decoding fit in three
-  quarters of the slots (rounded up to a multiple of 8), they move (cache and state) to the front of the
-  same cache buffers and decode in a narrower session over those views, so a few long completions do not
-  keep the full batch width busy until the longest ends (no new cache memory: compacting can repeat every
-  time the tail shrinks by a quarter). Finished slots attend to one key, not their context.
+  quarters of the slots (rounded up to a multiple of 8), their state (not their cache: a slot points at
+  its extent) moves to a narrower session over the same pool, so a few long completions do not keep the
+  full batch width busy until the longest ends (compacting can repeat every time the tail shrinks by a
+  quarter). Finished slots attend to one key, not their context.
 * **Slots from free memory.** Unless given, the slot count is what fits in 65% of free GPU memory at
-  ``cache_len`` per slot (at most 512), and never more than there are jobs (rounded up to a power of two).
+  ``cache_len`` per slot (at most 512; with ``kv_growth``: 512, the pool taking the rest), and never
+  more than there are jobs (rounded up to a power of two).
 
-Not done: a paged cache (a slot still reserves ``cache_len`` = longest prompt + ``max_new_tokens``, which
-caps the slot count at 7B / 8k) and chunked prefill (a prompt is prefilled in one piece).
+Not done: chunked prefill (a prompt is prefilled in one piece); a block table (FlashAttention-2 in
+PyTorch takes none: PyTorch's paged varlen path needs the FlashAttention-3 package).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -142,8 +153,12 @@ def varlen_attention(
     return out
 
 
-def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Whether the varlen flash kernel with ``seqused_k`` runs here (CUDA, bf16/fp16), checked by a call."""
+def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int, any_order: bool = False) -> bool:
+    """Whether the varlen flash kernel with ``seqused_k`` runs here (CUDA, bf16/fp16), checked by a call.
+
+    ``any_order``: also with sequences whose keys lie out of order in the buffer (``cu_k`` not
+    increasing: the growing pool's extents), which only a kernel that reads ``cu_k[i]`` alone allows.
+    """
     if (
         device.type != "cuda"
         or dtype not in (torch.bfloat16, torch.float16)
@@ -155,7 +170,7 @@ def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
         q = torch.randn(2, 4, head_dim, device=device, dtype=dtype)
         kv = torch.randn(2 * 16, 2, head_dim, device=device, dtype=dtype)
         cu_q = torch.arange(3, device=device, dtype=torch.int32)
-        cu_k = cu_q * 16
+        cu_k = (torch.tensor([1, 0, 2]) if any_order else cu_q.cpu()).to(device, torch.int32) * 16
         used = torch.tensor([3, 16], device=device, dtype=torch.int32)
         out = _flash(q, kv, kv, cu_q, cu_k, 1, 16, False, head_dim**-0.5, used)
         ref = varlen_attention(q, kv, kv, cu_q, cu_k, False, head_dim**-0.5, used)  # slot 0: 3 keys only
@@ -170,20 +185,92 @@ def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
         return False
 
 
+class _Extents:
+    """First-fit allocator of contiguous extents in a pool of ``size`` cache rows (``kv_growth``).
+
+    All sizes and starts are multiples of ``chunk``; free space is a sorted list of ``[start, end)``
+    intervals, merged with its neighbours on every free, so a row that grows can often extend in place.
+    """
+
+    def __init__(self, size: int, chunk: int) -> None:
+        self.size, self.chunk = size // chunk * chunk, chunk
+        self.holes: list[list[int]] = [[0, self.size]] if self.size else []
+
+    @property
+    def free_rows(self) -> int:
+        return sum(b - a for a, b in self.holes)
+
+    def alloc(self, rows: int) -> int | None:
+        """The start of a free extent of ``rows`` (a multiple of ``chunk``), or None if none is that large."""
+        for hole in self.holes:
+            if hole[1] - hole[0] >= rows:
+                start = hole[0]
+                hole[0] += rows
+                if hole[0] == hole[1]:
+                    self.holes.remove(hole)
+                return start
+        return None
+
+    def extend(self, start: int, rows: int, new_rows: int) -> bool:
+        """Grow ``[start, start + rows)`` to ``new_rows`` rows in place, if the rows after it are free."""
+        end = start + rows
+        for hole in self.holes:
+            if hole[0] == end and hole[1] - end >= new_rows - rows:
+                hole[0] = start + new_rows
+                if hole[0] == hole[1]:
+                    self.holes.remove(hole)
+                return True
+        return False
+
+    def free(self, start: int, rows: int) -> None:
+        end = start + rows
+        i = next((i for i, h in enumerate(self.holes) if h[0] >= end), len(self.holes))
+        if i > 0 and self.holes[i - 1][1] > start:
+            raise AssertionError(f"extent [{start}, {end}) is already (partly) free")
+        self.holes.insert(i, [start, end])
+        if i + 1 < len(self.holes) and self.holes[i + 1][0] == end:  # merge with the next hole
+            self.holes[i][1] = self.holes.pop(i + 1)[1]
+        if i > 0 and self.holes[i - 1][1] == start:  # and with the previous one
+            self.holes[i - 1][1] = self.holes.pop(i)[1]
+
+    def cheapest_window(self, rows: int, live: dict[int, tuple[int, int, int]], keep: int) -> list[int]:
+        """The rows to preempt so that an extent of ``rows`` becomes free: those of the window that costs
+        least (``live``: row id -> (start, size, cost); the window may not overlap row ``keep``'s extent).
+
+        A cheapest window starts at 0 or where a live extent ends (sliding one left to such a point adds
+        no extent to it). Ties go to the lowest start.
+        """
+        ks, kn, _ = live[keep]
+        best: tuple[int, int, list[int]] | None = None
+        for w in sorted({0, *(a + n for a, n, _ in live.values())}):
+            if w + rows > self.size or (w < ks + kn and ks < w + rows):
+                continue
+            hit = [r for r, (a, n, _) in live.items() if a < w + rows and w < a + n]
+            cost = sum(live[r][2] for r in hit)
+            if best is None or cost < best[0]:
+                best = (cost, w, hit)
+        if best is None:
+            raise RuntimeError(f"no window of {rows} cache rows outside the growing row's extent")
+        return best[2]
+
+
 class _Slots:
-    """Per-slot cache and state for one (slots, cache_len, max_new, mode, compile), and its step graph."""
+    """The KV pool and per-slot state for one (slots, pool, cache_len, max_new, mode, compile), and its
+    step graph."""
 
     def __init__(
         self,
         gen: RefillGenerator,
         slots: int,
+        pool: int,
         cache_len: int,
         max_new: int,
         mode: str,
         compile: bool,
         share: _Slots | None = None,
     ) -> None:
-        """``share``: use the front ``slots`` slots of that session's cache buffers (tail compaction)."""
+        """``pool``: cache rows (extents live in it; one scratch row follows); ``cache_len``: the widest
+        extent. ``share``: decode over that session's pool (tail compaction)."""
         model, device = gen.model, gen.device
         cfg = model.config.get_text_config(decoder=True)
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -191,15 +278,14 @@ class _Slots:
         self.heads = cfg.num_attention_heads
         dtype = next(model.parameters()).dtype
         self.gen, self.slots, self.cache_len, self.max_new, self.mode = gen, slots, cache_len, max_new, mode
-        self.device, self.compiled = device, compile
-        self.flash = gen.use_flash and flash_available(device, dtype, self.head_dim)
+        self.pool, self.device, self.compiled = pool, device, compile
+        self.flash = gen.use_flash and flash_available(device, dtype, self.head_dim, any_order=gen.kv_growth)
         # One tensor per layer, not views of one: torch.compile mutates a graph input in place, but a
         # write into a view of one would be functionalised into a copy of the whole base every step.
-        shape = (slots * cache_len, self.kv_heads, self.head_dim)
-        if share is not None:  # views of the front slots (uncompiled, so a view is written in place)
-            assert not compile and share.cache_len == cache_len and share.slots >= slots
-            self.k = [t[: shape[0]] for t in share.k]
-            self.v = [t[: shape[0]] for t in share.v]
+        shape = (pool + 1, self.kv_heads, self.head_dim)
+        if share is not None:  # the same tensors (uncompiled, so they are written in place)
+            assert not compile and share.pool == pool and share.cache_len == cache_len
+            self.k, self.v = share.k, share.v
         else:
             self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
             self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
@@ -213,11 +299,11 @@ class _Slots:
         self.limit = torch.ones(slots, **long)
         self.done = torch.ones(slots, dtype=torch.bool, device=device)  # an empty slot is done
         self.out = torch.zeros(slots, max_new + 1, **long)  # last column: writes of rows not decoding
-        self.base = torch.arange(slots, **long) * cache_len
+        self.start = torch.full((slots,), pool, **long)  # each slot's extent in the pool (empty: scratch)
         self.write = torch.zeros(slots, **long)
         self.used = torch.ones(slots, dtype=torch.int32, device=device)
         bounds = torch.arange(slots + 1, dtype=torch.int32, device=device)
-        self.cu_k = bounds * cache_len
+        self.cu_k = torch.full((slots + 1,), pool + 1, dtype=torch.int32, device=device)  # [:-1]: start
         # Query rows per slot in a flash decode call: 1, or the query heads of a kv head (group swap).
         self.group = self.heads // self.kv_heads if gen.decode_group_swap else 1
         self.cu_group = bounds * self.group
@@ -240,6 +326,7 @@ class _Slots:
                 self.sample_fn = torch.compile(self._sample_next, dynamic=False)
 
     def reset(self) -> None:
+        self.start.fill_(self.pool)
         self.done.fill_(True)
         self.count.zero_()
         self.limit.fill_(1)
@@ -297,8 +384,9 @@ class _Slots:
             out = _flash(rows, kc, vc, self.cu_group, self.cu_k, g, self.cache_len, False, scale, self.used)
             return out.view(s, g, h, d).transpose(1, 2).reshape(s, 1, self.heads, d)
         grouped = q.reshape(s, self.kv_heads, self.heads // self.kv_heads, d)
-        keys = kc.view(s, self.cache_len, self.kv_heads, d).permute(0, 2, 3, 1)  # [s, kv, d, L]
-        values = vc.view(s, self.cache_len, self.kv_heads, d).transpose(1, 2)  # [s, kv, L, d]
+        rows = (self.start[:, None] + self.cols).clamp_(max=self.pool)  # each slot's extent, [s, L]
+        keys = kc[rows].permute(0, 2, 3, 1)  # [s, kv, d, L]
+        values = vc[rows].transpose(1, 2)  # [s, kv, L, d]
         scores = torch.matmul(grouped, keys).float() * scale  # [s, kv, group, L]
         visible = (self.cols[None, :] <= self.pos[:, None])[:, None, None, :]
         probs = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1).to(values.dtype)
@@ -307,9 +395,11 @@ class _Slots:
     # --- decode step: device work only, graph-capturable ---
 
     def _forward(self) -> torch.Tensor:
-        torch.add(self.base, self.pos, out=self.write)
-        # A finished slot attends to one key only: its stale context would cost reads for nothing.
+        # A finished slot writes to the scratch row (its extent may already be another row's) and
+        # attends to one key only: its stale context would cost reads for nothing.
+        self.write.copy_(torch.where(self.done, self.pool, self.start + self.pos))
         self.used.copy_(torch.where(self.done, 1, self.pos + 1))
+        self.cu_k[:-1].copy_(self.start)
         logits = self.gen.model(
             input_ids=self.tok[:, None],
             position_ids=self.pos[:, None],
@@ -336,29 +426,42 @@ class _Slots:
         self.sample_fn(self.forward_fn())
 
     def _state(self) -> list[torch.Tensor]:
-        return [self.tok, self.pos, self.count, self.limit, self.done, self.out, self.write, self.used]
+        return [
+            self.tok,
+            self.pos,
+            self.count,
+            self.limit,
+            self.done,
+            self.out,
+            self.write,
+            self.used,
+            self.cu_k,
+        ]
 
     def capture(self) -> None:
         """Warm up (compiles) and capture the step on a side stream, leaving all state as it was.
 
-        The warm-up steps also write keys/values at the positions after each slot's current one; those
-        rows are not attended to before the real steps overwrite them.
+        The warm-up steps run with every slot marked done, so that their cache writes go to the scratch
+        row: a decoding row's next positions may lie past its extent (in another row's) until the host
+        grows it before the real steps.
         """
         saved = [t.clone() for t in self._state()]
         rng = torch.cuda.get_rng_state(self.device)
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
+
+        def warm_up() -> None:
+            self.done.fill_(True)
+            for _ in range(3):
+                self._step()
+
         with torch.cuda.stream(stream):
             try:
-                for _ in range(3):
-                    self._step()
+                warm_up()
             except Exception as exc:  # a compiler bug must cost speed, not the evaluation
                 log.warning("torch.compile failed (%s: %s); decoding eagerly", type(exc).__name__, exc)
                 self.forward_fn, self.sample_fn = self._forward, self._sample_next
-                for dst, src in zip(self._state(), saved, strict=True):
-                    dst.copy_(src)
-                for _ in range(3):
-                    self._step()
+                warm_up()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
@@ -389,35 +492,39 @@ class _Slots:
                 self._step()
 
     def take_over(self, other: _Slots, moved: list[int]) -> None:
-        """Copy slots ``moved`` of ``other`` (cache and state) into this session's slots 0..len-1.
-
-        The two may share cache buffers (this one's are views of the other's front slots): each layer's
-        moved rows are gathered into a temporary first, so a target slot is never overwritten before it
-        has been read.
-        """
+        """Continue slots ``moved`` of ``other`` (same pool) in this session's slots 0..len-1: their state
+        is copied, their keys and values stay where they are (each slot points at its extent)."""
         n = len(moved)
         src = torch.tensor(moved, dtype=torch.long, device=self.device)
-        view = (-1, self.cache_len, self.kv_heads, self.head_dim)
-        for mine, theirs in zip((*self.k, *self.v), (*other.k, *other.v), strict=True):
-            rows = theirs.view(view).index_select(0, src)
-            mine.view(view)[:n] = rows
-            del rows
-        for name in ("tok", "pos", "count", "limit", "done", "out"):
+        for name in ("tok", "pos", "count", "limit", "done", "out", "start"):
             getattr(self, name)[:n] = getattr(other, name).index_select(0, src)
         self.temperature.copy_(other.temperature)
         self.top_p.copy_(other.top_p)
 
     # --- prefill: eager, packed ---
 
-    def admit(self, slots: list[int], prompts: list[list[int]], limits: list[int]) -> None:
-        """Prefill ``prompts`` into ``slots`` (one packed forward) and sample each one's first token."""
+    def move(self, moves: list[tuple[int, int, int, int]]) -> None:
+        """Move rows' caches to new extents: ``(slot, old start, new start, rows)`` each, the first
+        ``rows`` cache rows copied. One gather and one scatter per layer for all of them: every source
+        is read before any destination is written, so a destination may be another move's source."""
+        if not moves:
+            return
+        dev, long = self.device, torch.long
+        src = torch.cat([torch.arange(a, a + n, dtype=long) for _, a, _, n in moves]).to(dev)
+        dst = torch.cat([torch.arange(b, b + n, dtype=long) for _, _, b, n in moves]).to(dev)
+        for t in (*self.k, *self.v):
+            t.index_copy_(0, dst, t.index_select(0, src))
+        slots = torch.tensor([m[0] for m in moves], dtype=long, device=dev)
+        self.start[slots] = torch.tensor([m[2] for m in moves], dtype=long, device=dev)
+
+    def admit(self, slots: list[int], starts: list[int], prompts: list[list[int]], limits: list[int]) -> None:
+        """Prefill ``prompts`` into ``slots`` with their extents at ``starts`` (one packed forward) and
+        sample each one's first token."""
         lens = [len(p) for p in prompts]
         dev, long = self.device, torch.long
         ids = torch.tensor([t for p in prompts for t in p], dtype=long)
         positions = torch.cat([torch.arange(n, dtype=long) for n in lens])
-        write = torch.cat(
-            [torch.arange(n, dtype=long) + s * self.cache_len for s, n in zip(slots, lens, strict=True)]
-        )
+        write = torch.cat([torch.arange(n, dtype=long) + a for a, n in zip(starts, lens, strict=True)])
         ends = torch.tensor(lens, dtype=long).cumsum(0)
         self.p_write = write.to(dev)
         self.p_cu = torch.cat([torch.zeros(1, dtype=long), ends]).to(dev, torch.int32)
@@ -440,12 +547,24 @@ class _Slots:
         first = _sample(logits.float(), self.temperature, self.top_p, self.mode, gen.top_p_method, gen.top_k)
         idx = torch.tensor(slots, dtype=long, device=dev)
         lim = torch.tensor(limits, dtype=long, device=dev)
+        self.start[idx] = torch.tensor(starts, dtype=long, device=dev)
         self.tok[idx] = first
         self.pos[idx] = torch.tensor(lens, dtype=long, device=dev)
         self.count[idx] = 1
         self.limit[idx] = lim
         self.out[idx, 0] = first
         self.done[idx] = torch.isin(first, self.eos) | (lim <= 1)
+
+
+@dataclass
+class _Held:
+    """What a slot holds: its job, the prompt's length, the job's limit and its cache extent."""
+
+    job: int
+    plen: int
+    limit: int
+    start: int
+    rows: int
 
 
 class RefillGenerator(DecodeEngine):
@@ -461,7 +580,11 @@ class RefillGenerator(DecodeEngine):
     (``rlpipe.eval.fused``; a copy of those weights, refreshed from the model at every call);
     ``decode_group_swap`` runs the flash decode attention with a kv head's query heads as rows of one
     sequence (keys read once per kv head; CPU-tested against a reference kernel, not yet measured on a
-    GPU, hence off by default).
+    GPU, hence off by default). ``kv_growth``: each row's cache extent grows as it decodes, in
+    ``kv_chunk``-row steps, from a pool of ``kv_pool`` rows (default: 65% of free GPU memory, on CPU
+    ``slots * cache_len``, and at least three full-width extents; a pool must hold three of a call's
+    widest extents, so that a growing row always finds room once others are preempted). CPU-tested
+    against a reference kernel, not yet measured on a GPU, hence off by default.
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
     the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
     """
@@ -478,11 +601,17 @@ class RefillGenerator(DecodeEngine):
         use_flash: bool = True,
         fuse_projections: bool = True,
         decode_group_swap: bool = False,
+        kv_growth: bool = False,
+        kv_chunk: int = 64,
+        kv_pool: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(model, tokenizer, **options)
+        if not (1 <= kv_chunk <= 256 and kv_chunk & (kv_chunk - 1) == 0):
+            raise ValueError(f"kv_chunk must be a power of two from 1 to 256, not {kv_chunk}")
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
         self.fuse_projections, self.decode_group_swap = fuse_projections, decode_group_swap
+        self.kv_growth, self.kv_chunk, self.kv_pool = kv_growth, kv_chunk, kv_pool
         self._fused: FusedProjections | None = None
         self._session: _Slots | None = None
         self._auto_slots: dict[int, int] = {}
@@ -490,7 +619,9 @@ class RefillGenerator(DecodeEngine):
         _register_attention()
 
     def _auto_batch(self, cache_len: int) -> int:
-        """Slots: ``max_batch_size`` (default 512) or fewer, as many as fit in 65% of free GPU memory.
+        """Slots: ``max_batch_size`` (default 512) or fewer, as many as fit in 65% of free GPU memory
+        at ``cache_len`` each (with ``kv_growth``: ``max_batch_size``, default 512, the pool taking the
+        memory).
 
         Decided once per cache width, with this generator's cached session released first (a new width
         means a new session anyway): measured beside it, the free memory would exclude that session's
@@ -498,6 +629,8 @@ class RefillGenerator(DecodeEngine):
         """
         if self.device.type != "cuda":
             return self.max_batch_size or 64
+        if self.kv_growth:
+            return self.max_batch_size or _MAX_AUTO_SLOTS
         if cache_len not in self._auto_slots:
             self._auto_slots[cache_len] = self._slots_that_fit(cache_len)
         return self._auto_slots[cache_len]
@@ -523,15 +656,33 @@ class RefillGenerator(DecodeEngine):
             log.info("refill slots: %d fit in free memory at %d cache rows (cap %d)", fits, cache_len, cap)
         return min(cap, fits)
 
+    def _pool_rows(self, slots: int, cache_len: int) -> int:
+        """Cache rows of a new session's pool (its predecessor already released): ``slots * cache_len``;
+        with ``kv_growth`` ``kv_pool``, or 65% of free GPU memory after the slots' sampling buffers."""
+        if not self.kv_growth:
+            return slots * cache_len
+        if self.kv_pool is not None:
+            return self.kv_pool // self.kv_chunk * self.kv_chunk
+        if self.device.type == "cuda":
+            per_slot = row_bytes(self.model, 0)  # sampling temporaries
+            per_row = row_bytes(self.model, 1) - per_slot
+            rows = int((_MEMORY_FRACTION * free_cuda_bytes(self.device) - slots * per_slot) // per_row)
+        else:
+            rows = slots * cache_len
+        return max(rows // self.kv_chunk * self.kv_chunk, 3 * cache_len)
+
     def _session_for(self, slots: int, cache_len: int, max_new: int, mode: str, compile: bool) -> _Slots:
         s = self._session
         key = (slots, cache_len, max_new, mode, compile)
         if s is None or (s.slots, s.cache_len, s.max_new, s.mode, s.compiled) != key:
             self._release_session()
-            s = self._session = _Slots(self, slots, cache_len, max_new, mode, compile)
+            pool = self._pool_rows(slots, cache_len)
+            s = self._session = _Slots(self, slots, pool, cache_len, max_new, mode, compile)
             log.info(
-                "refill session: %d slots x %d cache rows, %s, compile %s, flash %s",
+                "refill session: %d slots, %d cache rows (%s, widest extent %d), %s, compile %s, flash %s",
                 slots,
+                pool,
+                "growing extents" if self.kv_growth else "one extent per slot",
                 cache_len,
                 mode,
                 compile,
@@ -557,7 +708,7 @@ class RefillGenerator(DecodeEngine):
         number of completions per prompt instead of ``n``: prompts of several tasks then share one call,
         so one task's longest completions decode beside the next task's prompts instead of alone
         (``generate_for_suite``; the bench forces each row's length this way). ``max_new_tokens`` stays
-        the cap and sizes the cache.
+        the cap and sizes the widest extent.
         """
         counts = n_per_prompt or [n] * len(prompts)
         if len(counts) != len(prompts) or (max_new_per_prompt and len(max_new_per_prompt) != len(prompts)):
@@ -607,20 +758,61 @@ class RefillGenerator(DecodeEngine):
         out: list[list[list[int]]],
     ) -> None:
         session.reset()
-        owner = [-1] * session.slots  # job index held by each slot
+        held: list[_Held | None] = [None] * session.slots
         pending = deque(range(len(jobs)))
         refill_min = self.refill_min or max(1, session.slots // 16)
+        width, chunk = session.cache_len, self.kv_chunk
+        pool = _Extents(session.pool, chunk) if self.kv_growth else None
         stats: dict[str, Any] = dict(
             slots=session.slots,
-            cache_len=session.cache_len,
+            cache_len=width,
+            pool_rows=session.pool,
+            kv_growth=self.kv_growth,
             decode_steps=0,
             slot_steps=0,
             prefills=0,
             flash=session.flash,
             tail_slots=[],
+            extended=0,
+            moved=0,
+            preempted=0,
         )
 
+        def full(h: _Held) -> int:
+            """The rows a job can ever need: its prompt and limit (the last token is never written)."""
+            return min(width, _round_up(h.plen + h.limit, chunk))
+
+        widest = max(full(_Held(j, len(prompts[i]), limits[j], 0, 0)) for j, (i, _) in enumerate(jobs))
+        if pool is not None and pool.size < 3 * widest:
+            raise ValueError(
+                f"kv_pool: {session.pool} cache rows cannot hold three of this call's widest extents "
+                f"({widest} rows each), which a growing row may need to find room"
+            )
+
+        def place(slot: int, job: int, decoding: int) -> _Held | None:
+            """The job's row in ``slot`` with its first extent, or None when the pool cannot take it yet."""
+            plen = len(prompts[jobs[job][0]])
+            if pool is None:  # one full-width extent per slot (admissions happen in the full session only)
+                return _Held(job, plen, limits[job], slot * width, width)
+            h = _Held(job, plen, limits[job], 0, 0)
+            h.rows = min(full(h), _round_up(plen + max(4 * chunk, self.check_every + 1), chunk))
+            if pool.free_rows - h.rows < decoding * chunk:  # keep a chunk of room per decoding row
+                return None
+            start = pool.alloc(h.rows)
+            if start is None:
+                return None
+            h.start = start
+            return h
+
+        def release(slot: int) -> None:
+            h = held[slot]
+            assert h is not None
+            if pool is not None:
+                pool.free(h.start, h.rows)
+            held[slot] = None
+
         def admit(free: list[int]) -> None:
+            decoding = sum(h is not None for h in held)
             while free and pending:
                 group: list[int] = []
                 tokens = 0
@@ -629,67 +821,117 @@ class RefillGenerator(DecodeEngine):
                     and pending
                     and (not group or tokens + len(prompts[jobs[pending[0]][0]]) <= _PREFILL_TOKENS)
                 ):
-                    j = pending.popleft()
-                    group.append(j)
-                    tokens += len(prompts[jobs[j][0]])
-                targets = [free.pop(0) for _ in group]
-                for s, j in zip(targets, group, strict=True):
-                    owner[s] = j
-                session.admit(targets, [prompts[jobs[j][0]] for j in group], [limits[j] for j in group])
+                    h = place(free[len(group)], pending[0], decoding + len(group))
+                    if h is None:  # the pool is full: the rest waits for rows to end
+                        break
+                    held[free[len(group)]] = h
+                    group.append(pending.popleft())
+                    tokens += h.plen
+                if not group:
+                    return
+                targets, free[:] = free[: len(group)], free[len(group) :]
+                session.admit(
+                    targets,
+                    [held[s].start for s in targets],  # type: ignore[union-attr]
+                    [prompts[jobs[j][0]] for j in group],
+                    [limits[j] for j in group],
+                )
                 stats["prefills"] += 1
+                decoding += len(group)
 
+        def grow(counts: list[int]) -> None:
+            """Give every decoding row room for the next ``check_every`` steps: extend its extent in place,
+            or move it to a free one twice as large; preempt the cheapest rows where none is free."""
+            assert pool is not None
+            moves: list[tuple[int, int, int, int]] = []
+            order = sorted((s for s, h in enumerate(held) if h is not None), key=lambda s: -counts[s])
+            for s in order:  # the rows with most tokens first: they keep their room
+                h = held[s]
+                if h is None:  # preempted for a row before it
+                    continue
+                pos = h.plen + counts[s] - 1  # the rows before it are written
+                need = min(full(h), pos + self.check_every + 1)
+                if need <= h.rows:
+                    continue
+                rows = min(full(h), _round_up(max(need, 2 * h.rows), chunk))
+                if pool.extend(h.start, h.rows, rows):
+                    h.rows = rows
+                    stats["extended"] += 1
+                    continue
+                start = pool.alloc(rows)
+                if start is None:
+                    live = {r: (g.start, g.rows, counts[r]) for r, g in enumerate(held) if g is not None}
+                    for victim in pool.cheapest_window(rows, live, keep=s):
+                        pending.appendleft(held[victim].job)  # type: ignore[union-attr]
+                        release(victim)
+                        session.done[victim] = True
+                        stats["preempted"] += 1
+                    crowded[0] = True
+                    start = pool.alloc(rows)
+                    assert start is not None, "a window was freed"
+                moves.append((s, h.start, start, pos))
+                pool.free(h.start, h.rows)
+                h.start, h.rows = start, rows
+            session.move(moves)
+            stats["moved"] += len(moves)
+
+        # After a preemption no job is admitted until a row ends: the victims would be admitted again
+        # into the room the growing row left, and preempted again at their next growth (thrashing).
+        crowded = [False]
         progress = Progress(log, "refill generate", len(jobs))
         admit(list(range(session.slots)))
         while True:
-            done = session.done.tolist()
-            finished = [s for s, o in enumerate(owner) if done[s] and o >= 0]
+            done, counts = torch.stack((session.done.long(), session.count)).tolist()
+            finished = [s for s, h in enumerate(held) if h is not None and done[s]]
             if finished:
                 idx = torch.tensor(finished, device=session.device)
-                counts = session.count[idx].tolist()
-                rows = session.out[idx, : max(counts)].tolist()
-                for s, c, row in zip(finished, counts, rows, strict=True):
-                    i, k = jobs[owner[s]]
-                    row = row[:c]
+                rows = session.out[idx, : max(counts[s] for s in finished)].tolist()
+                for s, row in zip(finished, rows, strict=True):
+                    i, k = jobs[held[s].job]  # type: ignore[union-attr]
+                    row = row[: counts[s]]
                     cut = next((t for t, tok in enumerate(row) if tok in self.eos_ids), len(row))
                     out[i][k] = row[:cut]
-                    owner[s] = -1
+                    release(s)
                 progress.update(len(finished))
-            free = [s for s, o in enumerate(owner) if o < 0]
-            active = session.slots - len(free)
-            if pending and free and (len(free) >= refill_min or active == 0 or len(pending) <= len(free)):
+                crowded[0] = False
+            if pool is not None:
+                grow(counts)
+            free = [s for s, h in enumerate(held) if h is None]
+            decoding = session.slots - len(free)
+            ready = len(free) >= refill_min or decoding == 0 or len(pending) <= len(free)
+            if pending and free and ready and not (crowded[0] and decoding):
                 admit(free)
-                active = sum(o >= 0 for o in owner)
-            if active == 0 and not pending:
-                break
-            if not pending and _tail_width(active) <= _TAIL_SHRINK * session.slots:
-                narrower, owner = self._compact(session, owner)
-                if narrower is not session:
-                    session = narrower
-                    stats["tail_slots"].append(session.slots)
+                decoding = sum(h is not None for h in held)
+            if decoding == 0:
+                if not pending:
+                    break
+                raise RuntimeError(f"no row fits the KV pool of {session.pool} rows")  # cannot happen
+            if not pending and _tail_width(decoding) <= _TAIL_SHRINK * session.slots:
+                session, held = self._compact(session, held)
+                stats["tail_slots"].append(session.slots)
             session.decode(self.check_every)
             stats["decode_steps"] += self.check_every
             stats["slot_steps"] += self.check_every * session.slots
         self.last_stats = stats
 
-    def _compact(self, session: _Slots, owner: list[int]) -> tuple[_Slots, list[int]]:
-        """The tail: move the rows still decoding to the front slots and decode them in a narrower session.
+    def _compact(self, session: _Slots, held: list[_Held | None]) -> tuple[_Slots, list[_Held | None]]:
+        """The tail: continue the rows still decoding in a narrower session's front slots.
 
         Once no prompt waits, a few long rows would otherwise keep every slot's sampling, bookkeeping
-        and batch width busy until the longest ends. The narrower session works on views of the same
-        cache buffers (no new cache memory, so it can shrink again and again); it is captured without
-        ``torch.compile`` (a recompile per width would cost more than the tail) and dropped after the
-        call; the full-width session stays cached for the next call.
+        and batch width busy until the longest ends. The narrower session decodes over the same pool
+        (its slots point at the rows' extents: nothing is copied but the slots' state, so it can shrink
+        again and again); it is captured without ``torch.compile`` (a recompile per width would cost
+        more than the tail) and dropped after the call; the full-width session stays cached for the
+        next call.
         """
-        moved = [s for s, o in enumerate(owner) if o >= 0]
+        moved = [s for s, h in enumerate(held) if h is not None]
         width = _tail_width(len(moved))
-        if self.device.type == "cuda":  # the gather of one layer's moved rows needs a temporary
-            need = session.k[0].nbytes * len(moved) // session.slots
-            if need > 0.9 * free_cuda_bytes(self.device):
-                return session, owner
-        small = _Slots(self, width, session.cache_len, session.max_new, session.mode, False, share=session)
+        small = _Slots(
+            self, width, session.pool, session.cache_len, session.max_new, session.mode, False, share=session
+        )
         small.take_over(session, moved)
         log.info("refill tail: %d rows left, %d -> %d slots", len(moved), session.slots, width)
-        return small, [owner[s] for s in moved] + [-1] * (width - len(moved))
+        return small, [held[s] for s in moved] + [None] * (width - len(moved))
 
 
 def _tail_width(rows: int) -> int:
