@@ -748,6 +748,26 @@ def run_size(
             a = gen.generate(prompts[: 4 * n_rows], seed=3, **kw)
             b = gen.generate(prompts[: 4 * n_rows], seed=3, **kw)
             c = gen.generate(prompts[: 4 * n_rows], seed=4, **kw)
+            # Growing extents in a pool of three widest extents (moves and preemptions): the same greedy
+            # rows as one full-width extent per slot (same slots, so the same matmul shapes), and seeded.
+            widest = -(-(max(len(p) for p in sub) + new) // 4) * 4
+            grow = RefillGenerator(
+                model,
+                NoStop(),
+                compile=False,
+                max_batch_size=max(1, n_rows // 2),
+                check_every=4,
+                kv_growth=True,
+                kv_chunk=4,
+                kv_pool=3 * widest,
+            )
+            greedy_kw = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=new, seed=0)
+            grown = grow.generate(
+                sub, max_new_per_prompt=[new // 2 + 3 * k for k in range(n_rows)], **greedy_kw
+            )
+            grow_stats = {k: grow.last_stats[k] for k in ("moved", "extended", "preempted", "pool_rows")}
+            sample_kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=new, seed=3)
+            grow_sampled = [grow.generate(sub * 2, **sample_kw) for _ in range(2)]
             row = {
                 "size": size,
                 "engine": "checks",
@@ -756,6 +776,9 @@ def run_size(
                 "deterministic": a == b,
                 "seed_changes_output": a != c,
                 "refill_prefills": gen.last_stats["prefills"],
+                "grow_greedy_equal_static": grown == fast,
+                "grow_deterministic": grow_sampled[0] == grow_sampled[1],
+                "grow_stats": grow_stats,
             }
             results.append(row)
             print(f"CHECK {size}: {row}", flush=True)

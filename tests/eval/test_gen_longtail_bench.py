@@ -63,6 +63,8 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     assert by["refill_grow"]["kv_moves"] + by["refill_grow"]["kv_extended"] > 0  # extents grew
     assert by["checks"]["deterministic"] and by["checks"]["seed_changes_output"]
     assert by["checks"]["greedy_equal_prefix"] == by["checks"]["greedy_of"]  # fp32 on CPU: exact
+    assert by["checks"]["grow_greedy_equal_static"] and by["checks"]["grow_deterministic"]
+    assert by["checks"]["grow_stats"]["moved"] > 0
     # Refill keeps its slots busier than static batches of the same workload.
     assert by["refill"]["slot_efficiency"] > by["fast_hf"]["slot_efficiency"]
     assert out.with_suffix(".md").exists()
