@@ -384,6 +384,13 @@ class DecodeEngine:
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: Any = None  # the engine's cached decode session (cache and step graph)
 
+    cache_round = 128  # cache widths are multiples of this: few widths, few sessions and graphs
+
+    def cache_width(self, longest_prompt: int, max_new: int) -> int:
+        """The cache rows a call (or batch) with this longest prompt and token budget decodes in; what
+        a caller that sizes batches ahead (``TrainingRollout``) must size them for."""
+        return _round_up(longest_prompt + max_new, self.cache_round)
+
     def should_compile(self, decode_steps: int) -> bool:
         """Compile a call that plans ``decode_steps`` steps (see ``compile``)?"""
         return plan_compile(self.compile, decode_steps, self.expected_calls)
@@ -465,13 +472,13 @@ class FastHFGenerator(DecodeEngine):
             with torch.inference_mode():
                 # Size the batch for the longest prompt overall (jobs are sorted): conservative, and
                 # keeps one batch size, hence few graph shapes, for the whole call.
-                limit = self._auto_batch(_round_up(len(prompts[jobs[-1][0]]) + max_new_tokens, 128))
+                limit = self._auto_batch(self.cache_width(len(prompts[jobs[-1][0]]), max_new_tokens))
                 compile = self.should_compile(math.ceil(len(jobs) / limit) * max_new_tokens)
                 start = 0
                 while start < len(jobs):
                     batch_jobs = jobs[start : start + limit]
                     longest = max(len(prompts[i]) for i, _ in batch_jobs)
-                    cache_len = _round_up(longest + max_new_tokens, 128)
+                    cache_len = self.cache_width(longest, max_new_tokens)
                     # A short last batch is padded to a power of two so that it reuses few graph shapes.
                     rows = min(limit, _next_pow2(len(batch_jobs)))
                     self._run_batch(

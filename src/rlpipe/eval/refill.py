@@ -56,7 +56,14 @@ from typing import Any
 
 import torch
 
-from rlpipe.eval.fast_generate import DecodeEngine, _sample, free_cuda_bytes, row_bytes
+from rlpipe.eval.fast_generate import (
+    DecodeEngine,
+    _next_pow2,
+    _round_up,
+    _sample,
+    free_cuda_bytes,
+    row_bytes,
+)
 from rlpipe.eval.fused import FusedProjections
 from rlpipe.tracking.logs import Progress
 
@@ -590,6 +597,7 @@ class RefillGenerator(DecodeEngine):
     """
 
     per_prompt_budgets = True
+    cache_round = 256
 
     def __init__(
         self,
@@ -607,8 +615,8 @@ class RefillGenerator(DecodeEngine):
         **options: Any,
     ) -> None:
         super().__init__(model, tokenizer, **options)
-        if not (1 <= kv_chunk <= 256 and kv_chunk & (kv_chunk - 1) == 0):
-            raise ValueError(f"kv_chunk must be a power of two from 1 to 256, not {kv_chunk}")
+        if not (1 <= kv_chunk <= self.cache_round and kv_chunk & (kv_chunk - 1) == 0):  # divides widths
+            raise ValueError(f"kv_chunk must be a power of two from 1 to {self.cache_round}, not {kv_chunk}")
         self.check_every, self.refill_min, self.use_flash = max(1, check_every), refill_min, use_flash
         self.fuse_projections, self.decode_group_swap = fuse_projections, decode_group_swap
         self.kv_growth, self.kv_chunk, self.kv_pool = kv_growth, kv_chunk, kv_pool
@@ -722,7 +730,7 @@ class RefillGenerator(DecodeEngine):
         caps = max_new_per_prompt or [max_new_tokens] * len(prompts)
         limits = [max(1, min(max_new_tokens, caps[i])) for i, _ in jobs]
         mode = "greedy" if temperature <= 0 else ("top_p" if top_p < 1.0 else "sample")
-        cache_len = _round_up(max(len(p) for p in prompts) + max_new_tokens, 256)
+        cache_len = self.cache_width(max(len(p) for p in prompts), max_new_tokens)
         config = self.model.config
         previous_attn = config._attn_implementation
         config._attn_implementation = _ATTN_NAME
@@ -937,11 +945,3 @@ class RefillGenerator(DecodeEngine):
 def _tail_width(rows: int) -> int:
     """The width of the session a tail of ``rows`` decoding rows is compacted into."""
     return _TAIL_MIN_SLOTS if rows <= _TAIL_MIN_SLOTS else _round_up(rows, _TAIL_ROUND)
-
-
-def _round_up(x: int, m: int) -> int:
-    return -(-x // m) * m
-
-
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())

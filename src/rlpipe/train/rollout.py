@@ -89,7 +89,7 @@ class TrainingRollout:
         gen = self.generator
         if gen.max_batch_size is None and prompts:
             longest = max(len(p) for p in prompts)
-            gen.max_batch_size = gen._auto_batch(-(-(longest + max_new_tokens) // 128) * 128)
+            gen.max_batch_size = gen._auto_batch(gen.cache_width(longest, max_new_tokens))
             log.info("%s rollouts: batch size fixed at %d rows", self.engine, gen.max_batch_size)
         was_training = self.model.training
         self.model.eval()
