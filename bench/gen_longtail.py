@@ -407,7 +407,7 @@ def run_size(
                 kv_growth=grow,
                 kv_chunk=args.kv_chunk,
             )
-            kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.max_new)
+            kw = dict(n=1, temperature=T, top_p=P, max_new_tokens=args.budget or args.max_new)
             # Same slot count and cache shape as the timed call, 2 tokens a row: compile + capture.
             warm, _ = timed(device, lambda: gen.generate(ps, seed=0, max_new_per_prompt=[2] * n, **kw))
             if device.type == "cuda":
@@ -856,7 +856,14 @@ def main() -> None:
     ap.add_argument("--max-prompt", type=int, default=2048)
     ap.add_argument("--median", type=float, default=600)
     ap.add_argument("--sigma", type=float, default=1.0)
-    ap.add_argument("--max-new", type=int, default=8192)
+    ap.add_argument("--max-new", type=int, default=8192, help="cap of the target lengths")
+    ap.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="max_new_tokens the refill engines are given (sizes their cache; default --max-new): "
+        "guru19's 28672 with targets still capped at --max-new",
+    )
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=0.7)
     ap.add_argument("--top-k", type=int, default=1024, help="for the topk sampler")
