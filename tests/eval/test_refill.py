@@ -238,6 +238,41 @@ def test_cheapest_window_preempts_the_least_work_outside_the_growing_row() -> No
         pool.cheapest_window(64, live, keep=1)
 
 
+def test_cheapest_window_costs_no_more_than_any_window() -> None:
+    """Random layouts: the window found costs what the cheapest of all chunk-aligned windows costs."""
+    from rlpipe.eval.refill import _Extents
+
+    rng = torch.Generator().manual_seed(11)
+    for _ in range(200):
+        pool = _Extents(256, 4)
+        live: dict[int, tuple[int, int, int]] = {}
+        for r in range(int(torch.randint(2, 30, (1,), generator=rng))):
+            rows = 4 * int(torch.randint(1, 6, (1,), generator=rng))
+            start = pool.alloc(rows)
+            if start is not None:
+                live[r] = (start, rows, int(torch.randint(0, 50, (1,), generator=rng)))
+        for r in [r for r in live if torch.rand(1, generator=rng) < 0.3]:  # holes between extents
+            pool.free(*live.pop(r)[:2])
+        if not live:
+            continue
+        keep = next(iter(live))
+        ks, kn, _ = live[keep]
+        need = 4 * int(torch.randint(1, 20, (1,), generator=rng))
+
+        windows = [w for w in range(0, pool.size - need + 1, 4) if not (w < ks + kn and ks < w + need)]
+        costs = [sum(c for a, n, c in live.values() if a < w + need and w < a + n) for w in windows]
+        if not windows:
+            with pytest.raises(RuntimeError):
+                pool.cheapest_window(need, live, keep)
+            continue
+        victims = pool.cheapest_window(need, live, keep)
+        assert keep not in victims
+        assert sum(live[v][2] for v in victims) == min(costs)
+        for v in victims:  # freeing the victims leaves a free run of ``need`` rows
+            pool.free(*live[v][:2])
+        assert pool.alloc(need) is not None
+
+
 @pytest.mark.parametrize(("pool", "slots"), [(None, 4), (3 * 72, 8)])
 def test_growing_extents_match_generate_through_moves_and_preemption(model, pool, slots) -> None:
     """Extents start at the prompt plus 4 rows and grow as rows decode; with a pool of three widest

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -202,10 +203,7 @@ class _Extents:
     def __init__(self, size: int, chunk: int) -> None:
         self.size, self.chunk = size // chunk * chunk, chunk
         self.holes: list[list[int]] = [[0, self.size]] if self.size else []
-
-    @property
-    def free_rows(self) -> int:
-        return sum(b - a for a, b in self.holes)
+        self.free_rows = self.size
 
     def alloc(self, rows: int) -> int | None:
         """The start of a free extent of ``rows`` (a multiple of ``chunk``), or None if none is that large."""
@@ -215,6 +213,7 @@ class _Extents:
                 hole[0] += rows
                 if hole[0] == hole[1]:
                     self.holes.remove(hole)
+                self.free_rows -= rows
                 return start
         return None
 
@@ -226,6 +225,7 @@ class _Extents:
                 hole[0] = start + new_rows
                 if hole[0] == hole[1]:
                     self.holes.remove(hole)
+                self.free_rows -= new_rows - rows
                 return True
         return False
 
@@ -235,6 +235,7 @@ class _Extents:
         if i > 0 and self.holes[i - 1][1] > start:
             raise AssertionError(f"extent [{start}, {end}) is already (partly) free")
         self.holes.insert(i, [start, end])
+        self.free_rows += rows
         if i + 1 < len(self.holes) and self.holes[i + 1][0] == end:  # merge with the next hole
             self.holes[i][1] = self.holes.pop(i + 1)[1]
         if i > 0 and self.holes[i - 1][1] == start:  # and with the previous one
@@ -245,20 +246,25 @@ class _Extents:
         least (``live``: row id -> (start, size, cost); the window may not overlap row ``keep``'s extent).
 
         A cheapest window starts at 0 or where a live extent ends (sliding one left to such a point adds
-        no extent to it). Ties go to the lowest start.
+        no extent to it). Ties go to the lowest start. Extents are disjoint, so sorted by start they are
+        sorted by end too, and a window's extents are a run of them: O(n log n) with prefix sums.
         """
         ks, kn, _ = live[keep]
-        best: tuple[int, int, list[int]] | None = None
-        for w in sorted({0, *(a + n for a, n, _ in live.values())}):
+        ext = sorted((a, a + n, cost, r) for r, (a, n, cost) in live.items())
+        starts, ends = [e[0] for e in ext], [e[1] for e in ext]
+        prefix = [0]
+        for e in ext:
+            prefix.append(prefix[-1] + e[2])
+        best: tuple[int, int, int] | None = None
+        for w in sorted({0, *ends}):
             if w + rows > self.size or (w < ks + kn and ks < w + rows):
                 continue
-            hit = [r for r, (a, n, _) in live.items() if a < w + rows and w < a + n]
-            cost = sum(live[r][2] for r in hit)
-            if best is None or cost < best[0]:
-                best = (cost, w, hit)
+            i, j = bisect_right(ends, w), bisect_left(starts, w + rows)  # ends after w, starts before
+            if best is None or prefix[j] - prefix[i] < best[0]:
+                best = (prefix[j] - prefix[i], i, j)
         if best is None:
             raise RuntimeError(f"no window of {rows} cache rows outside the growing row's extent")
-        return best[2]
+        return [e[3] for e in ext[best[1] : best[2]]]
 
 
 class _Slots:
