@@ -444,6 +444,10 @@ def run_size(
                     kv_moves=st["moved"],
                     kv_extended=st["extended"],
                     preempted=st["preempted"],
+                    # Until the queue emptied: the rate a call with many more rows than slots keeps.
+                    drain_s=st["drain_s"],
+                    drain_tokens=st["drain_tokens"],
+                    drain_tok_per_s=st["drain_tokens"] / st["drain_s"],
                     decoded_tokens=tokens - n,
                     fused_projections_gib=fused,
                 ),

@@ -61,6 +61,7 @@ def test_gen_longtail_smoke(tmp_path: Path) -> None:
     assert by["refill_cb_rows"]["useful_tokens"] == by["cb_tuned"]["useful_tokens"] < useful
     assert by["refill"]["fused_projections_gib"] > 0 and by["refill_unfused"]["fused_projections_gib"] == 0
     assert by["refill_grow"]["kv_moves"] + by["refill_grow"]["kv_extended"] > 0  # extents grew
+    assert 0 < by["refill"]["drain_tokens"] < useful and by["refill"]["drain_tok_per_s"] > 0
     assert by["checks"]["deterministic"] and by["checks"]["seed_changes_output"]
     assert by["checks"]["greedy_equal_prefix"] == by["checks"]["greedy_of"]  # fp32 on CPU: exact
     assert by["checks"]["grow_greedy_equal_static"] and by["checks"]["grow_deterministic"]

@@ -39,6 +39,9 @@ def test_greedy_matches_generate_while_refilling(model, slots, check_every, refi
         assert samples == [ref, ref]
     stats = gen.last_stats
     assert stats["slots"] == slots and stats["prefills"] > 1  # more jobs than slots: slots were refilled
+    # Tokens counted per finished row; the full-width phase ends when the queue is empty, before the end.
+    assert stats["tokens"] == 2 * sum(LIMITS)
+    assert 0 < stats["drain_tokens"] < stats["tokens"] and 0 < stats["drain_s"] <= stats["seconds"]
     # Refill keeps the slots busy: far fewer steps than static batches of the same size would take.
     assert stats["decode_steps"] < sum(LIMITS) * 2
 

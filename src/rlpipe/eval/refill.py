@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -599,7 +600,9 @@ class RefillGenerator(DecodeEngine):
     widest extents, so that a growing row always finds room once others are preempted). CPU-tested
     against a reference kernel, not yet measured on a GPU, hence off by default.
     Sampling is seeded through the global torch RNG: a fixed ``seed`` gives the same completions for
-    the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...).
+    the same inputs and slot count. ``last_stats`` describes the last call (slots, decode steps, ...;
+    ``drain_s`` / ``drain_tokens``: seconds and tokens until no job waited, the full-width phase whose
+    rate a call with many more jobs than slots keeps, the rest being one tail per call).
     """
 
     per_prompt_budgets = True
@@ -893,6 +896,7 @@ class RefillGenerator(DecodeEngine):
         # into the room the growing row left, and preempted again at their next growth (thrashing).
         crowded = [False]
         progress = Progress(log, "refill generate", len(jobs))
+        t0, produced = time.perf_counter(), 0
         admit(list(range(session.slots)))
         while True:
             done, counts = torch.stack((session.done.long(), session.count)).tolist()
@@ -905,6 +909,7 @@ class RefillGenerator(DecodeEngine):
                     row = row[: counts[s]]
                     cut = next((t for t, tok in enumerate(row) if tok in self.eos_ids), len(row))
                     out[i][k] = row[:cut]
+                    produced += counts[s]
                     release(s)
                 progress.update(len(finished))
                 crowded[0] = False
@@ -916,6 +921,10 @@ class RefillGenerator(DecodeEngine):
             if pending and free and ready and not (crowded[0] and decoding):
                 admit(free)
                 decoding = sum(h is not None for h in held)
+            if not pending and "drain_s" not in stats:  # the queue is empty: from here on, the tail
+                stats["drain_s"] = time.perf_counter() - t0
+                now = session.count.tolist()  # read again: slots admitted just now held other rows
+                stats["drain_tokens"] = produced + sum(now[s] for s, h in enumerate(held) if h is not None)
             if decoding == 0:
                 if not pending:
                     break
@@ -926,6 +935,7 @@ class RefillGenerator(DecodeEngine):
             session.decode(self.check_every)
             stats["decode_steps"] += self.check_every
             stats["slot_steps"] += self.check_every * session.slots
+        stats.update(seconds=time.perf_counter() - t0, tokens=produced)
         self.last_stats = stats
 
     def _compact(self, session: _Slots, held: list[_Held | None]) -> tuple[_Slots, list[_Held | None]]:
