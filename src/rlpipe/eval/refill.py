@@ -581,6 +581,181 @@ class _Held:
     rows: int
 
 
+class _Schedule:
+    """The host side of one call: which job each slot holds, the queue, and (``kv_growth``) the pool's
+    extents; it decides admissions, growth and preemptions and has the session do the device work."""
+
+    def __init__(
+        self,
+        gen: RefillGenerator,
+        session: _Slots,
+        prompts: list[list[int]],
+        jobs: list[tuple[int, int]],
+        limits: list[int],
+    ) -> None:
+        self.gen, self.session, self.prompts, self.jobs, self.limits = gen, session, prompts, jobs, limits
+        self.held: list[_Held | None] = [None] * session.slots
+        self.pending = deque(range(len(jobs)))
+        self.refill_min = gen.refill_min or max(1, session.slots // 16)
+        self.width, self.chunk = session.cache_len, gen.kv_chunk
+        self.pool = _Extents(session.pool, self.chunk) if gen.kv_growth else None
+        # After a preemption no job is admitted until a row ends: the victims would be admitted again
+        # into the room the growing row left, and preempted again at their next growth (thrashing).
+        self.crowded = False
+        self.produced = 0  # tokens of the finished rows
+        self.stats: dict[str, Any] = dict(
+            slots=session.slots,
+            cache_len=self.width,
+            pool_rows=session.pool,
+            kv_growth=gen.kv_growth,
+            decode_steps=0,
+            slot_steps=0,
+            prefills=0,
+            flash=session.flash,
+            tail_slots=[],
+            extended=0,
+            moved=0,
+            preempted=0,
+        )
+        widest = max(self.full(self._held(j)) for j in range(len(jobs)))
+        if self.pool is not None and self.pool.size < 3 * widest:
+            raise ValueError(
+                f"kv_pool: {session.pool} cache rows cannot hold three of this call's widest extents "
+                f"({widest} rows each), which a growing row may need to find room"
+            )
+
+    def _held(self, job: int) -> _Held:
+        return _Held(job, len(self.prompts[self.jobs[job][0]]), self.limits[job], 0, 0)
+
+    def full(self, h: _Held) -> int:
+        """The rows a job can ever need: its prompt and limit (the last token is never written)."""
+        return min(self.width, _round_up(h.plen + h.limit, self.chunk))
+
+    def place(self, slot: int, job: int, decoding: int) -> _Held | None:
+        """The job's row in ``slot`` with its first extent, or None when the pool cannot take it yet."""
+        h = self._held(job)
+        if self.pool is None:  # one full-width extent per slot (admissions happen in the full session only)
+            h.start, h.rows = slot * self.width, self.width
+            return h
+        first = h.plen + max(4 * self.chunk, self.gen.check_every + 1)
+        h.rows = min(self.full(h), _round_up(first, self.chunk))
+        if self.pool.free_rows - h.rows < decoding * self.chunk:  # keep a chunk of room per decoding row
+            return None
+        start = self.pool.alloc(h.rows)
+        if start is None:
+            return None
+        h.start = start
+        return h
+
+    def release(self, slot: int) -> None:
+        h = self.held[slot]
+        assert h is not None
+        if self.pool is not None:
+            self.pool.free(h.start, h.rows)
+        self.held[slot] = None
+
+    def collect(self, done: list[int], counts: list[int], out: list[list[list[int]]]) -> int:
+        """Copy the finished rows' tokens out (cut before the first eos), free their slots: how many."""
+        finished = [s for s, h in enumerate(self.held) if h is not None and done[s]]
+        if not finished:
+            return 0
+        idx = torch.tensor(finished, device=self.session.device)
+        rows = self.session.out[idx, : max(counts[s] for s in finished)].tolist()
+        for s, row in zip(finished, rows, strict=True):
+            i, k = self.jobs[self.held[s].job]  # type: ignore[union-attr]
+            row = row[: counts[s]]
+            cut = next((t for t, tok in enumerate(row) if tok in self.gen.eos_ids), len(row))
+            out[i][k] = row[:cut]
+            self.produced += counts[s]
+            self.release(s)
+        self.crowded = False
+        return len(finished)
+
+    def refill(self) -> int:
+        """Admit waiting jobs into free slots when enough are free (``refill_min``), nothing else decodes
+        or the queue fits, unless crowded; the rows decoding after it."""
+        free = [s for s, h in enumerate(self.held) if h is None]
+        decoding = len(self.held) - len(free)
+        ready = len(free) >= self.refill_min or decoding == 0 or len(self.pending) <= len(free)
+        if self.pending and free and ready and not (self.crowded and decoding):
+            self.admit(free)
+            decoding = sum(h is not None for h in self.held)
+        return decoding
+
+    def admit(self, free: list[int]) -> None:
+        """Prefill waiting jobs into ``free`` slots, packed up to ``_PREFILL_TOKENS`` prompt tokens per
+        forward, until the slots, the queue or the pool's room runs out."""
+        decoding = sum(h is not None for h in self.held)
+        pending = self.pending
+        while free and pending:
+            group: list[int] = []
+            tokens = 0
+            while (
+                len(group) < len(free)
+                and pending
+                and (not group or tokens + len(self.prompts[self.jobs[pending[0]][0]]) <= _PREFILL_TOKENS)
+            ):
+                h = self.place(free[len(group)], pending[0], decoding + len(group))
+                if h is None:  # the pool is full: the rest waits for rows to end
+                    break
+                self.held[free[len(group)]] = h
+                group.append(pending.popleft())
+                tokens += h.plen
+            if not group:
+                return
+            targets, free[:] = free[: len(group)], free[len(group) :]
+            self.session.admit(
+                targets,
+                [self.held[s].start for s in targets],  # type: ignore[union-attr]
+                [self.prompts[self.jobs[j][0]] for j in group],
+                [self.limits[j] for j in group],
+            )
+            self.stats["prefills"] += 1
+            decoding += len(group)
+
+    def grow(self, counts: list[int]) -> None:
+        """Give every decoding row room for the next ``check_every`` steps: extend its extent in place, or
+        move it to a free one twice as large; preempt the cheapest rows where none is free."""
+        pool, held, stats = self.pool, self.held, self.stats
+        assert pool is not None
+        moves: list[tuple[int, int, int, int]] = []
+        order = sorted((s for s, h in enumerate(held) if h is not None), key=lambda s: -counts[s])
+        for s in order:  # the rows with most tokens first: they keep their room
+            h = held[s]
+            if h is None:  # preempted for a row before it
+                continue
+            pos = h.plen + counts[s] - 1  # the rows before it are written
+            need = min(self.full(h), pos + self.gen.check_every + 1)
+            if need <= h.rows:
+                continue
+            rows = min(self.full(h), _round_up(max(need, 2 * h.rows), self.chunk))
+            if pool.extend(h.start, h.rows, rows):
+                h.rows = rows
+                stats["extended"] += 1
+                continue
+            start = pool.alloc(rows)
+            if start is None:
+                live = {r: (g.start, g.rows, counts[r]) for r, g in enumerate(held) if g is not None}
+                for victim in pool.cheapest_window(rows, live, keep=s):
+                    self.pending.appendleft(held[victim].job)  # type: ignore[union-attr]
+                    self.release(victim)
+                    self.session.done[victim] = True
+                    stats["preempted"] += 1
+                self.crowded = True
+                start = pool.alloc(rows)
+                assert start is not None, "a window was freed"
+            moves.append((s, h.start, start, pos))
+            pool.free(h.start, h.rows)
+            h.start, h.rows = start, rows
+        self.session.move(moves)
+        stats["moved"] += len(moves)
+
+    def tokens_so_far(self) -> int:
+        """Tokens of the finished rows and of the rows decoding now (one read of the counts)."""
+        now = self.session.count.tolist()
+        return self.produced + sum(now[s] for s, h in enumerate(self.held) if h is not None)
+
+
 class RefillGenerator(DecodeEngine):
     """The ``Generator`` interface of ``rlpipe.eval.generate`` over slot refill (see the module doc).
 
@@ -774,169 +949,35 @@ class RefillGenerator(DecodeEngine):
         limits: list[int],
         out: list[list[list[int]]],
     ) -> None:
+        """Decode every job: refill freed slots, grow extents, compact the tail (``_Schedule``)."""
         session.reset()
-        held: list[_Held | None] = [None] * session.slots
-        pending = deque(range(len(jobs)))
-        refill_min = self.refill_min or max(1, session.slots // 16)
-        width, chunk = session.cache_len, self.kv_chunk
-        pool = _Extents(session.pool, chunk) if self.kv_growth else None
-        stats: dict[str, Any] = dict(
-            slots=session.slots,
-            cache_len=width,
-            pool_rows=session.pool,
-            kv_growth=self.kv_growth,
-            decode_steps=0,
-            slot_steps=0,
-            prefills=0,
-            flash=session.flash,
-            tail_slots=[],
-            extended=0,
-            moved=0,
-            preempted=0,
-        )
-
-        def full(h: _Held) -> int:
-            """The rows a job can ever need: its prompt and limit (the last token is never written)."""
-            return min(width, _round_up(h.plen + h.limit, chunk))
-
-        widest = max(full(_Held(j, len(prompts[i]), limits[j], 0, 0)) for j, (i, _) in enumerate(jobs))
-        if pool is not None and pool.size < 3 * widest:
-            raise ValueError(
-                f"kv_pool: {session.pool} cache rows cannot hold three of this call's widest extents "
-                f"({widest} rows each), which a growing row may need to find room"
-            )
-
-        def place(slot: int, job: int, decoding: int) -> _Held | None:
-            """The job's row in ``slot`` with its first extent, or None when the pool cannot take it yet."""
-            plen = len(prompts[jobs[job][0]])
-            if pool is None:  # one full-width extent per slot (admissions happen in the full session only)
-                return _Held(job, plen, limits[job], slot * width, width)
-            h = _Held(job, plen, limits[job], 0, 0)
-            h.rows = min(full(h), _round_up(plen + max(4 * chunk, self.check_every + 1), chunk))
-            if pool.free_rows - h.rows < decoding * chunk:  # keep a chunk of room per decoding row
-                return None
-            start = pool.alloc(h.rows)
-            if start is None:
-                return None
-            h.start = start
-            return h
-
-        def release(slot: int) -> None:
-            h = held[slot]
-            assert h is not None
-            if pool is not None:
-                pool.free(h.start, h.rows)
-            held[slot] = None
-
-        def admit(free: list[int]) -> None:
-            decoding = sum(h is not None for h in held)
-            while free and pending:
-                group: list[int] = []
-                tokens = 0
-                while (
-                    len(group) < len(free)
-                    and pending
-                    and (not group or tokens + len(prompts[jobs[pending[0]][0]]) <= _PREFILL_TOKENS)
-                ):
-                    h = place(free[len(group)], pending[0], decoding + len(group))
-                    if h is None:  # the pool is full: the rest waits for rows to end
-                        break
-                    held[free[len(group)]] = h
-                    group.append(pending.popleft())
-                    tokens += h.plen
-                if not group:
-                    return
-                targets, free[:] = free[: len(group)], free[len(group) :]
-                session.admit(
-                    targets,
-                    [held[s].start for s in targets],  # type: ignore[union-attr]
-                    [prompts[jobs[j][0]] for j in group],
-                    [limits[j] for j in group],
-                )
-                stats["prefills"] += 1
-                decoding += len(group)
-
-        def grow(counts: list[int]) -> None:
-            """Give every decoding row room for the next ``check_every`` steps: extend its extent in place,
-            or move it to a free one twice as large; preempt the cheapest rows where none is free."""
-            assert pool is not None
-            moves: list[tuple[int, int, int, int]] = []
-            order = sorted((s for s, h in enumerate(held) if h is not None), key=lambda s: -counts[s])
-            for s in order:  # the rows with most tokens first: they keep their room
-                h = held[s]
-                if h is None:  # preempted for a row before it
-                    continue
-                pos = h.plen + counts[s] - 1  # the rows before it are written
-                need = min(full(h), pos + self.check_every + 1)
-                if need <= h.rows:
-                    continue
-                rows = min(full(h), _round_up(max(need, 2 * h.rows), chunk))
-                if pool.extend(h.start, h.rows, rows):
-                    h.rows = rows
-                    stats["extended"] += 1
-                    continue
-                start = pool.alloc(rows)
-                if start is None:
-                    live = {r: (g.start, g.rows, counts[r]) for r, g in enumerate(held) if g is not None}
-                    for victim in pool.cheapest_window(rows, live, keep=s):
-                        pending.appendleft(held[victim].job)  # type: ignore[union-attr]
-                        release(victim)
-                        session.done[victim] = True
-                        stats["preempted"] += 1
-                    crowded[0] = True
-                    start = pool.alloc(rows)
-                    assert start is not None, "a window was freed"
-                moves.append((s, h.start, start, pos))
-                pool.free(h.start, h.rows)
-                h.start, h.rows = start, rows
-            session.move(moves)
-            stats["moved"] += len(moves)
-
-        # After a preemption no job is admitted until a row ends: the victims would be admitted again
-        # into the room the growing row left, and preempted again at their next growth (thrashing).
-        crowded = [False]
+        schedule = _Schedule(self, session, prompts, jobs, limits)
         progress = Progress(log, "refill generate", len(jobs))
-        t0, produced = time.perf_counter(), 0
-        admit(list(range(session.slots)))
+        t0 = time.perf_counter()
+        schedule.admit(list(range(session.slots)))
         while True:
             done, counts = torch.stack((session.done.long(), session.count)).tolist()
-            finished = [s for s, h in enumerate(held) if h is not None and done[s]]
-            if finished:
-                idx = torch.tensor(finished, device=session.device)
-                rows = session.out[idx, : max(counts[s] for s in finished)].tolist()
-                for s, row in zip(finished, rows, strict=True):
-                    i, k = jobs[held[s].job]  # type: ignore[union-attr]
-                    row = row[: counts[s]]
-                    cut = next((t for t, tok in enumerate(row) if tok in self.eos_ids), len(row))
-                    out[i][k] = row[:cut]
-                    produced += counts[s]
-                    release(s)
-                progress.update(len(finished))
-                crowded[0] = False
-            if pool is not None:
-                grow(counts)
-            free = [s for s, h in enumerate(held) if h is None]
-            decoding = session.slots - len(free)
-            ready = len(free) >= refill_min or decoding == 0 or len(pending) <= len(free)
-            if pending and free and ready and not (crowded[0] and decoding):
-                admit(free)
-                decoding = sum(h is not None for h in held)
-            if not pending and "drain_s" not in stats:  # the queue is empty: from here on, the tail
+            progress.update(schedule.collect(done, counts, out))
+            if schedule.pool is not None:
+                schedule.grow(counts)
+            decoding = schedule.refill()
+            stats = schedule.stats
+            if not schedule.pending and "drain_s" not in stats:  # the queue is empty: the tail from here
                 stats["drain_s"] = time.perf_counter() - t0
-                now = session.count.tolist()  # read again: slots admitted just now held other rows
-                stats["drain_tokens"] = produced + sum(now[s] for s, h in enumerate(held) if h is not None)
+                stats["drain_tokens"] = schedule.tokens_so_far()
             if decoding == 0:
-                if not pending:
+                if not schedule.pending:
                     break
                 raise RuntimeError(f"no row fits the KV pool of {session.pool} rows")  # cannot happen
-            if not pending and _tail_width(decoding) <= _TAIL_SHRINK * session.slots:
-                session, held = self._compact(session, held)
+            if not schedule.pending and _tail_width(decoding) <= _TAIL_SHRINK * session.slots:
+                session, schedule.held = self._compact(session, schedule.held)
+                schedule.session = session
                 stats["tail_slots"].append(session.slots)
             session.decode(self.check_every)
             stats["decode_steps"] += self.check_every
             stats["slot_steps"] += self.check_every * session.slots
-        stats.update(seconds=time.perf_counter() - t0, tokens=produced)
-        self.last_stats = stats
+        schedule.stats.update(seconds=time.perf_counter() - t0, tokens=schedule.produced)
+        self.last_stats = schedule.stats
 
     def _compact(self, session: _Slots, held: list[_Held | None]) -> tuple[_Slots, list[_Held | None]]:
         """The tail: continue the rows still decoding in a narrower session's front slots.
