@@ -24,11 +24,13 @@ schedule and the cache:
   values, not the cache's full width; grouped-query heads are handled by the kernel (with ``seqused_k``
   the kernel reads only ``cu_seqlens_k[i]``, so extents may lie in any order: ``flash_available``
   checks exactly that). Elsewhere (CPU, fp32) it is a masked grouped matmul over each slot's extent.
-* **Refill.** Every ``check_every`` decode steps the host reads the done flags (one small sync), copies
-  the finished rows' tokens out and, when enough slots are free, prefills the next prompts into them:
-  one packed forward of all admitted prompts (no padding; block-diagonal causal attention, flash varlen
-  on CUDA), each prompt's keys written straight into its slot, the first token sampled from each
-  prompt's last position. The other slots keep their state and resume decoding after it.
+* **Refill.** Every ``check_every`` decode steps the host reads the done flags and counts (one small
+  sync), copies the finished rows' tokens out, grows the extents that need room for the next steps
+  (``kv_growth``) and, when enough slots are free, prefills the next prompts into them: one packed
+  forward of all admitted prompts (no padding; block-diagonal causal attention, flash varlen on CUDA),
+  each prompt's keys written straight into its extent, the first token sampled from each prompt's last
+  position. The other slots keep their state and resume decoding after it. ``_Schedule`` keeps this
+  host side; ``_Slots`` the device side.
 * **One CUDA graph per step.** Slot count and cache width are fixed for a call, and positions, lengths
   and cache write indices are tensors, so the decode step (forward, sampling, bookkeeping) is captured
   once and replayed, optionally through ``torch.compile`` first, as in ``FastHFGenerator``.
