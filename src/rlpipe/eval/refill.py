@@ -13,11 +13,12 @@ schedule and the cache:
   count, length limit and done flag, all device tensors. By default (``kv_growth=False``) slot ``s``
   owns the extent ``s * cache_len`` of ``cache_len`` = longest prompt + ``max_new_tokens`` rows, so the
   pool is ``slots * cache_len`` and the slot count is what fits at that width. With ``kv_growth`` an
-  extent starts at the prompt plus a few chunks and grows (in place, or moved to a larger free extent)
-  as the row decodes (``_Extents``): the pool is sized from free memory, not from the widest budget, so
-  a suite with 28k-token budgets and ~1k-token completions keeps hundreds of slots instead of the tens
-  that fit at full width. When the pool runs out, the rows in the cheapest window (fewest tokens
-  generated) are preempted: their extents freed, their jobs queued again at the front and restarted.
+  extent starts at the prompt plus a few chunks and grows (in place, or moved to a larger free extent;
+  ``rlpipe.eval.extents`` allocates) as the row decodes: the pool is sized from free memory, not from
+  the widest budget, so a suite with 28k-token budgets and ~1k-token completions keeps hundreds of
+  slots instead of the tens that fit at full width. When the pool runs out, the rows in the cheapest
+  window (fewest tokens generated) are preempted: their extents freed, their jobs queued again at the
+  front and restarted.
 * **Attention reads only what each slot holds.** On CUDA in bf16/fp16, decode attention is
   FlashAttention-2's variable-length kernel (``aten._flash_attention_forward``) with ``cu_seqlens_k`` =
   each slot's extent start and ``seqused_k`` = its length, so a step reads each slot's real keys and
@@ -52,7 +53,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +60,7 @@ from typing import Any
 
 import torch
 
+from rlpipe.eval.extents import Extents
 from rlpipe.eval.fast_generate import (
     DecodeEngine,
     _next_pow2,
@@ -194,80 +195,6 @@ def flash_available(device: torch.device, dtype: torch.dtype, head_dim: int, any
             "flash varlen attention unavailable (%s: %s); using masked attention", type(exc).__name__, exc
         )
         return False
-
-
-class _Extents:
-    """First-fit allocator of contiguous extents in a pool of ``size`` cache rows (``kv_growth``).
-
-    All sizes and starts are multiples of ``chunk``; free space is a sorted list of ``[start, end)``
-    intervals, merged with its neighbours on every free, so a row that grows can often extend in place.
-    """
-
-    def __init__(self, size: int, chunk: int) -> None:
-        self.size, self.chunk = size // chunk * chunk, chunk
-        self.holes: list[list[int]] = [[0, self.size]] if self.size else []
-        self.free_rows = self.size
-
-    def alloc(self, rows: int) -> int | None:
-        """The start of a free extent of ``rows`` (a multiple of ``chunk``), or None if none is that large."""
-        for hole in self.holes:
-            if hole[1] - hole[0] >= rows:
-                start = hole[0]
-                hole[0] += rows
-                if hole[0] == hole[1]:
-                    self.holes.remove(hole)
-                self.free_rows -= rows
-                return start
-        return None
-
-    def extend(self, start: int, rows: int, new_rows: int) -> bool:
-        """Grow ``[start, start + rows)`` to ``new_rows`` rows in place, if the rows after it are free."""
-        end = start + rows
-        for hole in self.holes:
-            if hole[0] == end and hole[1] - end >= new_rows - rows:
-                hole[0] = start + new_rows
-                if hole[0] == hole[1]:
-                    self.holes.remove(hole)
-                self.free_rows -= new_rows - rows
-                return True
-        return False
-
-    def free(self, start: int, rows: int) -> None:
-        end = start + rows
-        i = next((i for i, h in enumerate(self.holes) if h[0] >= end), len(self.holes))
-        if i > 0 and self.holes[i - 1][1] > start:
-            raise AssertionError(f"extent [{start}, {end}) is already (partly) free")
-        self.holes.insert(i, [start, end])
-        self.free_rows += rows
-        if i + 1 < len(self.holes) and self.holes[i + 1][0] == end:  # merge with the next hole
-            self.holes[i][1] = self.holes.pop(i + 1)[1]
-        if i > 0 and self.holes[i - 1][1] == start:  # and with the previous one
-            self.holes[i - 1][1] = self.holes.pop(i)[1]
-
-    def cheapest_window(self, rows: int, live: dict[int, tuple[int, int, int]], keep: int) -> list[int]:
-        """The rows to preempt so that an extent of ``rows`` becomes free: those of the window that costs
-        least (``live``: row id -> (start, size, cost); the window may not overlap row ``keep``'s extent).
-
-        A cheapest window starts at 0 or where a live extent ends (sliding one left to such a point adds
-        no extent to it). Ties go to the lowest start. Extents are disjoint, so sorted by start they are
-        sorted by end too, and a window's extents are a run of them: O(n log n) with prefix sums.
-        """
-        ks, kn, _ = live[keep]
-        ext = sorted((a, a + n, cost, r) for r, (a, n, cost) in live.items())
-        starts, ends = [e[0] for e in ext], [e[1] for e in ext]
-        prefix = [0]
-        for e in ext:
-            prefix.append(prefix[-1] + e[2])
-        best: tuple[int, int, int] | None = None
-        for w in sorted({0, *ends}):
-            if w + rows > self.size or (w < ks + kn and ks < w + rows):
-                continue
-            i, j = bisect_right(ends, w), bisect_left(starts, w + rows)  # ends after w, starts before
-            if best is None or prefix[j] - prefix[i] < best[0]:
-                best = (prefix[j] - prefix[i], i, j)
-        if best is None:
-            raise RuntimeError(f"no window of {rows} cache rows outside the growing row's extent")
-        return [e[3] for e in ext[best[1] : best[2]]]
 
 
 class _Slots:
@@ -600,7 +527,7 @@ class _Schedule:
         self.pending = deque(range(len(jobs)))
         self.refill_min = gen.refill_min or max(1, session.slots // 16)
         self.width, self.chunk = session.cache_len, gen.kv_chunk
-        self.pool = _Extents(session.pool, self.chunk) if gen.kv_growth else None
+        self.pool = Extents(session.pool, self.chunk) if gen.kv_growth else None
         # After a preemption no job is admitted until a row ends: the victims would be admitted again
         # into the room the growing row left, and preempted again at their next growth (thrashing).
         self.crowded = False
