@@ -202,6 +202,27 @@ def test_growing_extents_match_generate_through_moves_and_preemption(model, pool
         assert stats["pool_rows"] == 216 and stats["preempted"] > 0
 
 
+@pytest.mark.parametrize(("slots", "check_every", "chunk"), [(16, 1, 1), (16, 5, 2), (8, 2, 4), (4, 3, 1)])
+def test_growing_extents_under_pressure_match_generate(model, slots, check_every, chunk) -> None:
+    """Pools of three widest extents for up to 16 slots: rows grow, move and are preempted all the time."""
+    prompts, limits = PROMPTS * 2, LIMITS * 2
+    widest = max(-(-(len(p) + n) // chunk) * chunk for p, n in zip(prompts, limits, strict=True))
+    gen = RefillGenerator(
+        model,
+        tokenizer(None),
+        max_batch_size=slots,
+        check_every=check_every,
+        kv_growth=True,
+        kv_chunk=chunk,
+        kv_pool=3 * widest,
+    )
+    kwargs = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0, max_new_per_prompt=limits)
+    out = gen.generate(prompts, **kwargs)
+    for prompt, limit, samples in zip(prompts, limits, out, strict=True):
+        assert samples == [reference(model, prompt, limit, None)]
+    assert gen.last_stats["moved"] > 0
+
+
 def test_growing_extents_keep_sampling_seeded(model) -> None:
     gen = RefillGenerator(
         model, tokenizer(None), max_batch_size=8, check_every=2, kv_growth=True, kv_chunk=2, kv_pool=3 * 72

@@ -666,6 +666,9 @@ class _Schedule:
             if start is None:
                 live = {r: (g.start, g.rows, counts[r]) for r, g in enumerate(held) if g is not None}
                 for victim in pool.cheapest_window(rows, live, keep=s):
+                    # A victim moved earlier in this pass: its copy must not land in its freed extent,
+                    # which this row may take (all copies run together, after the pass).
+                    moves = [m for m in moves if m[0] != victim]
                     self.pending.appendleft(held[victim].job)  # type: ignore[union-attr]
                     self.release(victim)
                     self.session.done[victim] = True
