@@ -102,3 +102,21 @@ def test_per_prompt_sample_counts_and_limits_match_generate(model) -> None:
         assert all(s == reference(model, prompt, limit, None) for s in samples)
     with pytest.raises(ValueError, match="one entry per prompt"):
         gen.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=4, seed=0, n_per_prompt=[1])
+
+
+def test_each_call_logs_what_it_produced_and_how_busy_the_slots_were(model, caplog) -> None:
+    caplog.set_level("INFO", logger="rlpipe.eval.generate")
+    records = generate_for_suite(
+        RefillGenerator(model, TOKENIZER, max_batch_size=4), TOKENIZER, TASKS, ROWS, seed=3
+    )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generated ")]
+    assert len(lines) == 2  # one per call: alpha+beta, gamma
+    completions = [int(line.split()[1]) for line in lines]
+    tokens = [int(line.split()[3]) for line in lines]
+    assert sum(completions) == len(records) and sum(tokens) == sum(r["n_tokens"] for r in records)
+    assert all("slots" in line and "slot efficiency" in line for line in lines)
+
+    caplog.clear()
+    generate_for_suite(HFGenerator(model, TOKENIZER, batch_size=4), TOKENIZER, TASKS, ROWS, seed=3)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generated ")]
+    assert len(lines) == 3 and not any("slots" in line for line in lines)  # no engine stats to report

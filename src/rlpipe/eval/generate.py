@@ -9,6 +9,7 @@ job (``rlpipe.eval.scoring``), so no GPU is held while model-written code execut
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 from rlpipe.tracking.logs import Progress
@@ -234,6 +235,7 @@ def generate_for_suite(
             limits += [spec["generation"]["max_new_tokens"]] * len(rows)
         gen = tasks[group[0]]["generation"]
         kwargs = dict(temperature=gen["temperature"], top_p=gen["top_p"], seed=seed * 1000 + first)
+        started = time.perf_counter()
         if len(group) == 1:
             spec = tasks[group[0]]
             max_new = spec["generation"]["max_new_tokens"]
@@ -250,6 +252,9 @@ def generate_for_suite(
                 n_per_prompt=counts,
                 **kwargs,
             )
+        log.info(
+            "%s", call_summary(out, time.perf_counter() - started, getattr(generator, "last_stats", None))
+        )
         for task in group:
             completions[task], out = out[: len(rows_by_task[task])], out[len(rows_by_task[task]) :]
     records: list[dict[str, Any]] = []
@@ -269,6 +274,25 @@ def generate_for_suite(
                     }
                 )
     return records
+
+
+def call_summary(out: list[list[list[int]]], seconds: float, stats: dict[str, Any] | None) -> str:
+    """One log line on a generation call: what it produced and at what rate, and, for an rlpipe engine,
+    how busy its slots were (where an evaluation job's GPU time went)."""
+    n = sum(len(samples) for samples in out)
+    tokens = sum(len(c) for samples in out for c in samples)
+    rate = tokens / max(seconds, 1e-9)
+    line = f"generated {n} completions, {tokens} tokens in {seconds:.1f} s ({rate:.0f} tok/s)"
+    if stats:
+        steps, slot_steps = stats.get("decode_steps", 0), stats.get("slot_steps", 0)
+        line += f"; {stats.get('slots')} slots, {steps} decode steps"
+        if slot_steps:
+            line += f", slot efficiency {100 * stats.get('tokens', tokens) / slot_steps:.0f}%"
+        if stats.get("drain_s"):
+            line += f", {stats['drain_tokens'] / stats['drain_s']:.0f} tok/s until the queue emptied"
+        if stats.get("preempted"):
+            line += f", {stats['preempted']} rows preempted"
+    return line
 
 
 def _call_groups(
