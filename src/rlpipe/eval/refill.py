@@ -222,7 +222,12 @@ class _Slots:
         dtype = next(model.parameters()).dtype
         self.gen, self.slots, self.cache_len, self.max_new, self.mode = gen, slots, cache_len, max_new, mode
         self.pool, self.device, self.compiled = pool, device, compile
-        self.flash = gen.use_flash and flash_available(device, dtype, self.head_dim, any_order=gen.kv_growth)
+        if share is not None:  # the kernel was checked for this device, dtype and layout already
+            self.flash = share.flash
+        else:
+            self.flash = gen.use_flash and flash_available(
+                device, dtype, self.head_dim, any_order=gen.kv_growth
+            )
         # One tensor per layer, not views of one: torch.compile mutates a graph input in place, but a
         # write into a view of one would be functionalised into a copy of the whole base every step.
         shape = (pool + 1, self.kv_heads, self.head_dim)
@@ -242,14 +247,16 @@ class _Slots:
         self.limit = torch.ones(slots, **long)
         self.done = torch.ones(slots, dtype=torch.bool, device=device)  # an empty slot is done
         self.out = torch.zeros(slots, max_new + 1, **long)  # last column: writes of rows not decoding
-        self.start = torch.full((slots,), pool, **long)  # each slot's extent in the pool (empty: scratch)
+        # The flash kernel's ``cu_seqlens_k``: each slot's extent start (an empty slot's: the scratch row),
+        # then one bound past the pool. ``start`` is a view of it, the one copy the host writes.
+        self.cu_k = torch.full((slots + 1,), pool, dtype=torch.int32, device=device)
+        self.cu_k[-1] = pool + 1
+        self.start = self.cu_k[:-1]
         self.write = torch.zeros(slots, **long)
         self.used = torch.ones(slots, dtype=torch.int32, device=device)
-        bounds = torch.arange(slots + 1, dtype=torch.int32, device=device)
-        self.cu_k = torch.full((slots + 1,), pool + 1, dtype=torch.int32, device=device)  # [:-1]: start
         # Query rows per slot in a flash decode call: 1, or the query heads of a kv head (group swap).
         self.group = self.heads // self.kv_heads if gen.decode_group_swap else 1
-        self.cu_group = bounds * self.group
+        self.cu_group = torch.arange(slots + 1, dtype=torch.int32, device=device) * self.group
         self.cols = torch.arange(cache_len, **long)
         self.eos = torch.tensor(sorted(gen.eos_ids) or [-1], **long)
         self.temperature = torch.ones(1, dtype=torch.float32, device=device)
@@ -342,7 +349,6 @@ class _Slots:
         # attends to one key only: its stale context would cost reads for nothing.
         self.write.copy_(torch.where(self.done, self.pool, self.start + self.pos))
         self.used.copy_(torch.where(self.done, 1, self.pos + 1))
-        self.cu_k[:-1].copy_(self.start)
         logits = self.gen.model(
             input_ids=self.tok[:, None],
             position_ids=self.pos[:, None],
@@ -378,7 +384,6 @@ class _Slots:
             self.out,
             self.write,
             self.used,
-            self.cu_k,
         ]
 
     def capture(self) -> None:
@@ -458,7 +463,7 @@ class _Slots:
         for t in (*self.k, *self.v):
             t.index_copy_(0, dst, t.index_select(0, src))
         slots = torch.tensor([m[0] for m in moves], dtype=long, device=dev)
-        self.start[slots] = torch.tensor([m[2] for m in moves], dtype=long, device=dev)
+        self.start[slots] = torch.tensor([m[2] for m in moves], dtype=self.start.dtype, device=dev)
 
     def admit(self, slots: list[int], starts: list[int], prompts: list[list[int]], limits: list[int]) -> None:
         """Prefill ``prompts`` into ``slots`` with their extents at ``starts`` (one packed forward) and
@@ -490,7 +495,7 @@ class _Slots:
         first = _sample(logits.float(), self.temperature, self.top_p, self.mode, gen.top_p_method, gen.top_k)
         idx = torch.tensor(slots, dtype=long, device=dev)
         lim = torch.tensor(limits, dtype=long, device=dev)
-        self.start[idx] = torch.tensor(starts, dtype=long, device=dev)
+        self.start[idx] = torch.tensor(starts, dtype=self.start.dtype, device=dev)
         self.tok[idx] = first
         self.pos[idx] = torch.tensor(lens, dtype=long, device=dev)
         self.count[idx] = 1
@@ -607,14 +612,13 @@ class _Schedule:
         decoding = len(self.held) - len(free)
         ready = len(free) >= self.refill_min or decoding == 0 or len(self.pending) <= len(free)
         if self.pending and free and ready and not (self.crowded and decoding):
-            self.admit(free)
-            decoding = sum(h is not None for h in self.held)
+            decoding = self.admit(free, decoding)
         return decoding
 
-    def admit(self, free: list[int]) -> None:
-        """Prefill waiting jobs into ``free`` slots, packed up to ``_PREFILL_TOKENS`` prompt tokens per
-        forward, until the slots, the queue or the pool's room runs out."""
-        decoding = sum(h is not None for h in self.held)
+    def admit(self, free: list[int], decoding: int) -> int:
+        """Prefill waiting jobs into ``free`` slots (``decoding`` rows hold the others), packed up to
+        ``_PREFILL_TOKENS`` prompt tokens per forward, until the slots, the queue or the pool's room runs
+        out; the rows decoding after it."""
         pending = self.pending
         while free and pending:
             group: list[int] = []
@@ -631,7 +635,7 @@ class _Schedule:
                 group.append(pending.popleft())
                 tokens += h.plen
             if not group:
-                return
+                break
             targets, free[:] = free[: len(group)], free[len(group) :]
             self.session.admit(
                 targets,
@@ -641,6 +645,7 @@ class _Schedule:
             )
             self.stats["prefills"] += 1
             decoding += len(group)
+        return decoding
 
     def grow(self, counts: list[int]) -> None:
         """Give every decoding row room for the next ``check_every`` steps: extend its extent in place, or
@@ -886,7 +891,7 @@ class RefillGenerator(DecodeEngine):
         schedule = _Schedule(self, session, prompts, jobs, limits)
         progress = Progress(log, "refill generate", len(jobs))
         t0 = time.perf_counter()
-        schedule.admit(list(range(session.slots)))
+        schedule.admit(list(range(session.slots)), 0)
         while True:
             done, counts = torch.stack((session.done.long(), session.count)).tolist()
             progress.update(schedule.collect(done, counts, out))
