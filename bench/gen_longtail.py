@@ -650,7 +650,6 @@ def run_size(
             fin = [int(k[1:]) for k in done]
             extra: dict[str, Any] = dict(
                 first_call_s=warm,
-                warmup_s=warm,
                 rows=len(rows),
                 partial=partial,
                 window_s=args.cb_window_s,

@@ -17,7 +17,7 @@ class Extents:
     """
 
     def __init__(self, size: int, chunk: int) -> None:
-        self.size, self.chunk = size // chunk * chunk, chunk
+        self.size = size // chunk * chunk
         self.holes: list[list[int]] = [[0, self.size]] if self.size else []
         self.free_rows = self.size
 

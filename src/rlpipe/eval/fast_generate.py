@@ -359,6 +359,8 @@ class DecodeEngine:
     ``eos_token_ids`` overrides the tokenizer's eos id (trainers stop on the generation config's ids).
     """
 
+    cache_round = 128  # cache widths are multiples of this: few widths, few sessions and graphs
+
     def __init__(
         self,
         model: Any,
@@ -383,8 +385,6 @@ class DecodeEngine:
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.eos_ids = eos_ids_of(tokenizer, eos_token_ids)
         self._session: Any = None  # the engine's cached decode session (cache and step graph)
-
-    cache_round = 128  # cache widths are multiples of this: few widths, few sessions and graphs
 
     def cache_width(self, longest_prompt: int, max_new: int) -> int:
         """The cache rows a call (or batch) with this longest prompt and token budget decodes in; what
@@ -423,7 +423,6 @@ class FastHFGenerator(DecodeEngine):
         super().__init__(model, tokenizer, **options)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
-        self._session: _Session | None = None
         _register_attention()
 
     def _auto_batch(self, cache_len: int) -> int:

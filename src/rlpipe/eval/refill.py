@@ -742,7 +742,6 @@ class RefillGenerator(DecodeEngine):
         self.fuse_projections, self.decode_group_swap = fuse_projections, decode_group_swap
         self.kv_growth, self.kv_chunk, self.kv_pool = kv_growth, kv_chunk, kv_pool
         self._fused: FusedProjections | None = None
-        self._session: _Slots | None = None
         self._auto_slots: dict[int, int] = {}
         self.last_stats: dict[str, Any] = {}
         _register_attention()
