@@ -75,6 +75,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_throughput import EOS, SHAPES  # noqa: E402
 
+from rlpipe.models import unwrap_peft  # noqa: E402
+
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)  # fmt: skip
 CONFIGS = (
@@ -164,11 +166,6 @@ def eos_stop_probability(median: float) -> float:
     return 1.0 - 0.5 ** (1.0 / median)
 
 
-def causal_lm(model: Any) -> Any:
-    """The ``Qwen2ForCausalLM`` under a PEFT wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _bisect(f: Any, lo: float, hi: float, iters: int = 100) -> float:
     """The x in [lo, hi] where the decreasing function f crosses zero."""
     for _ in range(iters):
@@ -194,7 +191,7 @@ def calibrate_eos_bias(
     bias returned solves, by bisection, ``mean over rows of (1 - q_r) ** median = 0.5`` with ``q_r`` a
     row's mean stop probability: the median of that mixture of geometric lengths is ``median``.
     """
-    lm = causal_lm(model)
+    lm = unwrap_peft(model)
     head = lm.lm_head
     dev = head.weight.device
     ids = torch.randint(1, EOS, (rows, length), generator=torch.Generator().manual_seed(11)).to(dev)
@@ -246,7 +243,7 @@ def set_eos_bias(model: Any, value: float) -> None:
     ``FastHFGenerator``, ``RefillGenerator``: all go through ``Qwen2ForCausalLM.forward``). The
     bias is a frozen buffer-like Parameter: it neither trains nor survives ``save_pretrained``.
     """
-    lm = causal_lm(model)
+    lm = unwrap_peft(model)
     old = lm.lm_head
     if type(old) is not torch.nn.Linear:
         raise TypeError(f"lm_head is a {type(old).__name__}, not a plain nn.Linear: cannot add an eos bias")
@@ -471,19 +468,13 @@ def run_ppo(size: str, name: str, args: argparse.Namespace, model_dirs: dict[str
         torch.cuda.reset_peak_memory_stats()
     times, rollouts, generates, step_lengths = [], [], [], []
     for _ in range(args.steps):
-        sync()
-        t0 = time.perf_counter()
-        ro = trainer.sample(trainer.next_rows())  # trainer.rollout = prepare(sample(rows))
-        sync()
-        tg = time.perf_counter()
-        ro = trainer.prepare(ro)
-        sync()
-        t1 = time.perf_counter()
-        trainer.update(ro)
-        sync()
-        times.append(time.perf_counter() - t0)
-        rollouts.append(t1 - t0)
-        generates.append(tg - t0)
+        rows = trainer.next_rows()  # the next prompt rows (host-side list slicing, outside the clock)
+        generate, ro = clocked(trainer.sample, rows)  # trainer.rollout = prepare(sample(rows))
+        prepare, ro = clocked(trainer.prepare, ro)
+        update, _ = clocked(trainer.update, ro)
+        times.append(generate + prepare + update)
+        rollouts.append(generate + prepare)
+        generates.append(generate)
         step_lengths.append([int(x) for x in ro.mask.sum(dim=1).tolist()])
         trainer.step += 1
     row = summarise(size, name, args, times, rollouts, generates, step_lengths)

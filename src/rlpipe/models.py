@@ -38,6 +38,12 @@ def hub_kernels_enabled() -> bool:
     return os.environ.get(HUB_KERNELS_ENV, "NO").strip().upper() in ("1", "YES", "TRUE", "ON")
 
 
+def unwrap_peft(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (the model itself if unwrapped): it holds the
+    injected, active LoRA layers, so it computes what the wrapper does without PEFT's forward hooks."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def load_pretrained(model_class: Any, path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """``model_class.from_pretrained(path)`` with Hub kernels only when the experiment asked for them.
 

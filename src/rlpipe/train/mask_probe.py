@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from rlpipe.models import unwrap_peft
+
 #: Gradients at masked positions must be exactly 0; this absolute slack only absorbs -0.0 and
 #: denormals, it is far below any real gradient (the probe's live positions are ~1e-3).
 GRAD_TOL = 1e-12
@@ -103,7 +105,7 @@ def gradient_probe(model: Any) -> Iterator[dict[str, Any]]:
     LoRA (frozen embeddings) too. After ``loss.backward()``, ``probe["embed"].grad`` and
     ``probe["hidden"].grad`` hold the gradients (``[N, L, H]``).
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap_peft(model)
     probe: dict[str, Any] = {}
 
     def on_embed(module: Any, args: Any, output: Any) -> Any:

@@ -21,6 +21,7 @@ import torch
 
 from rlpipe.eval.fast_generate import FastHFGenerator
 from rlpipe.eval.refill import RefillGenerator
+from rlpipe.models import unwrap_peft
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,9 @@ class TrainingRollout:
             raise ValueError(f"rollout.engine must be one of {sorted(GENERATORS)} here, not {engine!r}")
         self.model, self.engine = model, engine
         self.eos = int(eos_token_ids[0])
-        # A PEFT model decodes through its base module, which holds the injected (active) LoRA
-        # layers: the same maths without PEFT's forward hooks, which torch.compile would trace too.
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        # A PEFT model decodes through its base module: PEFT's forward hooks would be traced by
+        # torch.compile too.
+        base = unwrap_peft(model)
         self.generator = GENERATORS[engine](
             base,
             tokenizer,
