@@ -24,7 +24,7 @@ def test_compare_single_runs_finds_a_real_gain_and_no_change() -> None:
     base = table({"addition": 0.3, "sorting": 0.5, "program": 0.5}, seed=1)
     better = {**base, "addition": {i: 1.0 for i in base["addition"]}}  # every addition item solved
     items = {("a", 10): better, ("b", 10): base}
-    out = compare(items, TASK_DOMAIN, [("a", 10)], [("b", 10)], n_boot=500)
+    out = compare(items, TASK_DOMAIN, [("a", 10)], [("b", 10)])
     add = out["tasks"]["addition"]
     assert add.significant and add.delta == pytest.approx(1 - np.mean(list(base["addition"].values())))
     assert out["domains"]["math"].delta == pytest.approx(add.delta)
@@ -36,7 +36,7 @@ def test_compare_single_runs_finds_a_real_gain_and_no_change() -> None:
 def test_compare_over_seeds_uses_the_hierarchical_bootstrap() -> None:
     p = {"addition": 0.4, "sorting": 0.4, "program": 0.4}
     items = {("a_s0", 5): table(p, seed=1), ("a_s1", 5): table(p, seed=2), ("b", 5): table(p, seed=3)}
-    out = compare(items, TASK_DOMAIN, [("a_s0", 5), ("a_s1", 5)], [("b", 5)], n_boot=500)
+    out = compare(items, TASK_DOMAIN, [("a_s0", 5), ("a_s1", 5)], [("b", 5)])
     assert out["n_seeds"] == (2, 1) and out["mean"].n_seeds == (2, 1)
     assert not out["mean"].significant  # same underlying rates
 
@@ -73,7 +73,6 @@ def test_significant_changes_lists_only_significant_ones() -> None:
                 TASK_DOMAIN,
                 [("a", 1)],
                 [("b", 1)],
-                n_boot=100,
             )["mean"]
         )["delta"]
         == 0.0

@@ -197,7 +197,10 @@ def write_experiment(out: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> tuple[dict[str, Any], str, Path]:
-    out = tmp_path_factory.mktemp("story")
+    return render_story(tmp_path_factory.mktemp("story"), {"name": "story"})
+
+
+def render_story(out: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str, Path]:
     ctx = build_context(
         **write_experiment(out),
         experiment="story",
@@ -206,7 +209,7 @@ def rendered(tmp_path_factory) -> tuple[dict[str, Any], str, Path]:
         runs=RUNS,
         base_runs={"base": "base"},
         suite="story-suite",
-        config={"name": "story"},
+        config=config,
         n_boot=1000,
         colors={"base": "#1f77b4", "grpo": "#ff7f0e", "pcgrad": "#2ca02c"},
         plots={
@@ -228,6 +231,7 @@ def rendered(tmp_path_factory) -> tuple[dict[str, Any], str, Path]:
 def test_significant_wins_and_losses_are_listed_and_recommended(rendered) -> None:
     ctx, text, _ = rendered
     ups = [(e["run"], e["level"], e["name"]) for e in ctx["improvements"]]
+    assert all(e["claim"] == "checkpoint" for e in ctx["improvements"])
     downs = [(e["run"], e["level"], e["name"]) for e in ctx["regressions"]]
     assert ("pcgrad", "domain", "logic") in ups and ("pcgrad", "domain", "math") in downs
     assert all(e["significant"] for e in ctx["improvements"] + ctx["regressions"])
@@ -305,10 +309,31 @@ def test_header_states_the_estimand_and_the_families_and_a_winner_is_named_only_
         "vs baseline: domains and tasks × runs",
     ]
     assert "vs baseline: domains and tasks × runs (4 tests)" in text
-    # pcgrad@10 is best on validation (0.60 vs grpo@20's 0.45) and clearly better on test
+    # pcgrad@10 is best on validation (0.60 vs grpo@20's 0.45) and clearly better on test, but with
+    # one seed each that is a fact about two checkpoints: no configuration is named the winner
     w = ctx["winner"]
-    assert (w["candidate"], w["winner"], w["basis"]) == ("pcgrad", "pcgrad", "validation")
-    assert "Winner: **`pcgrad`**" in text
+    assert (w["candidate"], w["winner"], w["best_checkpoint"], w["basis"]) == (
+        "pcgrad",
+        None,
+        "pcgrad",
+        "validation",
+    )
+    assert "No configuration winner can be named" in text and "Winner" not in text
+    assert "**What the differences are claims about: checkpoint-level**" in text
+    assert "(checkpoint-level)" in text
+
+
+def test_a_declared_seed_sd_makes_overall_claims_about_configurations(tmp_path: Path) -> None:
+    config = {"name": "story", "statistics": {"seed_sd": 0.02, "seed_sd_source": "a 3-seed pilot"}}
+    ctx, text, _ = render_story(tmp_path, config)
+    assert ctx["claims"]["level"] == "configuration" and "a 3-seed pilot" in text
+    assert ctx["winner"]["winner"] == "pcgrad" and "Winner (configuration-level): **`pcgrad`**" in text
+    mean = ctx["vs_baseline"][0]["mean"]
+    assert mean["claim"] == "configuration" and mean["seed_source"] == "declared"
+    # the declared variance widens the overall CI; domain deltas stay checkpoint-level
+    ref = render_story(tmp_path / "one", {"name": "story"})[0]["vs_baseline"][0]["mean"]
+    assert (mean["hi"] - mean["lo"]) > (ref["hi"] - ref["lo"])
+    assert ctx["vs_baseline"][0]["domains"]["logic"]["claim"] == "checkpoint"
 
 
 def test_no_winner_without_significance() -> None:

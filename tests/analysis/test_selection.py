@@ -27,8 +27,15 @@ def test_rise_then_collapse_picks_the_peak_flags_overfitting_and_an_early_stop()
     assert best["step"] == 100 and best["basis"] == "test"
     assert best["test"] == pytest.approx(0.61)
     assert best["test_lo"] < 0.61 < best["test_hi"]
-    # step 50 is only 0.01 below the best on 400 items: not significant -> stop there
-    assert sel["stop_step"] == 50 and sel["stop_fraction"] == pytest.approx(1 / 3)
+    # step 50 is only 0.01 below the best on 400 items: not significantly below, but not shown within
+    # the 0.01 margin either -> undetermined, never "training beyond it bought nothing"
+    assert sel["verdict"] == "undetermined" and sel["stop_step"] is None
+    assert sel["undetermined_step"] == 50 and sel["stop_delta"] == pytest.approx(-0.01)
+    assert sel["stop_lo"] < -0.01 < sel["stop_hi"]
+    # with a 5-point margin the same difference is shown equivalent: stop at 50
+    wide = select_run(steps, TASK_DOMAIN, margin=0.05)
+    assert wide["verdict"] == "equivalent" and wide["stop_step"] == 50
+    assert wide["stop_fraction"] == pytest.approx(1 / 3)
     # step 150 is far below the best: overfitting
     assert sel["overfitting"] and sel["overfit_step"] == 150
     assert sel["overfit_delta"] == pytest.approx(-0.31) and sel["overfit_hi"] < 0
@@ -40,6 +47,7 @@ def test_a_monotone_run_neither_overfits_nor_stops_early() -> None:
     steps = {0: items(0.1, 0.1), 10: items(0.4, 0.4), 20: items(0.8, 0.8)}
     sel = select_run(steps, TASK_DOMAIN)
     assert sel["best"]["overall"]["step"] == 20 and sel["stop_step"] == 20 and not sel["overfitting"]
+    assert sel["verdict"] == "needed"
 
 
 def test_validation_chooses_and_test_reports() -> None:

@@ -2,9 +2,10 @@
 
 A comparison is between two *arms*, each one or more ``(run, step)`` evaluations (the seeds of one
 configuration). Every level is the same estimand, a mean over tasks
-(:func:`rlpipe.analysis.stats.macro_deltas`): one hierarchical bootstrap resamples seeds, then the
-items of each task, whatever the number of seeds. Seeds of a configuration are the runs whose
-names differ only in the ``_s<seed>`` suffix that :func:`rlpipe.config.expand_runs` appends.
+(:func:`rlpipe.analysis.stats.macro_deltas`: seeds x items variance components), and every delta
+says which claim it supports: about the two checkpoints (one seed a side) or about the two
+configurations (seed variance from the seeds or declared). Seeds of a configuration are the runs
+whose names differ only in the ``_s<seed>`` suffix that :func:`rlpipe.config.expand_runs` appends.
 
 The report tests many deltas at once, so :func:`correct` applies Holm's method to each *family*
 (e.g. "domains and tasks × runs, vs the baseline") and
@@ -13,9 +14,11 @@ The report tests many deltas at once, so :func:`correct` applies Holm's method t
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -53,13 +56,29 @@ def _matrix(items: ItemTable, arm: Arm, task: str, ids: Sequence[str]) -> np.nda
 
 
 def compare(
-    items: ItemTable, task_domain: Mapping[str, str], a: Arm, b: Arm, *, n_boot: int = 2000, seed: int = 0
+    items: ItemTable,
+    task_domain: Mapping[str, str],
+    a: Arm,
+    b: Arm,
+    *,
+    seed_sd: float | None = None,
+    b_fixed: bool = False,
 ) -> dict[str, Any]:
     """``a - b`` per task, per domain (mean of its tasks) and overall (mean over tasks).
 
-    Items are those every evaluation of both arms has.
+    Items are those every evaluation of both arms has. A task that some evaluation lacks is left
+    out of every level and said so in the deltas' ``caveats`` (the overall mean is then over the
+    other tasks); an arm's evaluation missing altogether raises ``ValueError`` naming it.
+    ``seed_sd`` (declared seed sd of the overall mean) and ``b_fixed`` (``b`` is one fixed base
+    model): :func:`~rlpipe.analysis.stats.macro_deltas`.
     """
-    tasks = sorted(task_domain)
+    absent = [f"{run}@{step}" for run, step in [*a, *b] if (run, step) not in items]
+    if absent:
+        raise ValueError(f"no evaluation scores for {', '.join(absent)}")
+    missing = {t: [f"{r}@{s}" for r, s in [*a, *b] if not items[(r, s)].get(t)] for t in sorted(task_domain)}
+    tasks = [t for t in sorted(task_domain) if not missing[t]]
+    if not tasks:
+        raise ValueError(f"no task was evaluated for every run of the comparison: {missing}")
     ids = {t: _common([items[k][t] for k in [*a, *b]]) for t in tasks}
     groups: dict[str, list[str]] = defaultdict(list)
     for t in tasks:
@@ -68,10 +87,32 @@ def compare(
         {t: _matrix(items, a, t, ids[t]) for t in tasks},
         {t: _matrix(items, b, t, ids[t]) for t in tasks},
         groups,
-        n_boot=n_boot,
-        seed=seed,
+        seed_sd=seed_sd,
+        b_fixed=b_fixed,
     )
-    return {"tasks": result.tasks, "domains": result.groups, "mean": result.mean, "n_seeds": (len(a), len(b))}
+    note = {
+        t: f"{t}: not evaluated for {', '.join(where)}; left out" for t, where in missing.items() if where
+    }
+    by_domain: dict[str, list[str]] = defaultdict(list)
+    for t in note:
+        by_domain[task_domain[t]].append(note[t])
+    undefined = Delta(math.nan, math.nan, math.nan, math.nan, False, n_seeds=(len(a), len(b)))
+    return {
+        "tasks": {
+            t: result.tasks.get(t) or replace(undefined, caveats=(note[t],)) for t in sorted(task_domain)
+        },
+        "domains": {
+            d: _noted(result.groups.get(d, undefined), by_domain[d])
+            for d in sorted(set(task_domain.values()))
+        },
+        "mean": _noted(result.mean, list(note.values())),
+        "n_seeds": (len(a), len(b)),
+    }
+
+
+def _noted(d: Delta, notes: Sequence[str]) -> Delta:
+    """``d`` with the notes of the tasks left out of it added to its caveats."""
+    return replace(d, caveats=(*notes, *d.caveats)) if notes else d
 
 
 def delta_dict(d: Delta) -> dict[str, Any]:
@@ -86,6 +127,11 @@ def delta_dict(d: Delta) -> dict[str, Any]:
         "family": None,
         "n_items": d.n_items,
         "n_seeds": list(d.n_seeds),
+        "df": d.df,
+        "claim": d.level,
+        "seed_source": d.seed_source,
+        "seed_sd": math.sqrt(d.seed_var) if d.seed_var == d.seed_var else None,
+        "caveats": list(d.caveats),
     }
 
 

@@ -16,6 +16,23 @@ def _ci(d: Mapping[str, Any]) -> str:
     return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
+def _claim(d: Mapping[str, Any]) -> str:
+    """What a delta is a claim about, in the words every sentence ends with."""
+    if d.get("claim") == "configuration":
+        src = "declared seed sd" if d.get("seed_source") == "declared" else f"{_seeds(d)} seeds"
+        return f"configuration-level, {src}"
+    return "checkpoint-level: these two training runs, one seed each; not a claim about the configurations"
+
+
+def _stop_ci(sel: Mapping[str, Any]) -> str:
+    return f"{sel['stop_delta']:+.3f} [{sel['stop_lo']:+.3f}, {sel['stop_hi']:+.3f}]"
+
+
+def _seeds(d: Mapping[str, Any]) -> str:
+    a, b = d.get("n_seeds", (1, 1))
+    return f"{a}" if a == b else f"{a} vs {b}"
+
+
 def _join(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
@@ -44,29 +61,49 @@ def recommendations(
         widths = [(d["hi"] - d["lo"]) / 2 for d in row["domains"].values() if not math.isnan(d["hi"])]
         width = max(widths, default=math.nan)
         name = f"`{row['run']}`"
+        claim = _claim(next(iter(row["domains"].values()), row["mean"]))
         if ups and downs:
-            out.append(f"{name} helps {_join(ups)} over `{baseline}` but costs {_join(downs)}.")
+            out.append(f"{name} helps {_join(ups)} over `{baseline}` but costs {_join(downs)} ({claim}).")
         elif ups:
-            out.append(f"{name} beats `{baseline}` on {_join(ups)}, with no significant regression.")
+            out.append(
+                f"{name} beats `{baseline}` on {_join(ups)}, with no significant regression ({claim})."
+            )
         elif downs:
-            out.append(f"{name} is worse than `{baseline}` on {_join(downs)}; keep `{baseline}`.")
+            out.append(f"{name} is worse than `{baseline}` on {_join(downs)} ({claim}).")
         elif width == 0.0:
             out.append(f"{name} and `{baseline}` scored identically on every test item.")
         else:
             out.append(
                 f"{name} vs `{baseline}`: no significant difference on any domain (95 % CIs about "
-                f"±{width:.3f} wide); more evaluation items or seeds are needed to separate them."
+                f"±{width:.3f} wide; {claim})."
             )
+        mean, needed = row["mean"], row.get("seeds_needed")
+        if (
+            mean.get("claim") == "configuration"
+            and not mean["significant"]
+            and mean["delta"] == mean["delta"]
+        ):
+            seeds = (
+                f"about {needed} seeds per configuration would separate them (80 % power, from the measured "
+                "seed and item variance)"
+                if needed
+                else "more than 64 seeds per configuration would be needed to separate them"
+            )
+            out.append(f"{name} vs `{baseline}` overall {_ci(mean)}: at this difference {seeds}.")
 
     # 2. did training help at all
     for row in vs_base:
         mean = row["mean"]
         if mean["significant"]:
             verb = "improved" if mean["delta"] > 0 else "degraded"
-            out.append(f"Training `{row['run']}` {verb} the mean score over its base model by {_ci(mean)}.")
+            out.append(
+                f"Training `{row['run']}` {verb} the mean score over its base model by {_ci(mean)} "
+                f"({_claim(mean)})."
+            )
         else:
             out.append(
-                f"`{row['run']}` is not significantly better than its base model overall ({_ci(mean)})."
+                f"`{row['run']}` is not significantly better than its base model overall ({_ci(mean)}; "
+                f"{_claim(mean)})."
             )
 
     # 3. runs that did not learn
@@ -107,10 +144,18 @@ def recommendations(
                 f"`{run}`: its best checkpoint is the base model (step 0): "
                 "training did not raise the test score."
             )
-        elif final and sel["stop_step"] < final:
+        elif final and sel["verdict"] == "equivalent" and sel["stop_step"] < final:
             out.append(
-                f"`{run}`: step {sel['stop_step']} is not significantly below its best checkpoint; training "
-                f"beyond it ({(1 - sel['stop_fraction']):.0%} of the steps) bought no measurable gain."
+                f"`{run}`: step {sel['stop_step']} is within ±{sel['margin']:g} of its best checkpoint "
+                f"(equivalence test, {_stop_ci(sel)}); "
+                f"training beyond it ({(1 - sel['stop_fraction']):.0%} of the steps) bought no gain larger "
+                "than the margin."
+            )
+        elif final and sel["verdict"] == "undetermined":
+            out.append(
+                f"`{run}`: whether training beyond step {sel['undetermined_step']} helped is undetermined: "
+                f"it is {_stop_ci(sel)} from the best "
+                f"checkpoint, neither significantly below it nor shown within ±{sel['margin']:g} of it."
             )
 
     # 6. cost effectiveness

@@ -33,8 +33,16 @@ from rlpipe.analysis.compare import (
     significant_changes,
 )
 from rlpipe.analysis.recommend import recommendations
-from rlpipe.analysis.selection import OVERALL, choose_winner, select_run
-from rlpipe.analysis.stats import TREND_METHOD_AR1, Delta, paired_bootstrap_delta, trend_slope_ar1
+from rlpipe.analysis.selection import EQUIVALENCE_MARGIN, OVERALL, choose_winner, select_run
+from rlpipe.analysis.stats import (
+    CONFIGURATION,
+    DELTA_METHOD,
+    TREND_METHOD_AR1,
+    Delta,
+    paired_bootstrap_delta,
+    seeds_for_power,
+    trend_slope_ar1,
+)
 from rlpipe.data.splits import TEST, VALIDATION
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_text
 from rlpipe.tracking.logs import read_timing
@@ -244,6 +252,10 @@ def build_context(
         """The evaluation of ``run`` at ``step``: step 0 is its base model's."""
         return (base_of[run], 0) if step == 0 else (run, step)
 
+    statistics = dict((config or {}).get("statistics") or {})
+    seed_sd = statistics.get("seed_sd")
+    margin = float(statistics.get("equivalence_margin", EQUIVALENCE_MARGIN))
+
     selection = {}
     for name in runs:
         steps = [0, *sorted(s for (r, s) in items if r == name)]
@@ -251,6 +263,7 @@ def build_context(
             {s: items[key(name, s)] for s in steps},
             task_domain,
             {s: val_items[key(name, s)] for s in steps},
+            margin=margin,
             n_boot=n_boot,
         )
     best_step = {name: selection[name]["best"][OVERALL]["step"] for name in runs}
@@ -264,14 +277,15 @@ def build_context(
     for family, members in fam.items():
         arm = [(r, final_step[r]) for r in members]
         bases = sorted({(base_of[r], 0) for r in members})
-        vs_base.append(
-            comparison_row(family, f"{bases[0][0]}@0", compare(items, task_domain, arm, bases, n_boot=n_boot))
-        )
+        result = compare(items, task_domain, arm, bases, seed_sd=seed_sd, b_fixed=len(bases) == 1)
+        vs_base.append(comparison_row(family, f"{bases[0][0]}@0", result))
         if base_family and family != base_family:
             ref_arm = [(r, final_step[r]) for r in fam[base_family]]
             ref = f"{base_family}@{final_step[fam[base_family][0]]}"
-            result = compare(items, task_domain, arm, ref_arm, n_boot=n_boot)
-            vs_baseline.append(comparison_row(family, ref, result))
+            result = compare(items, task_domain, arm, ref_arm, seed_sd=seed_sd)
+            row = comparison_row(family, ref, result)
+            row["seeds_needed"] = seeds_for_power(result["mean"].delta, result["mean"])
+            vs_baseline.append(row)
     tested_families = correct(vs_base, "vs base model") + correct(vs_baseline, "vs baseline")
     improvements, regressions = significant_changes(vs_baseline)
 
@@ -285,10 +299,11 @@ def build_context(
             c: float(np.mean([selection[r]["best"][OVERALL][basis] for r in members]))
             for c, members in fam.items()
         },
-        lambda a, b: compare(items, task_domain, chosen_arm(a), chosen_arm(b), n_boot=n_boot)["mean"],
+        lambda a, b: compare(items, task_domain, chosen_arm(a), chosen_arm(b), seed_sd=seed_sd)["mean"],
     )
     winner["basis"] = basis
     winner["steps"] = {c: {r: best_step[r] for r in members} for c, members in fam.items()}
+    claims = claim_levels(fam, statistics)
 
     # -- cost ---------------------------------------------------------------------------------------
     base_mean = {
@@ -333,6 +348,9 @@ def build_context(
         "best": _run_table(curves, by_domain, names, {**final_step, **best_step}),
         "best_step": best_step,
         "winner": winner,
+        "claims": claims,
+        "statistics": {**statistics, "equivalence_margin": margin, "method": DELTA_METHOD},
+        "caveats": _caveats(vs_base, vs_baseline, selection),
         "tested_families": tested_families,
         "alpha": ALPHA,
         "correction": CORRECTION,
@@ -356,6 +374,56 @@ def build_context(
         "k": int(scores["k"].max()),
         "n_boot": n_boot,
     }
+
+
+def claim_levels(fam: Mapping[str, Sequence[str]], statistics: Mapping[str, Any]) -> dict[str, Any]:
+    """What the experiment's comparisons can claim, in words for the report's header.
+
+    ``level`` is ``configuration`` when every configuration has two or more seeds (the seed
+    variance is estimated), or when ``statistics.seed_sd`` is declared (overall differences only);
+    ``checkpoint`` otherwise: the differences are facts about the evaluated checkpoints.
+    """
+    seeds = {c: len(members) for c, members in fam.items()}
+    several = min(seeds.values(), default=0) >= 2
+    declared = statistics.get("seed_sd")
+    if several:
+        level, basis = CONFIGURATION, f"{min(seeds.values())}-{max(seeds.values())} seeds per configuration"
+    elif declared is not None:
+        level, basis = (
+            CONFIGURATION,
+            (
+                f"declared seed sd {declared:g} of the mean over tasks ({statistics.get('seed_sd_source')}); "
+                "overall differences only, domain and task differences are about the checkpoints"
+            ),
+        )
+    elif any(n >= 2 for n in seeds.values()):
+        level, basis = (
+            "mixed",
+            (
+                "comparisons involving a configuration with several seeds carry its seed variance (assumed "
+                "equal across configurations); those between single-seed configurations are about checkpoints"
+            ),
+        )
+    else:
+        level, basis = "checkpoint", "one training seed per configuration and no declared seed variance"
+    return {"level": level, "basis": basis, "seeds": seeds}
+
+
+def _caveats(
+    vs_base: Sequence[Mapping[str, Any]],
+    vs_baseline: Sequence[Mapping[str, Any]],
+    selection: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """Every caveat the statistics raised (left-out tasks, dropped items), once each, in order."""
+    out: list[str] = []
+    for row in [*vs_base, *vs_baseline]:
+        for level in ("mean", "domains", "tasks"):
+            deltas = [row[level]] if level == "mean" else list(row[level].values())
+            for d in deltas:
+                out += [f"`{row['run']}` vs `{row['ref']}`: {c}" for c in d["caveats"]]
+    for run, sel in selection.items():
+        out += [f"`{run}` checkpoint selection: {c}" for c in sel["caveats"]]
+    return list(dict.fromkeys(out))
 
 
 def _yaml(obj: Any) -> str:

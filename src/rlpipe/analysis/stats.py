@@ -1,32 +1,27 @@
-"""Statistics for the report: bootstrap CIs, pass@k, paired deltas, macro averages and trends.
-
-Why the bootstrap: item scores are bounded and usually binary, benchmarks are small (tens to a few
-hundred items) and the quantities the report needs (a macro average over domains of tasks, a
-difference between two models on the same items, a difference pooled over training seeds) have no
-convenient closed-form variance. A percentile bootstrap over *items* assumes nothing about the
-score distribution and extends naturally to those designs:
-
-* paired   -- the same item indices are drawn for both models, so the per-item difficulty cancels
-              and the CI reflects only the models' disagreement (far narrower than two separate
-              CIs, and the right test for "did B beat A on this benchmark");
-* stratified -- items are resampled within each task, so every task keeps its size and the
-              macro average keeps its weights;
-* hierarchical -- with several training seeds, seeds are resampled first and items second, so
-              the CI also covers seed-to-seed variance (a single lucky seed must not "win").
+"""Statistics for the report: paired deltas over seeds x items, macro averages, Holm, trends.
 
 **One estimand.** Every overall or domain number the report shows is a *mean over tasks* (each
-task the mean over its items), as the GURU paper averages: :func:`macro_deltas` estimates exactly
-that with one seed or several (seeds are a resampling level above items, never pooled items), so
-a 20-item task weighs as much as a 200-item one however many seeds there are.
+task the mean over its items), as the GURU paper averages, with one seed or several, so a 20-item
+task weighs as much as a 200-item one.
 
-**Tests and multiplicity.** A delta's p-value and CI come from the bootstrap standard error with
-the normal approximation (``point ± z·se``), so "the CI excludes 0" and "p < alpha" are the same
-statement, and p-values are fine-grained enough for a Holm correction over hundreds of tests
-(a percentile-bootstrap p cannot go below ``2 / (n_boot + 1)``). :func:`holm` adjusts a family.
+**Two kinds of claim.** A difference between two evaluated checkpoints varies with the items the
+suite drew and, if it is read as a statement about two *training configurations*, with the
+training seed too. :func:`macro_deltas` estimates both parts for the crossed design the report
+has (every seed answers the same items) by variance components, not by resampling seeds and then
+items of the same matrix (which counts each seed's item noise twice), and labels each delta with
+the claim its variance supports: ``checkpoint`` (one seed per side, no declared seed variance) or
+``configuration`` (seed variance estimated from the seeds, or declared by the experiment).
+bench/stats_error_rates.py measures coverage, power and false positives by simulation with
+training-seed variance in every null.
+
+**Tests and multiplicity.** Each delta's p-value and CI come from the same standard error and
+Student's t (``point +- t * se``), so "the CI excludes 0" and "p < alpha" are the same statement;
+:func:`holm` adjusts a family. Single-task paired deltas and the macro average's CIs use a
+percentile-free bootstrap over items (:func:`paired_bootstrap_delta`, :func:`macro_average`).
 
 Everything here is numpy-only (no scipy: analysis jobs run on slim CPU images) and deterministic
-given ``seed``. Non-finite item scores (NaN: a missing or failed item) are dropped, never counted
-as 0 -- callers that want "failed = wrong" must fill them first.
+given ``seed``. Non-finite item scores (NaN: a missing or failed item) are dropped and the drop is
+stated (``Delta.caveats``), never counted as 0.
 """
 
 from __future__ import annotations
@@ -42,7 +37,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rlpipe.eval.estimates import (
-    BLOCK_ELEMENTS,
     CI,
     NAN,
     check_boot,
@@ -58,7 +52,11 @@ __all__ = [
     "Trend",
     "holm",
     "macro_average",
+    "CHECKPOINT",
+    "CONFIGURATION",
+    "DELTA_METHOD",
     "macro_deltas",
+    "seeds_for_power",
     "paired_bootstrap_delta",
     "student_t_cdf",
     "student_t_ppf",
@@ -83,14 +81,15 @@ class Trend(NamedTuple):
 
 @dataclass(frozen=True)
 class Delta:
-    """A paired difference ``mean(a) - mean(b)`` with its bootstrap CI and p-value.
+    """A paired difference ``mean(a) - mean(b)`` with its CI and p-value.
 
-    ``se`` is the standard deviation of the bootstrap replicates (spread by ``sqrt(n / (n - 1))``
-    per task, see ``_unbiased``); the ``1 - alpha`` CI is ``delta ± t_{1-alpha/2, df} * se`` and
-    ``p_value`` the two-sided p of ``delta / se`` under Student's t (``df`` = items - tasks), so
-    ``significant`` (``p_value < alpha``) and "the CI excludes 0" always agree. This is one test,
-    uncorrected: families of tests are corrected with :func:`holm`. Undefined comparisons (fewer
-    than 2 items) have NaN CI/p and ``significant=False``.
+    The ``1 - alpha`` CI is ``delta ± t_{1-alpha/2, df} * se`` and ``p_value`` the two-sided p of
+    ``delta / se`` under Student's t with ``df``, so ``significant`` (``p_value < alpha``) and "the
+    CI excludes 0" always agree. This is one test, uncorrected: families of tests are corrected
+    with :func:`holm`. ``level`` says what the delta is a claim about (:data:`CHECKPOINT` or
+    :data:`CONFIGURATION`), ``seed_source`` where its seed variance ``seed_var`` came from
+    (``"seeds"``, ``"declared"`` or None), ``caveats`` what was left out and why. Undefined
+    comparisons (fewer than 2 items) have NaN CI/p and ``significant=False``.
     """
 
     delta: float
@@ -101,6 +100,11 @@ class Delta:
     se: float = NAN
     n_items: int = 0
     n_seeds: tuple[int, int] = (1, 1)
+    df: int = 0
+    level: str = "checkpoint"
+    seed_source: str | None = None
+    seed_var: float = NAN
+    caveats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,10 @@ def t_p(point: float, se: float, df: int) -> float:
     return min(1.0, 2.0 * (1.0 - student_t_cdf(abs(point) / se, df)))
 
 
-def _undefined_delta(point: float, n_items: int, n_seeds: tuple[int, int] = (1, 1)) -> Delta:
-    return Delta(float(point), NAN, NAN, NAN, False, NAN, n_items, n_seeds)
+def _undefined_delta(
+    point: float, n_items: int, n_seeds: tuple[int, int] = (1, 1), caveats: tuple[str, ...] = ()
+) -> Delta:
+    return Delta(float(point), NAN, NAN, NAN, False, NAN, n_items, n_seeds, caveats=caveats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +220,72 @@ class MacroDeltas:
     tasks: dict[str, Delta]
 
 
+#: What a delta is a claim about. ``checkpoint``: these evaluated checkpoints (one training run
+#: each), on the population of items the suite samples; the training seed's variance is not in
+#: the CI. ``configuration``: the training configurations, seed-to-seed variance included
+#: (estimated from the experiment's seeds or declared in ``statistics.seed_sd``).
+CHECKPOINT, CONFIGURATION = "checkpoint", "configuration"
+
+#: How :func:`macro_deltas` builds its intervals, in words the report quotes.
+DELTA_METHOD = (
+    "crossed seeds x items variance components (paired over items; seed variance pooled over both "
+    "sides, net of the item noise in each seed's mean), Student's t on the seeds' degrees of freedom "
+    "(the items' with one seed a side)"
+)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One arm's ``[seeds, items]`` scores of one task, reduced to what the variance needs."""
+
+    item_means: np.ndarray  # [items]: mean over seeds
+    seed_means: np.ndarray  # [seeds]: mean over items
+    resid_ms: float  # seeds x items interaction mean square (NaN with one seed)
+
+
+def _side(x: np.ndarray) -> _Side:
+    s, n = x.shape
+    if n == 0:
+        return _Side(np.zeros(0), np.full(s, NAN), NAN)
+    seed_means = x.mean(axis=1)
+    item_means = x.mean(axis=0)
+    resid_ms = NAN
+    if s > 1 and n > 1:
+        r = x - seed_means[:, None] - item_means[None, :] + x.mean()
+        resid_ms = float((r * r).sum() / ((s - 1) * (n - 1)))
+    return _Side(item_means, seed_means, resid_ms)
+
+
+def _point(a: _Side, b: _Side) -> float:
+    """A task's delta: the difference of its seed-averaged item means (NaN with no item)."""
+    return float(a.item_means.mean() - b.item_means.mean()) if len(a.item_means) else NAN
+
+
+def _seed_component(sides: Sequence[Sequence[_Side]], n_items: Sequence[int]) -> tuple[float, float, int]:
+    """Seed-to-seed variance of a mean over ``len(n_items)`` tasks, pooled over the sides.
+
+    ``sides[j][t]`` is side j's task t. Per side with s >= 2 seeds: the sample variance of its
+    seeds' means over the tasks (s - 1 df), pooled over the sides with weights s - 1 as in a
+    one-way ANOVA (one seed variance for the compared configurations). Returns ``(raw, noise,
+    df)``: ``raw`` that pooled variance, which *includes* each seed mean's item noise; ``noise``
+    the pooled estimate of that item noise, ``interaction / n`` averaged over the tasks (the
+    crossed design's expected mean squares: the seeds x items residual mean square estimates the
+    interaction with ``(s - 1)(n - 1)`` df). ``(nan, nan, 0)`` when no side has two seeds.
+    """
+    raw = noise = 0.0
+    df = 0
+    k = len(n_items)
+    for tasks in sides:
+        s = len(tasks[0].seed_means)
+        if s < 2:
+            continue
+        means = np.mean([t.seed_means for t in tasks], axis=0)
+        raw += (s - 1) * float(np.var(means, ddof=1))
+        noise += (s - 1) * sum(t.resid_ms / n for t, n in zip(tasks, n_items, strict=True)) / (k * k)
+        df += s - 1
+    return (raw / df, noise / df, df) if df else (NAN, NAN, 0)
+
+
 def _seed_matrix(x: ArrayLike, what: str) -> np.ndarray:
     m = np.asarray(x, dtype=float)
     m = m[None, :] if m.ndim == 1 else m
@@ -226,33 +298,54 @@ def macro_deltas(
     a: Mapping[str, ArrayLike],
     b: Mapping[str, ArrayLike],
     groups: Mapping[str, Sequence[str]] | None = None,
-    n_boot: int = 2000,
+    *,
     alpha: float = 0.05,
-    seed: int = 0,
+    seed_sd: float | None = None,
+    b_fixed: bool = False,
 ) -> MacroDeltas:
-    """Hierarchical, stratified, paired bootstrap of ``a - b`` as a mean over tasks.
+    """``a - b`` as a mean over tasks, per task, per group and overall, for seeds x items crossed.
 
     ``a[task]`` is ``[seeds_a, items]`` (or ``[items]`` for one seed), ``b[task]`` likewise, the
-    same items in the same order on both sides. A seed is one training run evaluated on every
-    task, so each replicate resamples the seeds of ``a`` and of ``b`` once for all tasks
-    (independently: seed i of one configuration has nothing to do with seed i of another), then
-    the items of each task (one index set for both sides: items are paired). A task's delta is
-    the difference of its seed-averaged item means; a group's (a domain's) the mean of its tasks';
-    ``mean`` the mean over all tasks. One set of replicates serves all of them.
+    same items in the same order on both sides (every seed answers the same items: seeds and items
+    are *crossed*). The model of one side's task is ``y[s, i] = mu + seed[s] + item[i] + e[s, i]``
+    and a difference's variance has two parts:
 
-    With several seeds the test is Student's t with Welch-Satterthwaite degrees of freedom
-    (``_satterthwaite_df``: about ``seeds_a + seeds_b - 2`` when seeds disagree) and the seed
-    deviations are spread to their unbiased size (``_spread_seeds``): with 3 seeds per side and
-    seed-to-seed variance, a normal test on the plain bootstrap called 14 % of null comparisons
-    significant. A side with one seed has no observable seed variance; the CI then
-    covers only the other side's seeds and the items, as it must.
+    * **items** -- the variance over items of the seed-averaged paired difference ``d_i``, over n:
+      ``var(d) / n``. It holds the items' disagreement and each side's interaction noise
+      ``e / s`` exactly once;
+    * **seeds** -- ``sigma_seed^2 * (1 / s_a + 1 / s_b)``, with ``sigma_seed^2`` the variance of a
+      seed's mean over the chosen tasks *net of its item noise* (:func:`_seed_component`), pooled
+      over both sides. Resampling seeds and then items of the same matrix (the old hierarchical
+      bootstrap) counted every seed's item noise twice and gave CIs about twice too wide.
 
-    Items where some seed of either side is NaN are dropped from that task; a task left with
-    fewer than 2 items gets an undefined delta and is still averaged by its point estimate.
+    Degrees of freedom: the seeds' (``s_a + s_b - 2``, pooled) when the seed part is estimated --
+    exact when the seed-mean spread dominates, conservative when the items' disagreement does --
+    else the items' (``sum(n_t - 1)``). The test is Student's t, the CI ``delta +- t * se``.
+
+    **Which claim.** With two or more seeds on some side, the seed part is estimated and the
+    delta is a claim about *configurations* (``level = "configuration"``). With one seed on each
+    side it is not observable: the delta is then a claim about *these two checkpoints* on the
+    suite's item population (``level = "checkpoint"``), unless ``seed_sd`` -- the sd of a
+    configuration's mean over all tasks across training seeds, declared by the experiment -- is
+    given: it then enters the overall ``mean`` (only: it says nothing about one task or domain) as
+    a known variance. ``b_fixed``: ``b`` is one fixed model (a base model), with no seed variance.
+
+    **Degenerate input never gives a silent number** (``Delta.caveats`` says what happened):
+    items with a NaN on some seed of either side are dropped from that task; a task left with
+    fewer than 2 items has an undefined delta (NaN CI, never significant) and is left out of every
+    group and of the mean, which are then over the remaining tasks; a group with no task left is
+    undefined. Different tasks on the two sides, or a task whose seed count differs from the
+    others', raise ``ValueError`` naming it.
     """
-    check_boot(n_boot, alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if seed_sd is not None and not (math.isfinite(seed_sd) and seed_sd >= 0.0):
+        raise ValueError(f"seed_sd must be a finite number >= 0, got {seed_sd}")
     if set(a) != set(b):
-        raise ValueError(f"different tasks: {sorted(a)} vs {sorted(b)}")
+        raise ValueError(
+            f"different tasks on the two sides: only in a {sorted(set(a) - set(b))}, "
+            f"only in b {sorted(set(b) - set(a))}"
+        )
     tasks = sorted(a)
     if not tasks:
         raise ValueError("no task to compare")
@@ -260,93 +353,122 @@ def macro_deltas(
     for g, ts in groups.items():
         if not ts or not set(ts) <= set(tasks):
             raise ValueError(f"group {g!r}: tasks {ts} are not a non-empty subset of {tasks}")
-    xa, xb = {}, {}
+    sides: dict[str, tuple[_Side, _Side]] = {}
+    n_items: dict[str, int] = {}
+    notes: dict[str, list[str]] = {t: [] for t in tasks}
+    seeds: tuple[int, int] | None = None
     for t in tasks:
         ma, mb = _seed_matrix(a[t], f"a[{t!r}]"), _seed_matrix(b[t], f"b[{t!r}]")
         if ma.shape[1] != mb.shape[1]:
             raise ValueError(f"task {t!r}: paired items differ in number, {ma.shape[1]} vs {mb.shape[1]}")
+        if seeds is None:
+            seeds = (ma.shape[0], mb.shape[0])
+        elif (ma.shape[0], mb.shape[0]) != seeds:
+            raise ValueError(
+                f"task {t!r} has {ma.shape[0]} vs {mb.shape[0]} seeds, other tasks {seeds[0]} vs {seeds[1]}: "
+                "every task needs the same seeds on each side"
+            )
         keep = np.isfinite(ma).all(axis=0) & np.isfinite(mb).all(axis=0)
-        xa[t], xb[t] = _spread_seeds(ma[:, keep]), _spread_seeds(mb[:, keep])
-    sa, sb = {xa[t].shape[0] for t in tasks}, {xb[t].shape[0] for t in tasks}
-    if len(sa) != 1 or len(sb) != 1:
-        raise ValueError(f"every task needs the same seeds on each side: {sorted(sa)} vs {sorted(sb)}")
-    seeds = (sa.pop(), sb.pop())
-    point = {t: float(xa[t].mean() - xb[t].mean()) if xa[t].shape[1] else NAN for t in tasks}
-    n_boot = int(n_boot)
-    boots = {t: np.full(n_boot, point[t]) for t in tasks}
-    rng = np.random.default_rng(seed)
-    largest = max(x.shape[1] for x in xa.values())
-    block = max(1, BLOCK_ELEMENTS // max(1, largest + sum(seeds)))
-    for start in range(0, n_boot, block):
-        m = min(block, n_boot - start)
-        wa = _seed_weights(rng.integers(0, seeds[0], size=(m, seeds[0])), seeds[0])  # [m, seeds_a]
-        wb = _seed_weights(rng.integers(0, seeds[1], size=(m, seeds[1])), seeds[1])
-        for t in tasks:
-            n = xa[t].shape[1]
-            if n < 2:
-                continue
-            per_item = wa @ xa[t] - wb @ xb[t]  # [m, items]: seed-resampled per-item difference
-            idx = rng.integers(0, n, size=(m, n))
-            boots[t][start : start + m] = np.take_along_axis(per_item, idx, axis=1).mean(axis=1)
+        dropped = int((~keep).sum())
+        if dropped:
+            notes[t].append(f"{t}: {dropped} of {len(keep)} items dropped (NaN score on some side or seed)")
+        n_items[t] = int(keep.sum())
+        if n_items[t] < 2:
+            notes[t].append(f"{t}: {n_items[t]} usable item(s), no CI (needs 2); left out of every mean")
+        sides[t] = (_side(ma[:, keep]), _side(mb[:, keep]))
+    assert seeds is not None
+    usable = [t for t in tasks if n_items[t] >= 2]
 
-    boots = {t: _unbiased(point[t], boots[t], xa[t].shape[1]) for t in tasks}
-
-    def summary(chosen: Sequence[str]) -> Delta:
-        n_items = sum(xa[t].shape[1] for t in chosen)
-        pt = float(np.mean([point[t] for t in chosen]))
-        if all(xa[t].shape[1] < 2 for t in chosen) and seeds == (1, 1):
-            return _undefined_delta(pt, n_items, seeds)
-        replicates = np.mean([boots[t] for t in chosen], axis=0)
-        # Items minus strata: n - 1 for one task; many tasks of many items are close to normal.
-        df = max(1, n_items - len(chosen))
-        if max(seeds) > 1:
-            df = _satterthwaite_df(replicates, [xa[t] for t in chosen], [xb[t] for t in chosen], df)
-        return _delta_from_boot(pt, replicates, alpha, n_items, seeds, df)
+    def summary(chosen: Sequence[str], declared: float | None) -> Delta:
+        caveats = tuple(c for t in chosen for c in notes[t])
+        kept = [t for t in chosen if t in usable]
+        n_total = sum(n_items[t] for t in kept)
+        points = {t: _point(*sides[t]) for t in chosen}
+        if not kept:
+            finite = all(map(math.isfinite, points.values()))
+            return _undefined_delta(
+                float(np.mean(list(points.values()))) if finite else NAN, 0, seeds, caveats
+            )
+        k = len(kept)
+        pt = float(np.mean([points[t] for t in kept]))
+        item_var = sum(
+            float(np.var(sides[t][0].item_means - sides[t][1].item_means, ddof=1)) / n_items[t] for t in kept
+        ) / (k * k)
+        item_df = sum(n_items[t] - 1 for t in kept)
+        both = [[sides[t][0] for t in kept]] + ([] if b_fixed else [[sides[t][1] for t in kept]])
+        raw, noise, seed_df = _seed_component(both, [n_items[t] for t in kept])
+        weight = 1.0 / seeds[0] + (0.0 if b_fixed else 1.0 / seeds[1])
+        if seed_df:
+            # The seed means' spread (raw, s - 1 df each side) carries their item noise; that
+            # noise is also in var(d) / n, so it is taken out of the item part, where it is known
+            # to thousands of df, and the sum is a Welch-Satterthwaite sum of positive parts.
+            level, source, seed_var = CONFIGURATION, "seeds", max(raw - noise, 0.0)
+            seed_part, item_part = raw * weight, max(item_var - noise * weight, 0.0)
+        elif declared is not None:
+            level, source, seed_var, seed_df = CONFIGURATION, "declared", declared**2, _T_NORMAL_DF + 1
+            seed_part, item_part = seed_var * weight, item_var
+        else:
+            level, source, seed_var, seed_part, item_part = CHECKPOINT, None, 0.0, 0.0, item_var
+        var = item_part + seed_part
+        # t on the seeds' df, not Welch-Satterthwaite: with the seed part estimated on a few df,
+        # Satterthwaite's df rises exactly when that estimate is low by chance, and the tails thin
+        # out -- 2-5x too many p < 0.001 at 3 seeds, which a Holm correction over hundreds of task
+        # tests turned into an 11 % family-wise error (tests/analysis/test_seed_claims.py).
+        df = seed_df if source == "seeds" else item_df
+        return _delta(pt, math.sqrt(var), max(1, df), alpha, n_total, seeds, level, source, seed_var, caveats)
 
     return MacroDeltas(
-        mean=summary(tasks),
-        groups={g: summary(ts) for g, ts in sorted(groups.items())},
-        tasks={t: summary([t]) for t in tasks},
+        mean=summary(tasks, seed_sd),
+        groups={g: summary(ts, None) for g, ts in sorted(groups.items())},
+        tasks={t: summary([t], None) for t in tasks},
     )
 
 
-def _satterthwaite_df(replicates: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], item_df: int) -> int:
-    """Degrees of freedom of a delta whose variance is part seed-to-seed, part item sampling.
+def _delta(
+    point: float,
+    se: float,
+    df: int,
+    alpha: float,
+    n_items: int,
+    n_seeds: tuple[int, int],
+    level: str,
+    seed_source: str | None,
+    seed_var: float,
+    caveats: tuple[str, ...],
+) -> Delta:
+    """A Delta from its standard error: ``point +- t_{1 - alpha/2, df} * se`` and the t test."""
+    if df > _T_NORMAL_DF:
+        q, p = NormalDist().inv_cdf(1.0 - alpha / 2.0), normal_p(point, se)
+    else:
+        q, p = student_t_ppf(1.0 - alpha / 2.0, df), t_p(point, se, df)
+    return Delta(
+        float(point), point - q * se, point + q * se, p, bool(p < alpha), se, n_items, n_seeds,
+        df=df, level=level, seed_source=seed_source, seed_var=seed_var, caveats=caveats,
+    )  # fmt: skip
 
-    The seed part is estimated from the spread of each side's seed means (over the chosen tasks;
-    ``sa - 1`` and ``sb - 1`` degrees of freedom), the item part is the rest of the bootstrap
-    variance; Welch-Satterthwaite combines them. Identical seeds give the items' df, seeds that
-    disagree a lot give about ``sa + sb - 2``: a 3-vs-3 comparison is then judged on t with ~4 df.
+
+def seeds_for_power(
+    delta: float, d: Delta, *, alpha: float = 0.05, power: float = 0.8, max_seeds: int = 64
+) -> int | None:
+    """Seeds per configuration that would separate two configurations at ``delta`` with ``power``.
+
+    From ``d``'s own variance parts: its seed variance (``d.seed_var``, estimated or declared) and
+    its item variance, which more seeds shrink only through the interaction noise (kept fixed
+    here: a conservative choice). With s seeds per side the test is t with ``2 (s - 1)`` df (pooled)
+    and power ``P(|T| > t_crit)`` is computed by the normal shift approximation. ``None`` when ``d``
+    has no seed variance (a checkpoint-level delta), ``delta`` is 0 or more than ``max_seeds`` are
+    needed.
     """
-    total = float(np.var(replicates, ddof=1))
-    parts = []
-    for side in (a, b):
-        s = side[0].shape[0]
-        if s > 1:
-            seed_means = np.mean([x.mean(axis=1) for x in side], axis=0)  # [seeds]
-            parts.append((float(np.var(seed_means, ddof=1)) / s, s - 1))
-    seed_var = sum(v for v, _ in parts)
-    item_var = max(total - seed_var, 0.0)
-    denominator = sum(v * v / d for v, d in parts) + item_var * item_var / item_df
-    if denominator <= 0.0:
-        return item_df
-    return int(max(1, min(item_df, math.floor((seed_var + item_var) ** 2 / denominator))))
-
-
-def _spread_seeds(x: np.ndarray) -> np.ndarray:
-    """``[seeds, items]`` with each seed's deviation from the seed mean spread by
-    ``sqrt(s / (s - 1))``: resampling s seeds underestimates the seed-to-seed variance by
-    ``(s - 1) / s`` (a third with 3 seeds). The mean over seeds is unchanged."""
-    s = x.shape[0]
-    if s < 2:
-        return x
-    centre = x.mean(axis=0, keepdims=True)
-    return centre + math.sqrt(s / (s - 1)) * (x - centre)
-
-
-def _seed_weights(idx: np.ndarray, s: int) -> np.ndarray:
-    """Rows of resampled seed indices -> rows of weights (counts / s) summing to 1."""
-    return (idx[:, :, None] == np.arange(s)).sum(axis=1) / s
+    if d.level != CONFIGURATION or not (math.isfinite(delta) and delta) or not math.isfinite(d.seed_var):
+        return None
+    weight = 1.0 / d.n_seeds[0] + 1.0 / d.n_seeds[1]
+    item_var = max(d.se**2 - d.seed_var * weight, 0.0)
+    z_power = NormalDist().inv_cdf(power)
+    for s in range(2, max_seeds + 1):
+        se = math.sqrt(item_var + 2.0 * d.seed_var / s)
+        if se == 0.0 or abs(delta) / se - student_t_ppf(1.0 - alpha / 2.0, 2 * (s - 1)) >= z_power:
+            return s
+    return None
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
