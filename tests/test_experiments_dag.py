@@ -41,6 +41,9 @@ EXPECTED = {
     "gsm8k-ppo-vs-grpo": (common(1, 2, 2 * 10 + 1), 1),
     # 3 (r, alpha = 2r) x 2 (grpo / dr_grpo) x 2 (beta) = 12 runs x 300 / 50 = 6 checkpoints, + base
     "musique-lora-sweep": (common(1, 12, 12 * 6 + 1), 3),
+    # the embedded default on 3 seeds: 6 configurations x 3 seeds = 18 runs x 60 / 30 = 2 checkpoints,
+    # + one base (the warm-up is shared: seeds vary training only); a tiny model, so no GPU
+    "tiny-seeds": ({**common(3, 18, 18 * 2 + 1), "warmup": 1, "total": common(3, 18, 37)["total"] + 1}, 0),
 }
 
 
@@ -104,7 +107,7 @@ def test_seed_experiment_dag(name: str, tmp_path: Path, env: dict[str, str]) -> 
     for rule, wildcards, gpu in jobs:
         if rule == "train":
             assert gpu == train_gpus, (rule, wildcards, gpu)
-        elif rule in GPU_RULES:
+        elif rule in GPU_RULES and train_gpus:
             assert gpu >= 1, (rule, wildcards, gpu)  # every evaluation, the base model's too
         else:
             assert gpu == 0, (rule, wildcards, gpu)

@@ -502,8 +502,14 @@ def load_experiment(
     for run in runs.values():
         _check_run(run, models, source, config["data"], layer_cache)
     baseline = config.get("baseline")
-    if baseline is not None and baseline not in runs:
-        raise ConfigError(f"{source}: baseline: {baseline!r} is not a run (runs: {', '.join(runs)})")
+    seeded = {
+        name[: -len(f"_s{run['seed']}")] for name, run in runs.items() if name.endswith(f"_s{run['seed']}")
+    }
+    if baseline is not None and baseline not in runs and baseline not in seeded:
+        raise ConfigError(
+            f"{source}: baseline: {baseline!r} is neither a run nor a configuration of seeds "
+            f"(runs: {', '.join(runs)})"
+        )
     suite = load_suite(config["evaluation"]["suite"], workdir)
     return Experiment(
         name=config["name"],

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rlpipe.analysis import cost as costs
+from rlpipe.analysis import rliable
 from rlpipe.analysis.aggregate import domain_scores, item_matrix, with_base_rows
 from rlpipe.analysis.compare import (
     ALPHA,
@@ -273,7 +274,7 @@ def build_context(
     fam_of = {r: f for f, members in fam.items() for r in members}
 
     vs_base, vs_baseline = [], []
-    base_family = fam_of.get(baseline) if baseline else None
+    base_family = (baseline if baseline in fam else fam_of.get(baseline)) if baseline else None
     for family, members in fam.items():
         arm = [(r, final_step[r]) for r in members]
         bases = sorted({(base_of[r], 0) for r in members})
@@ -304,6 +305,7 @@ def build_context(
     winner["basis"] = basis
     winner["steps"] = {c: {r: best_step[r] for r in members} for c, members in fam.items()}
     claims = claim_levels(fam, statistics)
+    aggregates = _aggregates(items, fam, final_step, tasks, base_family, n_boot)
 
     # -- cost ---------------------------------------------------------------------------------------
     base_mean = {
@@ -349,6 +351,7 @@ def build_context(
         "best_step": best_step,
         "winner": winner,
         "claims": claims,
+        "aggregates": aggregates,
         "statistics": {**statistics, "equivalence_margin": margin, "method": DELTA_METHOD},
         "caveats": _caveats(vs_base, vs_baseline, selection),
         "tested_families": tested_families,
@@ -374,6 +377,30 @@ def build_context(
         "k": int(scores["k"].max()),
         "n_boot": n_boot,
     }
+
+
+def _aggregates(
+    items: Mapping[tuple[str, int], Mapping[str, Mapping[str, float]]],
+    fam: Mapping[str, Sequence[str]],
+    final_step: Mapping[str, int],
+    tasks: Sequence[str],
+    reference: str | None,
+    reps: int,
+) -> dict[str, Any]:
+    """rliable's aggregates at the final checkpoints: per-(seed, task) test means of every
+    configuration, over the tasks every final evaluation has (:mod:`rlpipe.analysis.rliable`)."""
+    finals = [items[(r, final_step[r])] for members in fam.values() for r in members]
+    common = [t for t in tasks if all(ev.get(t) for ev in finals)]
+    scores = {
+        c: np.array(
+            [[float(np.mean(list(items[(r, final_step[r])][t].values()))) for t in common] for r in members]
+        )
+        for c, members in fam.items()
+    }
+    if not common:
+        return {"configs": {}, "pairs": [], "n_tasks": 0, "left_out": sorted(tasks)}
+    out = rliable.summarise(scores, reference=reference if reference in fam else None, reps=reps)
+    return {**out, "left_out": [t for t in tasks if t not in common]}
 
 
 def claim_levels(fam: Mapping[str, Sequence[str]], statistics: Mapping[str, Any]) -> dict[str, Any]:
