@@ -464,7 +464,19 @@ def _yaml(obj: Any) -> str:
 
 
 #: The columns of tables/comparison.csv after the row's identity; ``significant`` is after correction.
-COMPARISON_STATS = ("delta", "lo", "hi", "p", "p_adj", "family", "significant", "n_items")
+COMPARISON_STATS = (
+    "delta",
+    "lo",
+    "hi",
+    "p",
+    "p_adj",
+    "family",
+    "significant",
+    "n_items",
+    "df",
+    "claim",
+    "seed_source",
+)
 
 
 def _csv(rows: Sequence[Mapping[str, Any]], out: str, columns: Sequence[str] | None = None) -> None:
@@ -513,6 +525,8 @@ def write_tables(ctx: Mapping[str, Any], out: Mapping[str, str]) -> None:
                     "test_lo": b["test_lo"],
                     "test_hi": b["test_hi"],
                     "stop_step": sel["stop_step"],
+                    "stop_verdict": sel["verdict"],
+                    "equivalence_margin": sel["margin"],
                     "overfitting": sel["overfitting"],
                     "final_step": sel["final_step"],
                 }
