@@ -4,6 +4,18 @@ What evaluation reports for one checkpoint (``rlpipe.eval.scoring``) and the sta
 report build on (``rlpipe.analysis.stats``, which imports these): one definition, at the lowest layer
 that needs it. Items are the unit of resampling; non-finite item scores (NaN: a missing or failed
 item) are dropped, never counted as 0.
+
+Missing samples (a NaN in ``sample_scores[items, k]``: no completion, or no score, for that
+(item, sample)) are treated differently by the two estimates, so that neither is silently a number
+over a biased subset of items:
+
+* avg@k (``item_scores``): an item is the mean of its finite samples -- unbiased per item, since the
+  missing samples are draws of the same distribution -- and an item with no finite sample is NaN.
+  The caller must count and state such items (``finite_counts``), as ``rlpipe.eval.scoring`` does.
+* pass@k of a task (``task_pass_at_k``): NaN as soon as any item has fewer than k finite samples.
+  Averaging only the items that kept k samples would drop exactly the items that time out or fail,
+  which are usually the hard ones, and bias pass@k up; ``item_pass_at_k`` still gives the per-item
+  values (NaN where n < k) for a caller that states its own subset.
 """
 
 from __future__ import annotations
@@ -18,9 +30,11 @@ __all__ = [
     "CORRECT_TOL",
     "avg_at_k",
     "bootstrap_mean_ci",
+    "finite_counts",
     "item_pass_at_k",
     "item_scores",
     "pass_at_k",
+    "task_pass_at_k",
 ]
 
 #: Bootstrap replicates are drawn in blocks of at most this many resampled values, so memory stays
@@ -111,6 +125,16 @@ def item_scores(sample_scores: ArrayLike) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
+def finite_counts(sample_scores: ArrayLike) -> np.ndarray:
+    """Per-item number of finite samples of ``sample_scores[items, k]`` (1-D: one sample per item)."""
+    arr = np.asarray(sample_scores, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"sample_scores must be [items, k], got shape {arr.shape}")
+    return np.isfinite(arr).sum(axis=1)
+
+
 def avg_at_k(sample_scores: ArrayLike) -> float:
     """avg@k: the mean over items of the per-item mean score of k samples (NaN items dropped).
 
@@ -155,4 +179,19 @@ def item_pass_at_k(sample_scores: ArrayLike, k: int) -> np.ndarray:
     finite = np.isfinite(arr)
     ns = finite.sum(axis=1)
     cs = (finite & (arr >= 1.0 - CORRECT_TOL)).sum(axis=1)
-    return np.array([pass_at_k(n, c, k) if n >= k else np.nan for n, c in zip(ns, cs, strict=True)])
+    return np.array(
+        [pass_at_k(n, c, k) if n >= k else np.nan for n, c in zip(ns, cs, strict=True)], dtype=float
+    )
+
+
+def task_pass_at_k(sample_scores: ArrayLike, k: int) -> float:
+    """pass@k of a task: the mean over items of ``item_pass_at_k``, or NaN unless *every* item has at
+    least k finite samples (and there is at least one item).
+
+    Never the mean over the subset of items that kept k samples: the items that lose samples (time-outs,
+    failed generations) tend to be the hard ones, so that subset's pass@k is biased up.
+    """
+    per_item = item_pass_at_k(sample_scores, k)
+    if len(per_item) == 0 or not np.isfinite(per_item).all():
+        return NAN
+    return float(per_item.mean())
