@@ -294,3 +294,19 @@ def test_a_run_still_improving_is_not_called_done() -> None:
         sel = select_run(steps, {"a": "math", "b": "logic"})
         said_done += sel["verdict"] == "equivalent" and sel["stop_step"] < 50 - 10
     assert said_done / n_exp <= allowance(0.05, n_exp)
+
+
+def test_an_item_with_a_failed_sample_keeps_its_other_samples(tmp_path) -> None:
+    """The paired CIs average an item's finite samples, as the summary's avg@k does: one failed
+    sample used to make the whole item NaN, silently dropping it from every comparison."""
+    import json
+
+    from rlpipe.analysis.aggregate import item_matrix
+
+    path = tmp_path / "scores.jsonl"
+    rows = [("a", 1.0), ("a", None), ("a", 0.0), ("b", None), ("b", None), ("c", 1.0)]
+    path.write_text(
+        "".join(json.dumps({"task": "t", "id": i, "score": s, "split": "test"}) + "\n" for i, s in rows)
+    )
+    items = item_matrix(path)["t"]
+    assert items["a"] == 0.5 and items["c"] == 1.0 and math.isnan(items["b"])

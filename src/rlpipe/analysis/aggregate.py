@@ -58,5 +58,13 @@ def item_matrix(scores_jsonl: str | os.PathLike[str], split: str = TEST) -> dict
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in read_jsonl(scores_jsonl):
         if rec.get("split", TEST) == split:
-            acc[rec["task"]][rec["id"]].append(rec["score"])
-    return {task: {i: float(np.mean(v)) for i, v in items.items()} for task, items in acc.items()}
+            acc[rec["task"]][rec["id"]].append(float("nan") if rec["score"] is None else float(rec["score"]))
+    # an item's score is the mean of its finite samples, as the summary's avg@k (eval.scoring):
+    # one failed sample must not turn the whole item into NaN and drop it from the paired CIs
+    return {
+        task: {
+            i: float(np.mean(f)) if len(f := [x for x in v if x == x]) else float("nan")
+            for i, v in items.items()
+        }
+        for task, items in acc.items()
+    }
