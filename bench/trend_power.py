@@ -7,8 +7,7 @@ metrics rows (``{"step": i, "reward": r}``, steps 1..n), at n = 12 checkpoints, 
 steps, and counts the verdicts:
 
 * *before* = ``rlpipe/analysis/diagnostics.py`` as of commit 172c17d (read from git and run as it
-  was: ``trend_slope_ar1``, the AR(1)-corrected t); without git, the current module with its trend
-  test swapped back to ``rlpipe.analysis.stats.trend_slope_ar1``.
+  was, with that commit's ``stats.py``: ``trend_slope_ar1``, the AR(1)-corrected t).
 * *after* = the current module (``rlpipe.analysis.trend.trend_slope_robust``).
 
 Scenarios (base reward 0.3; ``SD`` = 0.0393, the median residual sd of the embedded default's six
@@ -44,7 +43,6 @@ replicates.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import glob
 import importlib.util
@@ -62,7 +60,6 @@ from pathlib import Path
 import numpy as np
 
 from rlpipe.analysis import diagnostics as dg
-from rlpipe.analysis import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE_COMMIT = "172c17d"
@@ -88,42 +85,26 @@ FALLBACK_RUNS = {
 
 
 def load_before() -> tuple[types.ModuleType, str]:
-    """diagnostics.py as of BEFORE_COMMIT, run as a module (it imports trend_slope_ar1 from
-    rlpipe.analysis.stats, which still exists); the swap is the fallback without git."""
-    try:
-        src = subprocess.run(
-            ["git", "show", f"{BEFORE_COMMIT}:src/rlpipe/analysis/diagnostics.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
+    """diagnostics.py as of BEFORE_COMMIT with that commit's stats.py (its trend_slope_ar1), both
+    read from git and run as modules beside today's."""
+
+    def show(path: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"{BEFORE_COMMIT}:{path}"], capture_output=True, text=True, check=True, cwd=ROOT
         ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        src = None
-    if src:
-        spec = importlib.util.spec_from_loader("rlpipe_diagnostics_before", loader=None)
+
+    modules = {}
+    for name, path in (
+        ("stats", "src/rlpipe/analysis/stats.py"),
+        ("diagnostics", "src/rlpipe/analysis/diagnostics.py"),
+    ):
+        src = show(path).replace("from rlpipe.analysis.stats import", "from rlpipe_stats_before import")
+        spec = importlib.util.spec_from_loader(f"rlpipe_{name}_before", loader=None)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up
-        exec(compile(src, f"{BEFORE_COMMIT}:diagnostics.py", "exec"), module.__dict__)
-        return module, f"git show {BEFORE_COMMIT}:src/rlpipe/analysis/diagnostics.py"
-    module = types.ModuleType("rlpipe_diagnostics_swapped")
-    module.diagnose_run = _swapped_diagnose_run
-    return module, "current diagnostics.py with trend_slope_robust -> stats.trend_slope_ar1"
-
-
-def _swapped_diagnose_run(rows: list[dict]) -> dg.Verdict:
-    with _swap(dg, "trend_slope_robust", stats.trend_slope_ar1):
-        return dg.diagnose_run(rows)
-
-
-@contextlib.contextmanager
-def _swap(module: types.ModuleType, name: str, value: object):
-    saved = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
+        sys.modules[spec.name] = module  # dataclasses and the diagnostics' import look it up
+        exec(compile(src, f"{BEFORE_COMMIT}:{path}", "exec"), module.__dict__)
+        modules[name] = module
+    return modules["diagnostics"], f"git show {BEFORE_COMMIT}:src/rlpipe/analysis/{{stats,diagnostics}}.py"
 
 
 def rates(diagnose: Callable, series: np.ndarray) -> dict[str, float]:

@@ -38,12 +38,11 @@ from rlpipe.analysis.selection import EQUIVALENCE_MARGIN, OVERALL, choose_winner
 from rlpipe.analysis.stats import (
     CONFIGURATION,
     DELTA_METHOD,
-    TREND_METHOD_AR1,
     Delta,
     paired_bootstrap_delta,
     seeds_for_power,
-    trend_slope_ar1,
 )
+from rlpipe.analysis.trend import TREND_METHOD_ROBUST, trend_slope_robust
 from rlpipe.data.splits import TEST, VALIDATION
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_text
 from rlpipe.tracking.logs import read_timing
@@ -135,7 +134,7 @@ def _training(name: str, path: str, diagnosis: Mapping[str, Any] | None) -> dict
     rows = load_metrics(path)
     rewarded = [r for r in rows if "reward" in r]
     # the same autocorrelation-robust CI as the learning verdict (diagnostics._reward_checks)
-    trend = trend_slope_ar1([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
+    trend = trend_slope_robust([r["step"] for r in rewarded], [r["reward"] for r in rewarded])
     window = max(1, len(rewarded) // 10)
     nan = float("nan")
     ev = (diagnosis or {}).get("evidence", {})
@@ -147,7 +146,7 @@ def _training(name: str, path: str, diagnosis: Mapping[str, Any] | None) -> dict
         "slope": trend.slope,
         "slope_lo": trend.lo,
         "slope_hi": trend.hi,
-        "slope_method": TREND_METHOD_AR1,
+        "slope_method": TREND_METHOD_ROBUST,
         "verdict": (diagnosis or {}).get("verdict", "unknown"),
         "causes": (diagnosis or {}).get("causes", []),
         "zero_std": ev.get("frac_reward_zero_std_mean"),

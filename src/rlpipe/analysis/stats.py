@@ -60,9 +60,7 @@ __all__ = [
     "paired_bootstrap_delta",
     "student_t_cdf",
     "student_t_ppf",
-    "residual_ar1",
     "trend_slope",
-    "trend_slope_ar1",
 ]
 
 #: Above this many degrees of freedom Student's t is replaced by the standard normal: the
@@ -655,106 +653,31 @@ def trend_slope(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Tre
     """OLS slope of ``values`` on ``steps`` with a ``1 - alpha`` t-interval and two-sided p.
 
     Standard simple regression: ``se = sqrt(RSS / (n - 2) / Sxx)``, CI ``slope +- t_{1-alpha/2,
-    n-2} * se``, p from Student's t with ``n - 2`` df (computed here without scipy, see
-    :func:`student_t_ppf`). Pairs with a non-finite step or value are dropped. Fewer than 3
-    points, or all steps equal, give ``Trend(nan, nan, nan, nan)`` instead of raising: the
-    report must survive a run that logged twice. An exact line has a zero-width CI (p = 0, or
-    p = 1 for a constant). Assumes independent residuals; for autocorrelated training curves the
-    CI is optimistic -- use :func:`trend_slope_ar1` for verdicts (same slope, robust CI).
+    n-2} * se``, p from Student's t with ``n - 2`` df. Pairs with a non-finite step or value are
+    dropped. Fewer than 3 points, or all steps equal, give ``Trend(nan, nan, nan, nan)`` instead of
+    raising: the report must survive a run that logged twice. An exact line has a zero-width CI
+    (p = 0, or p = 1 for a constant). Assumes independent residuals: training curves are
+    autocorrelated, so verdicts use :func:`rlpipe.analysis.trend.trend_slope_robust` instead.
     """
-    return _trend(steps, values, alpha, autocorrelated=False)[0]
-
-
-#: AR(1) coefficients used by :func:`trend_slope_ar1` are clipped to this range: beyond 0.97 a
-#: 60-step series is indistinguishable from a random walk (n_eff < 1, the test already has 1 df),
-#: and below -0.9 the variance would shrink to almost nothing on the strength of one estimate.
-AR1_PHI_RANGE = (-0.9, 0.97)
-
-#: How :func:`trend_slope_ar1` builds its interval, in words the report can quote.
-TREND_METHOD_AR1 = "OLS slope, AR(1)-corrected standard error, t with n_eff - 2 df"
-
-
-def _ar1_form(a: np.ndarray, b: np.ndarray, phi: float) -> float:
-    """``sum_ij a_i b_j phi^|i - j|`` (``a' R b`` with the AR(1) correlation matrix), O(n^2) in C."""
-    n = len(a)
-    lags = np.abs(np.arange(-(n - 1), n))
-    return float(np.correlate(a, b, mode="full") @ np.power(phi, lags))
-
-
-def _trend(
-    steps: ArrayLike, values: ArrayLike, alpha: float, autocorrelated: bool = True
-) -> tuple[Trend, float, int]:
-    """:func:`trend_slope_ar1` plus the AR(1) coefficient and the t degrees of freedom it used.
-
-    With ``autocorrelated=False`` the coefficient is fixed at 0, which reduces every formula to
-    plain OLS (``x'Rx = Sxx``, ``tr(MR) = n - 2``, ``n - 2`` df): :func:`trend_slope`."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     x, y = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
     if x.shape != y.shape:
         raise ValueError(f"steps and values differ in length: {x.shape} vs {y.shape}")
     keep = np.isfinite(x) & np.isfinite(y)
-    order = np.argsort(x[keep], kind="stable")  # autocorrelation is along the steps
-    x, y = x[keep][order], y[keep][order]
+    x, y = x[keep], y[keep]
     n = len(x)
-    nan = (Trend(NAN, NAN, NAN, NAN), NAN, 0)
     if n < 3:
-        return nan
+        return Trend(NAN, NAN, NAN, NAN)
     dx, dy = x - x.mean(), y - y.mean()
     sxx = float(dx @ dx)
     if sxx <= 0.0:
-        return nan
+        return Trend(NAN, NAN, NAN, NAN)
     slope = float(dx @ dy) / sxx
     resid = dy - slope * dx
-    rss, tss = float(resid @ resid), float(dy @ dy)
-    phi = 0.0
-    if rss <= 1e-20 * tss:  # exact line up to rounding: report it exactly
+    rss = float(resid @ resid)
+    if rss <= 1e-20 * float(dy @ dy):  # exact line up to rounding: report it exactly
         rss = 0.0
-    elif autocorrelated and n >= 5:  # the bias correction needs n > 4; with fewer points phi stays 0
-        r1 = float(resid[1:] @ resid[:-1]) / rss
-        phi = min(max((r1 + 2.0 / n) / (1.0 - 4.0 / n), AR1_PHI_RANGE[0]), AR1_PHI_RANGE[1])
-    x_r_x = _ar1_form(dx, dx, phi)
-    ones = np.ones(n)
-    tr_mr = n - _ar1_form(ones, ones, phi) / n - x_r_x / sxx  # E[RSS] / sigma^2 under AR(1)
-    se = math.sqrt(rss / tr_mr * x_r_x) / sxx
-    df = int(min(n - 2, max(1, math.floor(n * (1.0 - phi) / (1.0 + phi)) - 2)))
-    tq = student_t_ppf(1.0 - alpha / 2.0, df)
-    return Trend(slope, slope - tq * se, slope + tq * se, t_p(slope, se, df)), phi, df
-
-
-def trend_slope_ar1(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Trend:
-    """OLS slope of ``values`` on ``steps`` with an autocorrelation-robust ``1 - alpha`` CI and p.
-
-    Per-step training rewards are autocorrelated (the policy changes slowly, batches overlap in
-    difficulty), and :func:`trend_slope`'s independent-residual t-interval is then far too
-    narrow: with AR(1) noise of coefficient 0.9 and no trend, 60-step runs get a CI above 0 about
-    a third of the time. Here the residuals are modelled as AR(1):
-
-    1. ``phi``: lag-1 autocorrelation ``r1`` of the OLS residuals (in step order), corrected for
-       its detrending bias ``E[r1] ~ phi - (2 + 4 phi) / n`` and clipped to
-       :data:`AR1_PHI_RANGE` (0 with fewer than 5 points);
-    2. ``Var(slope) = sigma^2 x'Rx / Sxx^2`` exactly, with ``R_ij = phi^|i-j|`` over the
-       observations in step order and ``sigma^2 = RSS / tr(M R)`` (unbiased under AR(1));
-    3. Student's t with ``n_eff - 2`` df, ``n_eff = n (1 - phi) / (1 + phi)`` (at least 1, at
-       most ``n - 2``): the variance estimate rests on ``n_eff`` independent-looking points,
-       and a strongly autocorrelated series gets a wide interval instead of a false "learning".
-
-    Why this and not the alternatives (bench/trend_power.py: 60 steps, 2000 replicates, share of
-    trendless series whose 95 % CI is above 0, nominal 2.5 %): OLS calls 32 % of phi = 0.9 series
-    rising, Newey-West (Bartlett, 3 lags) 24 %, fixed-b Newey-West 9-11 %, a t-test on 10
-    step-block means 14 %; 4-5 block means hold ~5 % but lose about half the power (17-22 %
-    instead of 39 % at the default experiment's trend). This test gives 2.3 / 4.2 / 4.3 % at
-    phi = 0 / 0.5 / 0.9 and keeps the OLS power when the noise is independent, which is what the
-    default experiment's rewards look like. ``phi`` may come out negative (the interval then
-    narrows, as it should).
-
-    Pairs with a non-finite step or value are dropped; degenerate inputs give NaNs and an exact
-    line a zero-width interval, as in :func:`trend_slope`. The slope itself is the OLS slope.
-    """
-    return _trend(steps, values, alpha)[0]
-
-
-def residual_ar1(steps: ArrayLike, values: ArrayLike) -> float:
-    """The bias-corrected, clipped AR(1) coefficient of the detrended ``values`` that
-    :func:`trend_slope_ar1` uses (NaN when no trend can be fitted, 0 with fewer than 5 points)."""
-    return _trend(steps, values, 0.05)[1]
+    se = math.sqrt(rss / (n - 2) / sxx)
+    tq = student_t_ppf(1.0 - alpha / 2.0, n - 2)
+    return Trend(slope, slope - tq * se, slope + tq * se, t_p(slope, se, n - 2))
