@@ -80,12 +80,23 @@ def test_incompatible_grpo_batch_is_refused():
 
 
 def test_unknown_baseline_and_duplicate_names():
-    with pytest.raises(ConfigError, match="baseline: 'nope' is not a run"):
+    with pytest.raises(ConfigError, match="baseline: 'nope' is neither a run nor a configuration of seeds"):
         load_experiment(cfg(baseline="nope"), ["x.yaml"])
     config = cfg(runs=[{"name": "a"}, {"name": "a"}])
     config.pop("baseline")
     with pytest.raises(ConfigError, match="run name 'a' is used twice"):
         load_experiment(config, ["x.yaml"])
+
+
+def test_baseline_may_name_a_configuration_of_seeds_and_statistics_are_validated():
+    exp = load_experiment(cfg(seeds=[0, 1], baseline="grpo"), ["x.yaml"])
+    assert "grpo_s0" in exp.runs and exp.config["baseline"] == "grpo"
+    with pytest.raises(ConfigError, match="seed_sd_source"):
+        load_experiment(cfg(statistics={"seed_sd": 0.01}), ["x.yaml"])
+    with pytest.raises(ConfigError, match="equivalence_margin"):
+        load_experiment(cfg(statistics={"equivalence_margin": 0}), ["x.yaml"])
+    ok = load_experiment(cfg(statistics={"seed_sd": 0.014, "seed_sd_source": "3 seeds"}), ["x.yaml"])
+    assert ok.config["statistics"] == {"seed_sd": 0.014, "seed_sd_source": "3 seeds", "equivalence_margin": 0.01}
 
 
 def test_sweep_expands_to_one_run_per_combination_and_seed():
