@@ -96,7 +96,8 @@ def test_baseline_may_name_a_configuration_of_seeds_and_statistics_are_validated
     with pytest.raises(ConfigError, match="equivalence_margin"):
         load_experiment(cfg(statistics={"equivalence_margin": 0}), ["x.yaml"])
     ok = load_experiment(cfg(statistics={"seed_sd": 0.014, "seed_sd_source": "3 seeds"}), ["x.yaml"])
-    assert ok.config["statistics"] == {"seed_sd": 0.014, "seed_sd_source": "3 seeds", "equivalence_margin": 0.01}
+    stats = ok.config["statistics"]
+    assert stats == {"seed_sd": 0.014, "seed_sd_source": "3 seeds", "equivalence_margin": 0.01}
 
 
 def test_sweep_expands_to_one_run_per_combination_and_seed():
