@@ -51,10 +51,25 @@ RUNS = {
 }
 
 
-def write_experiment(out: Path) -> dict[str, Any]:
+def seeded(seeds: int = 3) -> tuple[dict, dict]:
+    """The story's runs on ``seeds`` training seeds (``<run>_s<seed>``), each seed's solve rates moved
+    by a small seed effect: (rates, runs) for :func:`write_experiment`."""
+    offsets = [0.0, 0.02, -0.02, 0.01, -0.01][:seeds]
+    rates = {("base", 0): RATES[("base", 0)]}
+    runs = {}
+    for (run, step), r in RATES.items():
+        if run == "base":
+            continue
+        for s, off in enumerate(offsets):
+            rates[(f"{run}_s{s}", step)] = {t: v + off for t, v in r.items()}
+            runs[f"{run}_s{s}"] = {**RUNS[run], "name": f"{run}_s{s}", "seed": s}
+    return rates, runs
+
+
+def write_experiment(out: Path, rates_of: dict = RATES, runs: dict = RUNS) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     rows, sample_scores = [], {}
-    for (run, step), rates in RATES.items():
+    for (run, step), rates in rates_of.items():
         records = []
         for task, rate in rates.items():
             for i in range(N_VAL):  # validation items: exact rates, so the chosen steps are known
@@ -102,7 +117,7 @@ def write_experiment(out: Path) -> dict[str, Any]:
     pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
 
     metrics, diagnostics, preflight = {}, {}, {}
-    for run in RUNS:
+    for run in runs:
         steps = range(1, 21)
         lines = [
             {
@@ -154,9 +169,9 @@ def write_experiment(out: Path) -> dict[str, Any]:
 
     job_logs = {
         "train": {"grpo": timing("train/grpo", 2400, 1), "pcgrad": timing("train/pcgrad", 4800, 1)},
-        "preflight": {r: timing(f"preflight/{r}", 60, 1) for r in RUNS},
-        "generate": {k: timing(f"generate/{k[0]}/step_{k[1]}", 120, 1) for k in RATES},
-        "score": {k: timing(f"score/{k[0]}/step_{k[1]}", 30, 0) for k in RATES},
+        "preflight": {r: timing(f"preflight/{r}", 60, 1) for r in runs},
+        "generate": {k: timing(f"generate/{k[0]}/step_{k[1]}", 120, 1) for k in rates_of},
+        "score": {k: timing(f"score/{k[0]}/step_{k[1]}", 30, 0) for k in rates_of},
         "shared": {"warmup/base": timing("warmup/base", 600, 1)},
     }
     manifest = out / "wandb" / "runs.json"
@@ -179,7 +194,7 @@ def write_experiment(out: Path) -> dict[str, Any]:
                         }
                         for j in ("train", "eval")
                     }
-                    for r in RUNS
+                    for r in runs
                 },
             }
         )
@@ -200,13 +215,15 @@ def rendered(tmp_path_factory) -> tuple[dict[str, Any], str, Path]:
     return render_story(tmp_path_factory.mktemp("story"), {"name": "story"})
 
 
-def render_story(out: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str, Path]:
+def render_story(
+    out: Path, config: dict[str, Any], rates: dict = RATES, runs: dict = RUNS
+) -> tuple[dict[str, Any], str, Path]:
     ctx = build_context(
-        **write_experiment(out),
+        **write_experiment(out, rates, runs),
         experiment="story",
         description="A known story.",
         baseline="grpo",
-        runs=RUNS,
+        runs=runs,
         base_runs={"base": "base"},
         suite="story-suite",
         config=config,
@@ -216,7 +233,7 @@ def render_story(out: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str
             "tasks": "plots/t.png",
             "domains": "plots/d.png",
             "comparison": "plots/c.png",
-            "training": {r: f"plots/training/{r}.png" for r in RUNS},
+            "training": {r: f"plots/training/{r}.png" for r in runs},
         },
     )
     tables = {
@@ -350,3 +367,23 @@ def test_no_winner_without_significance() -> None:
 
     w = choose_winner({"a": 0.7, "b": 0.5, "c": 0.65}, delta)
     assert w["candidate"] == "a" and w["winner"] is None and "c" in w["top"] and "b" not in w["top"]
+
+
+def test_three_seeds_make_configuration_claims_a_winner_and_rliable_aggregates(tmp_path: Path) -> None:
+    rates, runs = seeded(3)
+    ctx, text, _ = render_story(tmp_path, {"name": "story"}, rates, runs)
+    assert ctx["families"] == {
+        "grpo": ["grpo_s0", "grpo_s1", "grpo_s2"],
+        "pcgrad": ["pcgrad_s0", "pcgrad_s1", "pcgrad_s2"],
+    }
+    assert ctx["claims"]["level"] == "configuration" and "3-3 seeds per configuration" in text
+    row = ctx["vs_baseline"][0]
+    assert row["mean"]["claim"] == "configuration" and row["mean"]["n_seeds"] == [3, 3]
+    assert row["mean"]["seed_source"] == "seeds" and row["mean"]["df"] == 4
+    assert ctx["winner"]["winner"] == "pcgrad" and ctx["winner"]["level"] == "configuration"
+    assert "Winner (configuration-level): **`pcgrad`**" in text
+    agg = ctx["aggregates"]["configs"]
+    assert agg["grpo"]["n_seeds"] == 3 and agg["grpo"]["mean"]["lo"] is not None
+    assert agg["grpo"]["iqm"] is None and "too few" in agg["grpo"]["iqm_reason"]  # 3 seeds x 2 tasks
+    assert [(p["x"], p["y"]) for p in ctx["aggregates"]["pairs"]] == [("pcgrad", "grpo")]
+    assert "| pcgrad | 3 |" in text and not re.search(r"\bnan\b", text, re.I)
