@@ -226,3 +226,82 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
     assert sorted(p.name for p in Path(out["checkpoints_dir"]).iterdir()) == ["step_2", "step_3"]
     assert [m["step"] for m in metric_lines(out["metrics_path"]) if "reward" in m] == [1, 2, 3]
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # handlers are restored
+
+
+def test_grpo_ctrl_c_saves_and_a_torn_checkpoint_and_metrics_line_are_skipped_on_resume(
+    model_dir, tmp_path, monkeypatch, caplog
+):
+    """Issue 23: SIGINT saves like SIGTERM; a kill during a save (checkpoint-2 with an empty
+    trainer_state.json) and a torn last metrics line no longer block every rerun."""
+    from transformers import TrainerCallback
+
+    import rlpipe.train.grpo as grpo
+
+    run = {
+        "name": "grpo-torn",
+        "seed": 0,
+        "steps": 3,
+        "save_every": 2,
+        "method": "grpo",
+        "lora": None,
+        "grpo": {
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": 8,
+            "learning_rate": 1e-3,
+            "beta": 0.0,
+        },
+    }
+    out = out_dirs(tmp_path)
+
+    class CtrlCAtStep(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 0:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: CtrlCAtStep())
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.raises(TrainingInterrupted) as info:
+            grpo.train_grpo(model_dir, rows(), spec=build_spec(run), **out)
+        monkeypatch.undo()
+        assert info.value.code == 128 + signal.SIGINT and info.value.step == 1
+        assert list(trainer_checkpoints(out["state_dir"])) == [1]
+        # what a kill in the next save and in the next append leave behind
+        torn = Path(out["state_dir"]) / "checkpoint-2"
+        torn.mkdir()
+        (torn / "trainer_state.json").write_text("")
+        live = live_metrics(out["state_dir"])
+        with live.open("a") as fh:
+            fh.write('{"step": 2, "rew')
+        with caplog.at_level("WARNING"):
+            assert list(trainer_checkpoints(out["state_dir"])) == [1]
+            grpo.train_grpo(model_dir, rows(), spec=build_spec(run), **out)
+    finally:
+        torch.set_num_threads(old)
+    assert "checkpoint-2: unreadable trainer_state.json" in caplog.text
+    assert "dropping a torn last line" in caplog.text
+    assert sorted(p.name for p in Path(out["checkpoints_dir"]).iterdir()) == ["step_2", "step_3"]
+    assert [m["step"] for m in metric_lines(out["metrics_path"]) if "reward" in m] == [1, 2, 3]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_trim_metrics_names_a_damaged_line_and_a_second_ctrl_c_stops_at_once(tmp_path) -> None:
+    from rlpipe.train.checkpoints import trim_metrics
+    from rlpipe.train.signals import StopRequest
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2, "x\n{"step": 3}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON metrics line"):
+        trim_metrics(path, 3)
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "rew')
+    trim_metrics(path, 5)
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert stop.requested == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)

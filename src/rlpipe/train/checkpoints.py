@@ -99,18 +99,31 @@ def live_metrics(state_dir: str | os.PathLike[str]) -> Path:
 def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
     """Drop the metric lines past ``step`` (the resumed step), so that no step is counted twice.
 
-    A crash after a checkpoint leaves lines of steps the resumed run will train again. The file is
-    rewritten atomically: a crash here loses nothing.
+    A crash after a checkpoint leaves lines of steps the resumed run will train again; a crash (or
+    a full disk) in the middle of an append leaves a torn last line, which is dropped with a warning
+    naming the file. A malformed line anywhere else is not a crash's trace but a damaged file: a
+    ``ValueError`` names the file and line. The file is rewritten atomically: a crash here loses
+    nothing.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        kept = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        write_text(path, "".join(line + "\n" for line in kept))
+    if not path.exists():
+        return
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    kept = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:
+                log.warning("%s:%d: dropping a torn last line (a crash mid-write): %.60r", path, n, line)
+                continue
+            raise ValueError(f"{path}:{n}: not a JSON metrics line ({exc.msg}); the file is damaged") from exc
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: a metrics line must be a JSON object, got {type(row).__name__}")
+        if row.get("step", 0) <= step:
+            kept.append(line)
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 def publish_metrics(state_dir: str | os.PathLike[str], metrics_path: str | os.PathLike[str]) -> None:
@@ -126,14 +139,31 @@ def publish_metrics(state_dir: str | os.PathLike[str], metrics_path: str | os.Pa
 
 
 def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
-    """Complete trainer checkpoints by step (a checkpoint without trainer_state.json is partial)."""
+    """Complete trainer checkpoints by step.
+
+    A checkpoint is complete when its ``trainer_state.json`` (written last by the trainer) reads as a
+    JSON object. One without it, or with a torn one (a kill during the save left it empty), is
+    skipped with a warning naming it, so a resume falls back to the previous checkpoint instead of
+    failing on every rerun.
+    """
     found: dict[int, Path] = {}
     root = Path(state_dir)
     if root.is_dir():
         for child in root.iterdir():
             match = _TRAINER_CKPT.match(child.name)
-            if match and (child / "trainer_state.json").exists():
+            if not match:
+                continue
+            state = child / "trainer_state.json"
+            if not state.exists():
+                continue
+            try:
+                complete = isinstance(json.loads(state.read_text()), dict)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                complete = False
+            if complete:
                 found[int(match.group(1))] = child
+            else:
+                log.warning("%s: unreadable trainer_state.json, skipping this partial checkpoint", child)
     return dict(sorted(found.items()))
 
 

@@ -1,4 +1,4 @@
-"""Graceful stop on SIGTERM / SIGUSR1 / SIGURG: save at the end of the current step, exit non-zero, resume.
+"""Graceful stop on SIGTERM / SIGINT / SIGUSR1 / SIGURG: save at the end of the step, exit non-zero, resume.
 
 SLURM sends SIGTERM when a job is preempted or cancelled and, with ``--signal=<SIG>@<seconds>``,
 the chosen signal shortly before the time limit. rlpipe's SLURM jobs ask for SIGURG
@@ -9,6 +9,8 @@ Killing a trainer mid-step would lose every step since the last scheduled checkp
 handler only records the request, the trainer finishes the step it is in, writes a complete
 resumable checkpoint and raises ``TrainingInterrupted``. The non-zero exit tells Snakemake (and
 SLURM requeue logic) that the job is unfinished; rerunning it resumes from that checkpoint.
+SIGINT (Ctrl-C) stops the same way; a second Ctrl-C before the step ends raises
+``KeyboardInterrupt`` at once, for a user who will not wait (nothing is saved then).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from transformers import TrainerCallback
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGURG)
 
 
 class TrainingInterrupted(SystemExit):
@@ -52,7 +54,7 @@ class TrainingInterrupted(SystemExit):
 
 
 class StopRequest:
-    """Context manager recording SIGTERM/SIGUSR1/SIGURG instead of dying; ``requested`` is the signal or None.
+    """Context manager recording SIGTERM/SIGINT/SIGUSR1/SIGURG instead of dying; ``requested`` is the signal.
 
     Handlers can only be installed from the main thread; elsewhere (e.g. a trainer driven from a
     worker thread) the context is inert and training runs to the end as before.
@@ -64,6 +66,8 @@ class StopRequest:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self.requested == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now, without the checkpoint
         if self.requested is None:
             log.warning(
                 "received %s: finishing the current step, saving a checkpoint, then exiting",
