@@ -77,3 +77,38 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{lineno}: malformed JSON line: {exc}") from None
     return rows
+
+
+#: Below this much free space a failed write is taken for a full disk (torch's zip writer reports one
+#: as ``RuntimeError ... inline_container.cc ... file write failed``, without errno).
+DISK_FULL_BYTES = 64 * 2**20
+
+
+def disk_full_error(exc: BaseException, where: Iterable[str | os.PathLike[str]]) -> OSError | None:
+    """An ``OSError(ENOSPC)`` that says "no space left on device" and where, if ``exc`` is one.
+
+    ``exc`` is a full disk when it carries errno ENOSPC, or when it is a failed write (torch's
+    serialiser or any ``OSError``) while a filesystem holding ``where`` has less than
+    :data:`DISK_FULL_BYTES` free. ``None`` otherwise: the caller re-raises ``exc`` unchanged.
+    """
+    import errno
+
+    text = str(exc)
+    enospc = getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in text
+    write_failed = isinstance(exc, OSError) or "inline_container" in text or "write failed" in text
+    for path in where:
+        target = Path(path)
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        try:
+            usage = shutil.disk_usage(target)
+        except OSError:
+            continue
+        if enospc or (write_failed and usage.free < DISK_FULL_BYTES):
+            return OSError(
+                errno.ENOSPC,
+                f"no space left on device under {path} ({usage.free / 2**20:.0f} MiB free of "
+                f"{usage.total / 2**30:.1f} GiB): free some space and rerun the same command "
+                f"(training resumes from its last complete checkpoint); the write failed with: {text[:300]}",
+            )
+    return None
