@@ -284,6 +284,8 @@ def test_grpo_ctrl_c_saves_and_a_torn_checkpoint_and_metrics_line_are_skipped_on
     assert "dropping a torn last line" in caplog.text
     assert sorted(p.name for p in Path(out["checkpoints_dir"]).iterdir()) == ["step_2", "step_3"]
     assert [m["step"] for m in metric_lines(out["metrics_path"]) if "reward" in m] == [1, 2, 3]
+    # one closing summary row, the finished segment's: the interrupted one's was dropped on resume
+    assert [m["step"] for m in metric_lines(out["metrics_path"]) if "train_runtime" in m] == [3]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 

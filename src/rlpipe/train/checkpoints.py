@@ -96,8 +96,15 @@ def live_metrics(state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / LIVE_METRICS
 
 
+#: The key of the summary row a trainer logs when a training segment ends (HF ``Trainer.train``).
+SEGMENT_SUMMARY_KEY = "train_runtime"
+
+
 def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
     """Drop the metric lines past ``step`` (the resumed step), so that no step is counted twice.
+
+    A segment's closing summary (the trainer's ``train_runtime`` row) is dropped too: a resumed run
+    writes its own at its end, and an interrupted segment's would list its last step twice.
 
     A crash after a checkpoint leaves lines of steps the resumed run will train again; a crash (or
     a full disk) in the middle of an append leaves a torn last line, which is dropped with a warning
@@ -121,7 +128,7 @@ def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
             raise ValueError(f"{path}:{n}: not a JSON metrics line ({exc.msg}); the file is damaged") from exc
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{n}: a metrics line must be a JSON object, got {type(row).__name__}")
-        if row.get("step", 0) <= step:
+        if row.get("step", 0) <= step and SEGMENT_SUMMARY_KEY not in row:
             kept.append(line)
     write_text(path, "".join(line + "\n" for line in kept))
 
