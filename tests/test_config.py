@@ -299,3 +299,17 @@ def test_pcgrad_needs_two_domains():
     config["data"]["tasks"] = {"addition": 100}
     with pytest.raises(ConfigError, match=r"run grpo: pcgrad: true needs tasks of at least two domains"):
         load_experiment(config, ["x.yaml"])
+
+
+def test_the_suite_path_in_rule_params_is_relative_to_the_project(tmp_path):
+    """Issue 23: moving or cloning a finished project must not change any rule's params."""
+    import shutil
+
+    from rlpipe.config import load_suite
+
+    root = Path(__file__).resolve().parents[1]
+    here = load_suite("tiny", root)
+    assert here["path"] == "config/suites/tiny.yaml"
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "config", moved / "config")
+    assert load_suite("tiny", moved) == here

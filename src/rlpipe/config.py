@@ -471,7 +471,16 @@ def load_suite(ref: str, workdir: str | Path = ".") -> dict[str, Any]:
         else:
             merged["source"] = resolve_source(src, f"{path}: tasks.{name}.source", workdir)
         tasks[name] = merged
-    return {"name": suite["name"], "path": str(path), "tasks": tasks}
+    return {"name": suite["name"], "path": _portable(path, workdir), "tasks": tasks}
+
+
+def _portable(path: Path, workdir: str | Path) -> str:
+    """``path`` relative to the project (``workdir``) when it lies inside it, else as given: rule
+    params hold it, and an absolute path there would rerun every job of a moved or cloned project."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(workdir).resolve()))
+    except ValueError:
+        return str(path)
 
 
 def load_experiment(
