@@ -397,9 +397,17 @@ def _aggregates(
         for c, members in fam.items()
     }
     if not common:
-        return {"configs": {}, "pairs": [], "n_tasks": 0, "left_out": sorted(tasks)}
+        return {"configs": {}, "pairs": [], "n_tasks": 0, "left_out": sorted(tasks), "notes": []}
     out = rliable.summarise(scores, reference=reference if reference in fam else None, reps=reps)
-    return {**out, "left_out": [t for t in tasks if t not in common]}
+    notes: dict[str, list[str]] = {}  # each caveat once, with what it is about
+    for name, c in out["configs"].items():
+        for text in (c["caveat"], c["iqm_reason"]):
+            if text:
+                notes.setdefault(text, []).append(f"`{name}`")
+    for p in out["pairs"]:
+        if p["caveat"]:
+            notes.setdefault(p["caveat"], []).append(f"P(`{p['x']}` > `{p['y']}`)")
+    return {**out, "left_out": [t for t in tasks if t not in common], "notes": list(notes.items())}
 
 
 def claim_levels(fam: Mapping[str, Sequence[str]], statistics: Mapping[str, Any]) -> dict[str, Any]:
