@@ -175,14 +175,10 @@ def test_ppo_sigterm_saves_exits_nonzero_and_resumes_identically(model_dir, tmp_
             assert all(torch.equal(wa[k], wb[k]) for k in wb), f"step_{step} differs after resume"
 
 
-def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_path, monkeypatch):
-    """GRPO (TRL) path: SIGUSR1 mid-run -> checkpoint of that step (not exported), non-zero exit, resume."""
-    from transformers import TrainerCallback
-
-    import rlpipe.train.grpo as grpo
-
-    run = {
-        "name": "grpo-resume",
+def grpo_run(name: str) -> dict[str, Any]:
+    """A 3-step GRPO run saving every 2 steps (so a signal at step 1 saves an unscheduled checkpoint)."""
+    return {
+        "name": name,
         "seed": 0,
         "steps": 3,
         "save_every": 2,
@@ -196,6 +192,15 @@ def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_pat
             "beta": 0.0,
         },
     }
+
+
+def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_path, monkeypatch):
+    """GRPO (TRL) path: SIGUSR1 mid-run -> checkpoint of that step (not exported), non-zero exit, resume."""
+    from transformers import TrainerCallback
+
+    import rlpipe.train.grpo as grpo
+
+    run = grpo_run("grpo-resume")
     out = out_dirs(tmp_path)
 
     class SignalAtStep(TrainerCallback):
@@ -237,21 +242,7 @@ def test_grpo_ctrl_c_saves_and_a_torn_checkpoint_and_metrics_line_are_skipped_on
 
     import rlpipe.train.grpo as grpo
 
-    run = {
-        "name": "grpo-torn",
-        "seed": 0,
-        "steps": 3,
-        "save_every": 2,
-        "method": "grpo",
-        "lora": None,
-        "grpo": {
-            "num_generations": 4,
-            "per_device_train_batch_size": 8,
-            "max_completion_length": 8,
-            "learning_rate": 1e-3,
-            "beta": 0.0,
-        },
-    }
+    run = grpo_run("grpo-torn")
     out = out_dirs(tmp_path)
 
     class CtrlCAtStep(TrainerCallback):
