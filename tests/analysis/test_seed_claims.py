@@ -310,3 +310,16 @@ def test_an_item_with_a_failed_sample_keeps_its_other_samples(tmp_path) -> None:
     )
     items = item_matrix(path)["t"]
     assert items["a"] == 0.5 and items["c"] == 1.0 and math.isnan(items["b"])
+
+
+def test_an_item_with_no_finite_sample_does_not_hide_its_checkpoint() -> None:
+    """Such an item is NaN in the item table; a task's score is then the mean of its other items,
+    as in the statistics, instead of NaN (which took the whole checkpoint out of the selection)."""
+    from rlpipe.analysis.aggregate import task_score
+
+    assert task_score({"a": 1.0, "b": float("nan"), "c": 0.0}) == 0.5 and math.isnan(task_score({}))
+    rng = np.random.default_rng(13)
+    steps = {s: checkpoint_items(rng, 0.2 + s / 100) for s in (0, 10, 20, 30)}
+    steps[30]["a"]["a0"] = float("nan")
+    sel = select_run(steps, {"a": "math", "b": "logic"})
+    assert sel["best"]["overall"]["step"] == 30 and math.isfinite(sel["test"]["overall"][30])

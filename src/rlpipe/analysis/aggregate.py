@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,14 @@ def domain_scores(scores: pd.DataFrame) -> pd.DataFrame:
     se = grouped["se"].apply(lambda s: float((s.pow(2).sum()) ** 0.5 / len(s))).reset_index(drop=True)
     out["se"] = se
     return out
+
+
+def task_score(item_scores: Mapping[str, float]) -> float:
+    """A task's avg@k from its items' scores (:func:`item_matrix`): the mean over the items with a
+    finite score (an item whose every sample failed is NaN, and the statistics drop it likewise);
+    NaN with none."""
+    finite = [v for v in item_scores.values() if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def item_matrix(scores_jsonl: str | os.PathLike[str], split: str = TEST) -> dict[str, dict[str, float]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.analysis.stats import Delta, holm, macro_deltas
+from rlpipe.analysis.stats import Delta, holm, macro_deltas, undefined_delta
 
 #: The error rate every family of tests is held to (family-wise, by Holm's method).
 ALPHA = 0.05
@@ -96,7 +96,7 @@ def compare(
     by_domain: dict[str, list[str]] = defaultdict(list)
     for t in note:
         by_domain[task_domain[t]].append(note[t])
-    undefined = Delta(math.nan, math.nan, math.nan, math.nan, False, n_seeds=(len(a), len(b)))
+    undefined = undefined_delta(math.nan, 0, (len(a), len(b)))
     return {
         "tasks": {
             t: result.tasks.get(t) or replace(undefined, caveats=(note[t],)) for t in sorted(task_domain)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from rlpipe.analysis import cost as costs
 from rlpipe.analysis import rliable
-from rlpipe.analysis.aggregate import domain_scores, item_matrix, with_base_rows
+from rlpipe.analysis.aggregate import domain_scores, item_matrix, task_score, with_base_rows
 from rlpipe.analysis.compare import (
     ALPHA,
     CORRECTION,
@@ -387,17 +387,15 @@ def _aggregates(
     reps: int,
 ) -> dict[str, Any]:
     """rliable's aggregates at the final checkpoints: per-(seed, task) test means of every
-    configuration, over the tasks every final evaluation has (:mod:`rlpipe.analysis.rliable`)."""
+    configuration, over the tasks with a score in every final evaluation (:mod:`rlpipe.analysis.rliable`)."""
     finals = [items[(r, final_step[r])] for members in fam.values() for r in members]
-    common = [t for t in tasks if all(ev.get(t) for ev in finals)]
-    scores = {
-        c: np.array(
-            [[float(np.mean(list(items[(r, final_step[r])][t].values()))) for t in common] for r in members]
-        )
-        for c, members in fam.items()
-    }
+    common = [t for t in tasks if all(math.isfinite(task_score(ev.get(t, {}))) for ev in finals)]
     if not common:
         return {"configs": {}, "pairs": [], "n_tasks": 0, "left_out": sorted(tasks), "notes": []}
+    scores = {
+        c: np.array([[task_score(items[(r, final_step[r])][t]) for t in common] for r in members])
+        for c, members in fam.items()
+    }
     out = rliable.summarise(scores, reference=reference if reference in fam else None, reps=reps)
     notes: dict[str, list[str]] = {}  # each caveat once, with what it is about
     for name, c in out["configs"].items():

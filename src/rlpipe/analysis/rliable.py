@@ -46,6 +46,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from rlpipe.eval.estimates import BLOCK_ELEMENTS
+
 __all__ = [
     "FEW_SEEDS",
     "MIN_IQM_SCORES",
@@ -73,8 +75,6 @@ MIN_IQM_SCORES = 8
 #: ``P(X > Y)``'s CI is closer to nominal (0.93 with 3 seeds, 0.95 with 5).
 FEW_SEEDS = 5
 
-#: Replicates are drawn in blocks of at most this many resampled values (bounded memory).
-_BLOCK_ELEMENTS = 4_000_000
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
@@ -228,7 +228,7 @@ def stratified_bootstrap_ci(
     if n < 2:
         return Estimate(point, None, None, _one_seed(name))
     boots = np.empty(reps)
-    block = max(1, _BLOCK_ELEMENTS // (n * t))
+    block = max(1, BLOCK_ELEMENTS // (n * t))
     for start in range(0, reps, block):
         m = min(block, reps - start)
         boots[start : start + m] = statistic(_resample(rng, arr, m))
@@ -264,7 +264,7 @@ def improvement_ci(
     if single:
         return Estimate(point, None, None, _one_seed(*single))
     boots = np.empty(reps)
-    block = max(1, _BLOCK_ELEMENTS // (m * k * t))
+    block = max(1, BLOCK_ELEMENTS // (m * k * t))
     for start in range(0, reps, block):
         n = min(block, reps - start)
         boots[start : start + n] = probability_of_improvement(_resample(rng, xa, n), _resample(rng, ya, n))

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rlpipe.analysis.aggregate import task_score
 from rlpipe.analysis.stats import (
     CHECKPOINT,
     CONFIGURATION,
@@ -103,7 +104,7 @@ def tost_p(d: Delta, margin: float) -> float:
 
 def _score(items: Items, tasks: Sequence[str], domain: str | None, task_domain: Mapping[str, str]) -> float:
     chosen = [t for t in tasks if (domain is None or task_domain[t] == domain) and items[t]]
-    return float(np.mean([np.mean(list(items[t].values())) for t in chosen])) if chosen else math.nan
+    return float(np.mean([task_score(items[t]) for t in chosen])) if chosen else math.nan
 
 
 def _argmax(values: Mapping[int, float]) -> int:
@@ -140,22 +141,24 @@ def _stopping(earlier: Mapping[int, Delta], chosen: int, margin: float) -> dict[
     below = _significantly_below(earlier)
     tost = dict(zip(steps, holm([tost_p(earlier[s], margin) for s in steps]), strict=True))
     equivalent = [s for s in steps if tost[s] < ALPHA]
-    out: dict[str, Any] = {"margin": margin, "stop_step": None, "undetermined_step": None}
+    stop, undetermined, d = None, None, None
     if equivalent:
-        out.update(verdict="equivalent", stop_step=equivalent[0], stop_delta=earlier[equivalent[0]])
+        verdict, stop, d = "equivalent", equivalent[0], earlier[equivalent[0]]
     elif all(s in below for s in steps):
-        out.update(verdict="needed", stop_step=chosen, stop_delta=None)
+        verdict, stop = "needed", chosen
     else:
-        first = min(s for s in steps if s not in below)
-        out.update(verdict="undetermined", undetermined_step=first, stop_delta=earlier[first])
-    d = out.pop("stop_delta")
-    out.update(
-        stop_delta=d.delta if d else None,
-        stop_lo=d.lo if d else None,
-        stop_hi=d.hi if d else None,
-        stop_tost_p_adj=tost.get(out["stop_step"] if out["verdict"] == "equivalent" else -1),
-    )
-    return out
+        verdict = "undetermined"
+        undetermined = min(s for s in steps if s not in below)
+        d = earlier[undetermined]
+    return {
+        "verdict": verdict,
+        "margin": margin,
+        "stop_step": stop,
+        "undetermined_step": undetermined,
+        "stop_delta": d.delta if d else None,
+        "stop_lo": d.lo if d else None,
+        "stop_hi": d.hi if d else None,
+    }
 
 
 def select_run(
@@ -183,7 +186,7 @@ def select_run(
     domains = sorted(set(task_domain.values()))
     test = _aligned(test, tasks)
     has_val = bool(validation) and all(any(validation.get(s, {}).get(t) for t in tasks) for s in steps)
-    val = _aligned(validation, tasks) if has_val and validation else None
+    val = _aligned(validation, tasks) if has_val else None
     if validation and any(any(v.values()) for v in validation.values()) and val is None:
         caveats.append("validation items missing at some step: checkpoints chosen on test (optimistic)")
     if len(steps) == 1:

@@ -16,8 +16,9 @@ training-seed variance in every null.
 
 **Tests and multiplicity.** Each delta's p-value and CI come from the same standard error and
 Student's t (``point +- t * se``), so "the CI excludes 0" and "p < alpha" are the same statement;
-:func:`holm` adjusts a family. Single-task paired deltas and the macro average's CIs use a
-percentile-free bootstrap over items (:func:`paired_bootstrap_delta`, :func:`macro_average`).
+:func:`holm` adjusts a family. A single task's paired delta (:func:`paired_bootstrap_delta`) and
+the macro average's CIs (:func:`macro_average`) take their standard error from a bootstrap over
+items.
 
 Everything here is numpy-only (no scipy: analysis jobs run on slim CPU images) and deterministic
 given ``seed``. Non-finite item scores (NaN: a missing or failed item) are dropped and the drop is
@@ -60,7 +61,6 @@ __all__ = [
     "paired_bootstrap_delta",
     "student_t_cdf",
     "student_t_ppf",
-    "trend_slope",
 ]
 
 #: Above this many degrees of freedom Student's t is replaced by the standard normal: the
@@ -134,28 +134,6 @@ def normal_p(point: float, se: float) -> float:
     return math.erfc(abs(point) / se / math.sqrt(2.0))
 
 
-def _delta_from_boot(
-    point: float,
-    boots: np.ndarray,
-    alpha: float,
-    n_items: int,
-    n_seeds: tuple[int, int],
-    df: int | None = None,
-) -> Delta:
-    """A Delta from bootstrap replicates: ``se`` their sd, the test Student's t with ``df`` (normal
-    when None). With few items per task the studentised delta has heavier tails than the normal,
-    which matters at the small levels a Holm correction over hundreds of tests asks for."""
-    se = float(np.std(boots, ddof=1)) if len(boots) > 1 else NAN
-    if df is None or df > _T_NORMAL_DF:
-        q = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-        p = normal_p(point, se)
-    else:
-        q = student_t_ppf(1.0 - alpha / 2.0, df)
-        p = t_p(point, se, df)
-    half = q * se
-    return Delta(float(point), point - half, point + half, p, bool(p < alpha), se, n_items, n_seeds)
-
-
 def t_p(point: float, se: float, df: int) -> float:
     """Two-sided p of ``point / se`` under Student's t with ``df``; a zero ``se`` gives 0 or 1."""
     if not (math.isfinite(point) and math.isfinite(se)):
@@ -165,14 +143,11 @@ def t_p(point: float, se: float, df: int) -> float:
     return min(1.0, 2.0 * (1.0 - student_t_cdf(abs(point) / se, df)))
 
 
-def _undefined_delta(
+def undefined_delta(
     point: float, n_items: int, n_seeds: tuple[int, int] = (1, 1), caveats: tuple[str, ...] = ()
 ) -> Delta:
+    """A comparison with no CI (too few items): NaN CI and p, never significant."""
     return Delta(float(point), NAN, NAN, NAN, False, NAN, n_items, n_seeds, caveats=caveats)
-
-
-# --------------------------------------------------------------------------------------------
-# means and pass@k
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,12 +170,13 @@ def paired_bootstrap_delta(
     d = xa[keep] - xb[keep]
     n = len(d)
     if n == 0:
-        return _undefined_delta(NAN, 0)
+        return undefined_delta(NAN, 0)
     point = float(d.mean())
     if n == 1:
-        return _undefined_delta(point, 1)
+        return undefined_delta(point, 1)
     boots = resampled_means(np.random.default_rng(seed), d, int(n_boot))
-    return _delta_from_boot(point, _unbiased(point, boots, n), alpha, n, (1, 1), df=n - 1)
+    se = float(np.std(_unbiased(point, boots, n), ddof=1))
+    return _delta(point, se, n - 1, alpha, n, (1, 1), CHECKPOINT, None, NAN, ())
 
 
 def _unbiased(point: float, boots: np.ndarray, n: int) -> np.ndarray:
@@ -384,8 +360,11 @@ def macro_deltas(
         points = {t: _point(*sides[t]) for t in chosen}
         if not kept:
             finite = all(map(math.isfinite, points.values()))
-            return _undefined_delta(
-                float(np.mean(list(points.values()))) if finite else NAN, 0, seeds, caveats
+            return undefined_delta(
+                float(np.mean(list(points.values()))) if finite else NAN,
+                sum(n_items[t] for t in chosen),
+                seeds,
+                caveats,
             )
         k = len(kept)
         pt = float(np.mean([points[t] for t in kept]))
@@ -399,11 +378,11 @@ def macro_deltas(
         if seed_df:
             # The seed means' spread (raw, s - 1 df each side) carries their item noise; that
             # noise is also in var(d) / n, so it is taken out of the item part, where it is known
-            # to thousands of df, and the sum is a Welch-Satterthwaite sum of positive parts.
+            # to thousands of df, and counted once, in the seed part.
             level, source, seed_var = CONFIGURATION, "seeds", max(raw - noise, 0.0)
             seed_part, item_part = raw * weight, max(item_var - noise * weight, 0.0)
         elif declared is not None:
-            level, source, seed_var, seed_df = CONFIGURATION, "declared", declared**2, _T_NORMAL_DF + 1
+            level, source, seed_var = CONFIGURATION, "declared", declared**2
             seed_part, item_part = seed_var * weight, item_var
         else:
             level, source, seed_var, seed_part, item_part = CHECKPOINT, None, 0.0, 0.0, item_var
@@ -643,41 +622,3 @@ def student_t_ppf(q: float, df: int) -> float:
         if hi - lo <= 1e-13 * max(1.0, hi):
             break
     return 0.5 * (lo + hi)
-
-
-# --------------------------------------------------------------------------------------------
-# trends and checkpoints
-
-
-def trend_slope(steps: ArrayLike, values: ArrayLike, alpha: float = 0.05) -> Trend:
-    """OLS slope of ``values`` on ``steps`` with a ``1 - alpha`` t-interval and two-sided p.
-
-    Standard simple regression: ``se = sqrt(RSS / (n - 2) / Sxx)``, CI ``slope +- t_{1-alpha/2,
-    n-2} * se``, p from Student's t with ``n - 2`` df. Pairs with a non-finite step or value are
-    dropped. Fewer than 3 points, or all steps equal, give ``Trend(nan, nan, nan, nan)`` instead of
-    raising: the report must survive a run that logged twice. An exact line has a zero-width CI
-    (p = 0, or p = 1 for a constant). Assumes independent residuals: training curves are
-    autocorrelated, so verdicts use :func:`rlpipe.analysis.trend.trend_slope_robust` instead.
-    """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    x, y = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"steps and values differ in length: {x.shape} vs {y.shape}")
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    n = len(x)
-    if n < 3:
-        return Trend(NAN, NAN, NAN, NAN)
-    dx, dy = x - x.mean(), y - y.mean()
-    sxx = float(dx @ dx)
-    if sxx <= 0.0:
-        return Trend(NAN, NAN, NAN, NAN)
-    slope = float(dx @ dy) / sxx
-    resid = dy - slope * dx
-    rss = float(resid @ resid)
-    if rss <= 1e-20 * float(dy @ dy):  # exact line up to rounding: report it exactly
-        rss = 0.0
-    se = math.sqrt(rss / (n - 2) / sxx)
-    tq = student_t_ppf(1.0 - alpha / 2.0, n - 2)
-    return Trend(slope, slope - tq * se, slope + tq * se, t_p(slope, se, n - 2))
