@@ -194,24 +194,27 @@ def grpo_run(name: str) -> dict[str, Any]:
     }
 
 
-def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_path, monkeypatch):
-    """GRPO (TRL) path: SIGUSR1 mid-run -> checkpoint of that step (not exported), non-zero exit, resume."""
+def signal_during_step_1(monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
+    """Deliver ``signum`` to this process while step 1 runs (as SLURM would, asynchronously):
+    train_grpo imports its callbacks when called, so the progress callback is swapped for one
+    that signals."""
     from transformers import TrainerCallback
 
+    class SignalAtStep(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 0:
+                os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: SignalAtStep())
+
+
+def test_grpo_signal_saves_unscheduled_checkpoint_and_resumes(model_dir, tmp_path, monkeypatch):
+    """GRPO (TRL) path: SIGUSR1 mid-run -> checkpoint of that step (not exported), non-zero exit, resume."""
     import rlpipe.train.grpo as grpo
 
     run = grpo_run("grpo-resume")
     out = out_dirs(tmp_path)
-
-    class SignalAtStep(TrainerCallback):
-        """Deliver SIGUSR1 to this process while step 1 is running (as SLURM would, asynchronously)."""
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == 0:
-                os.kill(os.getpid(), signal.SIGUSR1)
-
-    # train_grpo imports its callbacks when called: swap the progress callback for the signaller.
-    monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: SignalAtStep())
+    signal_during_step_1(monkeypatch, signal.SIGUSR1)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -238,19 +241,11 @@ def test_grpo_ctrl_c_saves_and_a_torn_checkpoint_and_metrics_line_are_skipped_on
 ):
     """Issue 23: SIGINT saves like SIGTERM; a kill during a save (checkpoint-2 with an empty
     trainer_state.json) and a torn last metrics line no longer block every rerun."""
-    from transformers import TrainerCallback
-
     import rlpipe.train.grpo as grpo
 
     run = grpo_run("grpo-torn")
     out = out_dirs(tmp_path)
-
-    class CtrlCAtStep(TrainerCallback):
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == 0:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr("rlpipe.train.callbacks.ProgressCallback", lambda what: CtrlCAtStep())
+    signal_during_step_1(monkeypatch, signal.SIGINT)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
