@@ -511,10 +511,9 @@ def load_experiment(
     for run in runs.values():
         _check_run(run, models, source, config["data"], layer_cache)
     baseline = config.get("baseline")
-    seeded = {
-        name[: -len(f"_s{run['seed']}")] for name, run in runs.items() if name.endswith(f"_s{run['seed']}")
-    }
-    if baseline is not None and baseline not in runs and baseline not in seeded:
+    from rlpipe.analysis.compare import families  # the report's grouping of seeds into configurations
+
+    if baseline is not None and baseline not in runs and baseline not in families(runs):
         raise ConfigError(
             f"{source}: baseline: {baseline!r} is neither a run nor a configuration of seeds "
             f"(runs: {', '.join(runs)})"

@@ -6,6 +6,7 @@ rename within one filesystem is atomic on POSIX.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -91,8 +92,6 @@ def disk_full_error(exc: BaseException, where: Iterable[str | os.PathLike[str]])
     serialiser or any ``OSError``) while a filesystem holding ``where`` has less than
     :data:`DISK_FULL_BYTES` free. ``None`` otherwise: the caller re-raises ``exc`` unchanged.
     """
-    import errno
-
     text = str(exc)
     enospc = getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in text
     write_failed = isinstance(exc, OSError) or "inline_container" in text or "write failed" in text
