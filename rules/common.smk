@@ -5,6 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException
 
+from rlpipe.train.checkpoints import EXPORTED
 from rlpipe.train.schedule import checkpoint_steps
 from rlpipe.resources import gpu_job_resources, model_gpu_resources
 from rlpipe.tracking.provenance import code_hash
@@ -112,6 +113,20 @@ def generate_inputs(wildcards):
         f"{OUT}/data/suite/{task}.jsonl" for task in sorted(SUITE["tasks"])
     ]
     return inputs
+
+
+def state_dir(wildcards):
+    """A run's resumable training state: kept across reruns, outside the declared outputs."""
+    return f"{OUT}/runs/{wildcards.run}/state"
+
+
+def exported_dir(wildcards):
+    """Training's own verified copies of a run's published steps (`rlpipe.train.checkpoints`):
+    evaluation restores a damaged published step from there. None for a base pseudo-run.
+    """
+    if wildcards.run in EXP.base_runs:
+        return None
+    return f"{state_dir(wildcards)}/{EXPORTED}"
 
 
 GENERATION_GPUS = EXP.config["evaluation"]["tensor_parallel_size"]

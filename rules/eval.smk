@@ -6,6 +6,7 @@ rule generate:
         unpack(generate_inputs),
     output:
         f"{OUT}/eval/{{run}}/step_{{step}}/completions.jsonl",
+        checksums=f"{OUT}/eval/{{run}}/step_{{step}}/completions.sha256",
     log:
         f"{OUT}/logs/generate/{{run}}/step_{{step}}.log",
     conda:
@@ -27,6 +28,7 @@ rule generate:
         batch_size=EXP.config["evaluation"]["batch_size"],
         tensor_parallel_size=EXP.config["evaluation"]["tensor_parallel_size"],
         seed=EXP.seeds[0],
+        backup=exported_dir,
     script:
         "../workflow/scripts/generate.py"
 
@@ -38,6 +40,7 @@ rule score:
     output:
         scores=f"{OUT}/eval/{{run}}/step_{{step}}/scores.jsonl",
         summary=f"{OUT}/eval/{{run}}/step_{{step}}/summary.csv",
+        checksums=f"{OUT}/eval/{{run}}/step_{{step}}/scores.sha256",
     log:
         f"{OUT}/logs/score/{{run}}/step_{{step}}.log",
     conda:

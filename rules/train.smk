@@ -25,6 +25,6 @@ checkpoint train:
         run=lambda wc: RUNS[wc.run],
         hub_kernels=HUB_KERNELS,
         compile_cache=COMPILE_CACHE,
-        state_dir=lambda wc: f"{OUT}/runs/{wc.run}/state",
+        state_dir=state_dir,
     script:
         "../workflow/scripts/train.py"

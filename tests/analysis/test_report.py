@@ -20,6 +20,7 @@ import pytest
 from rlpipe.analysis.diagnostics import diagnose_run
 from rlpipe.analysis.report import build_context, render, write_tables
 from rlpipe.eval.estimates import bootstrap_mean_ci, item_pass_at_k
+from rlpipe.tracking.manifest import sidecar, write_sidecar
 from rlpipe.train.mask_probe import mask_gradient_check
 from rlpipe.train.preflight import signal_stats, signal_verdict
 
@@ -113,6 +114,7 @@ def write_experiment(out: Path, rates_of: dict = RATES, runs: dict = RUNS) -> di
         path = out / "eval" / run / f"step_{step}" / "scores.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_sidecar(sidecar(path), [path])  # as the scoring job does
         sample_scores[(run, step)] = str(path)
     pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
 

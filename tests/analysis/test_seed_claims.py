@@ -306,12 +306,14 @@ def test_an_item_with_a_failed_sample_keeps_its_other_samples(tmp_path) -> None:
     import json
 
     from rlpipe.analysis.aggregate import item_matrix
+    from rlpipe.tracking.manifest import sidecar, write_sidecar
 
     path = tmp_path / "scores.jsonl"
     rows = [("a", 1.0), ("a", None), ("a", 0.0), ("b", None), ("b", None), ("c", 1.0)]
     path.write_text(
         "".join(json.dumps({"task": "t", "id": i, "score": s, "split": "test"}) + "\n" for i, s in rows)
     )
+    write_sidecar(sidecar(path), [path])
     items = item_matrix(path)["t"]
     assert items["a"] == 0.5 and items["c"] == 1.0 and math.isnan(items["b"])
 

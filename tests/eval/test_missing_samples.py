@@ -28,6 +28,7 @@ import pytest
 from rlpipe.analysis.aggregate import aggregate
 from rlpipe.eval.estimates import finite_counts, item_pass_at_k, item_scores, task_pass_at_k
 from rlpipe.eval.scoring import SUMMARY_COLUMNS, score_completions
+from rlpipe.tracking.manifest import sidecar, write_sidecar
 
 K = 4
 SUITE = {"tasks": {"t": {"samples": K, "domain": "d"}}}
@@ -89,6 +90,7 @@ def write(tmp_path: Path, items: dict[str, list[Any]], extra: list[dict[str, Any
     paths["data"] = str(tmp_path / "t.jsonl")  # data/suite/<task>.jsonl
     for path, lines in ((paths["data"], rows), (paths["completions"], records)):
         Path(path).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    write_sidecar(sidecar(paths["completions"]), [paths["completions"]])  # as generation does
     return paths
 
 
@@ -229,6 +231,7 @@ def test_new_columns_aggregate_with_old_summaries(tmp_path: Path) -> None:
                                                      "pass_at_k_items"])  # fmt: skip
     old["run"] = "older"
     old.to_csv(tmp_path / "old.csv", index=False)
+    write_sidecar(tmp_path / "scores.sha256", [tmp_path / "old.csv"])
     scores = aggregate([str(new / "summary"), str(tmp_path / "old.csv")], str(tmp_path / "scores.csv"))
     assert len(scores) == 2 and set(SUMMARY_COLUMNS) <= set(scores.columns)
     back = pd.read_csv(tmp_path / "scores.csv").set_index("run")

@@ -4,8 +4,9 @@ import sys
 
 from rlpipe.analysis.diagnostics import format_verdict, warn_at_run_end
 from rlpipe.analysis.plots import plot_training
-from rlpipe.tracking.io import read_jsonl, write_json
+from rlpipe.tracking.io import write_json
 from rlpipe.tracking.logs import script_logging
+from rlpipe.tracking.metrics import read_metrics
 
 with script_logging(snakemake.log[0]) as log:
     run, metrics = snakemake.wildcards.run, snakemake.input[0]
@@ -23,4 +24,4 @@ with script_logging(snakemake.log[0]) as log:
             "line": line,
         },
     )
-    plot_training(read_jsonl(metrics), run, snakemake.params.color, verdict.verdict, snakemake.output.plot)
+    plot_training(read_metrics(metrics), run, snakemake.params.color, verdict.verdict, snakemake.output.plot)

@@ -23,4 +23,5 @@ with script_logging(snakemake.log[0]):
         batch_size=snakemake.params.batch_size,
         tensor_parallel_size=snakemake.params.tensor_parallel_size,
         seed=snakemake.params.seed,
+        backup=snakemake.params.backup,
     )

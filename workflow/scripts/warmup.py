@@ -6,9 +6,18 @@ from rlpipe.tracking.logs import script_logging
 
 with script_logging(snakemake.log[0]):
     init_job(snakemake.threads, snakemake.params.seed, hub_kernels=snakemake.params.hub_kernels)
+    from rlpipe.train.checkpoints import claim_state_dir, state_identity
     from rlpipe.train.sft import train_sft
 
     cfg = snakemake.params.warmup
+    # resume only from state this configuration made (a changed warm-up starts again)
+    claim_state_dir(
+        snakemake.params.work_dir,
+        state_identity(
+            {"warmup": cfg, "seed": snakemake.params.seed},
+            {"model": snakemake.input.model, "train": snakemake.input.train},
+        ),
+    )
     train_sft(
         snakemake.input.model,
         read_jsonl(snakemake.input.train),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from rlpipe.data.splits import TEST
 from rlpipe.tracking.io import atomic_path, read_jsonl
+from rlpipe.tracking.manifest import check_outputs, sidecar
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,14 @@ KEY = ["experiment", "run", "step", "task"]
 
 
 def aggregate(summary_paths: list[str], out: str) -> pd.DataFrame:
-    """Concatenate summaries, one row per (run, step, task), sorted so reruns are byte-identical."""
-    frames = [pd.read_csv(p) for p in summary_paths]
+    """Concatenate summaries, one row per (run, step, task), sorted so reruns are byte-identical.
+
+    Each summary is verified against the checksums its scoring job wrote (``scores.sha256``).
+    """
+    frames = []
+    for path in summary_paths:
+        check_outputs(_checksums(path), only=[os.path.basename(path)])
+        frames.append(pd.read_csv(path))
     scores = pd.concat(frames, ignore_index=True).sort_values(KEY).reset_index(drop=True)
     dupes = scores.duplicated(KEY)
     if dupes.any():
@@ -30,6 +37,12 @@ def aggregate(summary_paths: list[str], out: str) -> pd.DataFrame:
         scores.to_csv(tmp, index=False, float_format="%.6g")
     log.info("wrote %d rows (%d runs) to %s", len(scores), scores["run"].nunique(), out)
     return scores
+
+
+def _checksums(output: str | os.PathLike[str]) -> str:
+    """The checksum file of a scoring job's output (``summary.csv`` or ``scores.jsonl``): both are
+    listed in ``scores.sha256`` (``eval.scoring.score_completions``)."""
+    return str(sidecar(os.path.join(os.path.dirname(output), "scores.jsonl")))
 
 
 def with_base_rows(scores: pd.DataFrame, base_of: dict[str, str]) -> pd.DataFrame:
@@ -64,7 +77,9 @@ def task_score(item_scores: Mapping[str, float]) -> float:
 
 def item_matrix(scores_jsonl: str | os.PathLike[str], split: str = TEST) -> dict[str, dict[str, float]]:
     """task -> item id -> mean score over its samples (the items of avg@k) of one ``split``
-    (test: what is reported; validation: what selection uses), from a scores.jsonl."""
+    (test: what is reported; validation: what selection uses), from a scores.jsonl verified against
+    its checksum."""
+    check_outputs(_checksums(scores_jsonl), only=[os.path.basename(scores_jsonl)])
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in read_jsonl(scores_jsonl):
         if rec.get("split", TEST) == split:

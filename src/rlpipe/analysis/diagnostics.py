@@ -19,7 +19,6 @@ assumed to live on rlpipe's [0, 1] scale where an absolute threshold is needed.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rlpipe.analysis.trend import TREND_METHOD_ROBUST, residual_lag1, trend_slope_robust
+from rlpipe.tracking.metrics import read_metrics
 from rlpipe.train.thresholds import ZERO_STD_FRAC
 
 __all__ = ["Verdict", "diagnose_metrics_file", "diagnose_run", "format_verdict", "warn_at_run_end"]
@@ -507,10 +507,9 @@ def format_verdict(v: Verdict, name: str | None = None) -> str:
 
 
 def diagnose_metrics_file(path: str | os.PathLike[str]) -> Verdict:
-    """:func:`diagnose_run` on a ``metrics.jsonl`` as the trainers write it (empty file: no rows)."""
-    with open(path) as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    return diagnose_run(rows)
+    """:func:`diagnose_run` on a ``metrics.jsonl`` as the trainers write it (empty file: no rows);
+    a value that is not a finite number is an error naming the file and line."""
+    return diagnose_run(read_metrics(path))
 
 
 def warn_at_run_end(

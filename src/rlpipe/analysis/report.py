@@ -44,8 +44,9 @@ from rlpipe.analysis.stats import (
 )
 from rlpipe.analysis.trend import TREND_METHOD_ROBUST, trend_slope_robust
 from rlpipe.data.splits import TEST, VALIDATION
-from rlpipe.tracking.io import atomic_path, read_jsonl, write_text
+from rlpipe.tracking.io import atomic_path, write_text
 from rlpipe.tracking.logs import read_timing
+from rlpipe.tracking.metrics import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def paired_delta(a: dict[str, float], b: dict[str, float], seed: int = 0) -> Del
 
 def load_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Training metrics rows that carry a reward or a loss (the per-step logs)."""
-    rows = read_jsonl(path) if Path(path).stat().st_size else []
+    rows = read_metrics(path)
     return [r for r in rows if "reward" in r or "loss" in r or "validation_reward" in r]
 
 

@@ -14,6 +14,7 @@ from rlpipe.eval.estimates import bootstrap_mean_ci, finite_counts, item_scores,
 from rlpipe.rewards import score
 from rlpipe.tracking.io import atomic_path, read_jsonl, write_jsonl
 from rlpipe.tracking.logs import Progress
+from rlpipe.tracking.manifest import check_outputs, sidecar, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ def score_completions(
 ) -> None:
     """Score every completion with its row's scorer; write per-sample scores and a task summary.
 
-    Every sample's record carries its item's ``split`` (:mod:`rlpipe.data.splits`); the summary
-    (and so ``scores.csv``) is over the *test* items only, the numbers the report shows. A record
-    whose ``completion`` is ``None`` (a failed generation) is not scored: its score is NaN, a missing
-    sample, as is every (item, sample) of a test item with no record at all. How the summary counts
+    The completions are checked against their checksums first; ``<scores stem>.sha256`` beside
+    ``scores_out`` vouches for both outputs (``rlpipe.tracking.manifest``). Every sample's record
+    carries its item's ``split`` (:mod:`rlpipe.data.splits`); the summary (and so ``scores.csv``) is
+    over the *test* items only, the numbers the report shows. A record whose ``completion`` is
+    ``None`` (a failed generation) is not scored: its score is NaN, a missing sample, as is every
+    (item, sample) of a test item with no record at all. How the summary counts
     and states missing samples: ``SUMMARY_COLUMNS``.
     """
     import pandas as pd
@@ -71,6 +74,7 @@ def score_completions(
             if r.get("split", TEST) == TEST:
                 # data/suite/<task>.jsonl: the file stem is the task where a row does not name it
                 test_items[r.get("task", Path(p).stem)][r["id"]] = None
+    check_outputs(sidecar(completions_path))  # what generation wrote, unaltered
     completions = read_jsonl(completions_path)
     progress = Progress(log, "score", len(completions))
     scored = []
@@ -137,6 +141,7 @@ def score_completions(
             )  # fmt: skip
     with atomic_path(summary_out) as tmp:
         pd.DataFrame(summary, columns=SUMMARY_COLUMNS).to_csv(tmp, index=False)
+    write_sidecar(sidecar(scores_out), [scores_out, summary_out])  # last: it marks both complete
 
 
 def sample_matrix(items: dict[str, list[dict[str, Any]]], k: int, where: str) -> np.ndarray:

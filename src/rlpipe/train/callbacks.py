@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -12,6 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from rlpipe.tracking.metrics import append_metrics, metrics_row
 from rlpipe.train.checkpoints import trim_metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class ProgressCallback(TrainerCallback):
 
 
 class MetricsFileCallback(TrainerCallback):
-    """Append every logged metrics dict (plus step and wall time) to a JSON-lines file.
+    """Append every logged metrics dict (plus step and wall time) to a JSON-lines file
+    (``rlpipe.tracking.metrics``: finite numbers only).
 
     The file is append-only and flushed per line, so a crash loses at most the line in flight;
     on resume, lines past the resumed step are dropped first so no step is counted twice.
@@ -69,9 +70,5 @@ class MetricsFileCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         if not logs or not state.is_world_process_zero:
             return
-        row = {"step": state.global_step, "time_s": round(time.time() - self.t0, 3), **self.extra}
-        for key, value in logs.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                row[key] = value
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        fields = {"step": state.global_step, "time_s": round(time.time() - self.t0, 3), **self.extra}
+        append_metrics(self.path, metrics_row(logs, **fields))

@@ -24,16 +24,31 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from rlpipe.tracking.io import atomic_path, write_json, write_text
+from rlpipe.tracking.manifest import (
+    MANIFEST,
+    ManifestError,
+    copy_checked,
+    copy_verified,
+    fsync_path,
+    is_verified,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
 _TRAINER_CKPT = re.compile(r"^checkpoint-(\d+)$")
+_EXPORTED_STEP = re.compile(r"^step_(\d+)$")
+STAGING = "incoming"
+EXPORTED = "exported"
 # Files of a trainer checkpoint that are training state, not the model.
 _STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt"}
 
@@ -145,85 +160,228 @@ def publish_metrics(state_dir: str | os.PathLike[str], metrics_path: str | os.Pa
             tmp.touch()
 
 
-def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
-    """Complete trainer checkpoints by step.
+def staging_dir(state_dir: str | os.PathLike[str]) -> Path:
+    """Where a trainer writes a checkpoint before it is committed (HF's ``output_dir``)."""
+    return Path(state_dir) / STAGING
 
-    A checkpoint is complete when its ``trainer_state.json`` (written last by the trainer) reads as a
-    JSON object. One without it, or with a torn one (a kill during the save left it empty), is
-    skipped with a warning naming it, so a resume falls back to the previous checkpoint instead of
-    failing on every rerun.
+
+def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
+    """Committed trainer checkpoints by step: those whose manifest verifies.
+
+    A checkpoint is complete only when its ``manifest.json`` (written last, see
+    :func:`commit_checkpoint`) says so and every file matches it. Anything else (a save killed
+    midway, a torn or altered file) is skipped with a warning naming it, so a resume falls back to
+    the previous checkpoint instead of failing on every rerun.
     """
     found: dict[int, Path] = {}
     root = Path(state_dir)
     if root.is_dir():
         for child in root.iterdir():
             match = _TRAINER_CKPT.match(child.name)
-            if not match:
-                continue
-            state = child / "trainer_state.json"
-            if not state.exists():
+            if not match or not child.is_dir():
                 continue
             try:
-                complete = isinstance(json.loads(state.read_text()), dict)
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                complete = False
-            if complete:
-                found[int(match.group(1))] = child
-            else:
-                log.warning("%s: unreadable trainer_state.json, skipping this partial checkpoint", child)
+                verify_manifest(child)
+            except ManifestError as exc:
+                log.warning("skipping checkpoint %s: %s", child, exc.problem)
+                continue
+            found[int(match.group(1))] = child
     return dict(sorted(found.items()))
 
 
 def latest_trainer_checkpoint(state_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete trainer checkpoint, or None."""
+    """The newest committed trainer checkpoint, or None."""
     ckpts = trainer_checkpoints(state_dir)
     return ckpts[max(ckpts)] if ckpts else None
 
 
-def export_checkpoint(src: Path, dst: Path, tokenizer: Any) -> None:
-    """Copy the model (or adapter) files of a trainer checkpoint to ``dst`` atomically."""
-    with atomic_path(dst, directory=True) as tmp:
-        for item in src.iterdir():
-            if item.is_file() and item.name not in _STATE_FILES and not item.name.startswith("rng_state"):
-                shutil.copy2(item, tmp / item.name)
+def commit_checkpoint(
+    staged: Path,
+    state_dir: str | os.PathLike[str],
+    step: int,
+    *,
+    export_to: str | os.PathLike[str] | None = None,
+    tokenizer: Any = None,
+) -> Path:
+    """Make the trainer checkpoint written at ``staged`` the run's state at ``step``: one transaction.
+
+    1. ``manifest.json`` is written into ``staged`` last (every file hashed and fsynced);
+    2. one rename publishes it as ``state_dir/checkpoint-<step>``: the commit point;
+    3. with ``export_to`` the model is exported to ``exported/step_<step>`` and published as a copy
+       at ``export_to/step_<step>``, each with its own manifest, each appearing by one rename;
+    4. older checkpoints (and leftovers of killed saves) are deleted.
+
+    A kill before 2 leaves the previous checkpoint as the state; a kill after 2 is finished by
+    :func:`recover_state` on the next start (steps 3-4 are idempotent). Main process only.
+    """
+    root = Path(state_dir)
+    final = root / f"checkpoint-{step}"
+    write_manifest(staged, step=step)
+    if final.exists():  # a save of the same step again (a resumed run that stops where it began)
+        shutil.rmtree(final)
+    os.replace(staged, final)
+    fsync_path(root)
+    if export_to is not None:
+        export_step(final, root, Path(export_to), tokenizer)
+    _drop_older(root, step)
+    return final
+
+
+def export_step(ckpt: Path, state_dir: Path, out_dir: Path, tokenizer: Any) -> None:
+    """Export the model (or adapter) files of a committed checkpoint and publish them.
+
+    ``state_dir/exported/step_N`` (kept across reruns: Snakemake deletes the declared outputs before
+    rerunning a job) gets a copy verified against the checkpoint's manifest, the tokenizer and a
+    manifest of its own; ``out_dir/step_N`` gets a verified copy of that.
+    """
+    step = int(_TRAINER_CKPT.match(ckpt.name).group(1))
+    name = f"step_{step}"
+    source = read_manifest(ckpt)["files"]
+    exported = state_dir / EXPORTED / name
+    with atomic_path(exported, directory=True) as tmp:
+        known = {}
+        for item in sorted(ckpt.iterdir()):
+            if item.is_file() and item.name in source and _is_model_file(item.name):
+                known[item.name] = copy_checked(item, tmp / item.name, source[item.name]["sha256"])
         tokenizer.save_pretrained(tmp)
-    log.info("exported %s -> %s", src.name, dst)
+        write_manifest(tmp, known=known, step=step, source=ckpt.name)
+    copy_verified(exported, out_dir / name)
+    log.info("exported %s -> %s", ckpt.name, out_dir / name)
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Hard-link (copy where links fail) the files of ``src`` into a new ``dst``, atomically."""
-    with atomic_path(dst, directory=True) as tmp:
-        for item in src.iterdir():
+def _is_model_file(name: str) -> bool:
+    return name not in _STATE_FILES and name != MANIFEST and not name.startswith("rng_state")
+
+
+def _drop_older(root: Path, step: int) -> None:
+    """Delete checkpoints older than ``step``, the staging area and temporary leftovers."""
+    for child in root.iterdir():
+        match = _TRAINER_CKPT.match(child.name)
+        if (match and int(match.group(1)) < step) or child.name == STAGING or _is_leftover(child):
+            _remove(child)
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary file or directory of ``atomic_path`` that a kill left behind."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def recover_state(
+    state_dir: str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    tokenizer: Any = None,
+    schedule: Iterable[int] = (),
+) -> Path | None:
+    """Bring ``state_dir`` to a consistent state before (re)training; return the checkpoint to resume.
+
+    Run by the main process at every start, before the trainer looks for a checkpoint:
+
+    - a checkpoint or export that does not verify is removed with a warning naming it (a save that
+      was killed midway, a torn or altered file);
+    - a committed checkpoint whose scheduled export is missing is exported now (a kill between
+      commit and export);
+    - a scheduled step before the resume point whose export is lost can only be rebuilt by training
+      again: the checkpoints from that step on are dropped, and training resumes before it (from
+      scratch when no earlier checkpoint is kept), which with fixed seeds reproduces the same files;
+    - every verified export is published to ``out_dir`` (Snakemake deleted the outputs) as a copy.
+    """
+    root = Path(state_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for child in list(root.iterdir()):
+        if child.name == STAGING or _is_leftover(child):
+            _remove(child)
+    exported = root / EXPORTED
+    exports: dict[int, Path] = {}
+    if exported.is_dir():
+        for child in sorted(exported.iterdir()):
+            match = _EXPORTED_STEP.match(child.name)
+            if _is_leftover(child) or (match is None and child.is_dir()):
+                _remove(child)
+                continue
+            if match is None:
+                continue
             try:
-                os.link(item, tmp / item.name)
-            except OSError:
-                shutil.copy2(item, tmp / item.name)
+                verify_manifest(child)
+            except ManifestError as exc:
+                log.warning("discarding exported %s: %s", child, exc.problem)
+                _remove(child)
+                continue
+            exports[int(match.group(1))] = child
+    ckpts = trainer_checkpoints(root)
+    for child in root.iterdir():  # unverified checkpoints: trainer_checkpoints warned about them
+        match = _TRAINER_CKPT.match(child.name)
+        if match and int(match.group(1)) not in ckpts:
+            _remove(child)
+    newest = max(ckpts, default=0)
+    lost = sorted(s for s in schedule if s < newest and s not in exports)
+    if lost:
+        log.warning(
+            "%s: the export of step %d is lost and only training can rebuild it: "
+            "dropping checkpoints from step %d on and training again from before it",
+            root,
+            lost[0],
+            lost[0],
+        )
+        for step in [s for s in ckpts if s >= lost[0]]:
+            _remove(ckpts.pop(step))
+        newest = max(ckpts, default=0)
+    if newest and newest in set(schedule) and newest not in exports and out_dir is not None:
+        log.info(
+            "%s: checkpoint-%d was committed but not exported (a kill in between): exporting", root, newest
+        )
+        export_step(ckpts[newest], root, Path(out_dir), tokenizer)
+        exports[newest] = exported / f"step_{newest}"
+    if ckpts:
+        _drop_older(root, newest)
+    if out_dir is not None:
+        for step, path in sorted(exports.items()):
+            if step > newest:  # exported by a run whose state was dropped above: rebuilt in training
+                continue
+            target = Path(out_dir) / path.name
+            if not is_verified(target):
+                copy_verified(path, target)
+    return ckpts.get(newest)
 
 
-class ExportCallback(TrainerCallback):
-    """After each trainer save, export ``checkpoint-N`` and publish it as ``step_N``."""
+class CommitCallback(TrainerCallback):
+    """Commit every trainer save (HF ``Trainer`` writes it under :func:`staging_dir`); scheduled steps
+    are exported and published, a save forced by a stop signal is for resuming only."""
 
-    def __init__(self, state_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], tokenizer: Any):
-        self.state_dir, self.out_dir, self.tokenizer = Path(state_dir), Path(out_dir), tokenizer
-        self.exported = self.state_dir / "exported"
-
-    def restore(self) -> None:
-        """Re-publish every step exported before a crash (Snakemake deleted the outputs).
-
-        Only the main process of a multi-process run (``RANK`` 0, set by accelerate) does it.
-        """
-        if os.environ.get("RANK", "0") != "0":
-            return
-        if self.exported.is_dir():
-            for path in sorted(self.exported.iterdir()):
-                if path.name.startswith("step_") and not (self.out_dir / path.name).exists():
-                    link_tree(path, self.out_dir / path.name)
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str] | None,
+        tokenizer: Any,
+        schedule: Iterable[int] = (),
+    ) -> None:
+        self.state_dir, self.tokenizer = Path(state_dir), tokenizer
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.schedule = set(schedule)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:  # several processes: the main one saved the model, it exports
-            return
-        name = f"step_{state.global_step}"
-        export_checkpoint(
-            self.state_dir / f"checkpoint-{state.global_step}", self.exported / name, self.tokenizer
-        )
-        link_tree(self.exported / name, self.out_dir / name)
+        _wait_for_everyone()  # every rank has written its part of the checkpoint
+        if state.is_world_process_zero:
+            step = state.global_step
+            commit_checkpoint(
+                staging_dir(self.state_dir) / f"checkpoint-{step}",
+                self.state_dir,
+                step,
+                export_to=self.out_dir if step in self.schedule else None,
+                tokenizer=self.tokenizer,
+            )
+        _wait_for_everyone()
+
+
+def _wait_for_everyone() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

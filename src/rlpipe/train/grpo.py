@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import (
-    ExportCallback,
+    CommitCallback,
     latest_trainer_checkpoint,
     live_metrics,
     publish_metrics,
+    recover_state,
+    staging_dir,
 )
 from rlpipe.train.lora import check_lora_targets, lora_config
 from rlpipe.train.schedule import early_stopping_min_step, save_steps
@@ -95,18 +97,6 @@ def make_reward_fn() -> Any:
     return reward
 
 
-class ScheduledExportCallback(ExportCallback):
-    """Export only the scheduled checkpoints: a save forced by a stop signal is for resuming only."""
-
-    def __init__(self, state_dir: Any, out_dir: Any, tokenizer: Any, steps: set[int]) -> None:
-        super().__init__(state_dir, out_dir, tokenizer)
-        self.steps = steps
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step in self.steps:
-            super().on_save(args, state, control, **kwargs)
-
-
 def train_grpo(
     policy_dir: str,
     rows: list[dict[str, Any]],
@@ -138,11 +128,12 @@ def train_grpo(
     model = load_pretrained(AutoModelForCausalLM, src)
     check_lora_targets(model, run.get("lora"), src)
     args = GRPOConfig(
-        output_dir=str(state_dir),
+        # the trainer saves into a staging area; CommitCallback commits each save (checkpoints.py)
+        output_dir=str(staging_dir(state_dir)),
         max_steps=run["steps"],
         save_strategy="steps",
         save_steps=run["save_every"],
-        save_total_limit=1,
+        save_total_limit=None,
         logging_steps=1,
         report_to="none",
         seed=run["seed"],
@@ -184,15 +175,18 @@ def train_grpo(
             ProgressCallback(f"grpo[{run['name']}]"),
             *([early] if early else []),
             MetricsFileCallback(live_metrics(state_dir), {"run": run["name"]}),
-            ScheduledExportCallback(state_dir, checkpoints_dir, tokenizer, set(save_steps(run))),
+            CommitCallback(state_dir, checkpoints_dir, tokenizer, save_steps(run)),
             stop_callback,
         ],
         **extra,
     )
+    main = os.environ.get("RANK", "0") == "0"  # one process repairs the shared state, the others wait
+    if main:
+        recover_state(state_dir, out_dir=checkpoints_dir, tokenizer=tokenizer, schedule=save_steps(run))
+    trainer.accelerator.wait_for_everyone()
     resume = latest_trainer_checkpoint(state_dir)
     if resume:
         log.info("resuming from %s", resume)
-        ExportCallback(state_dir, checkpoints_dir, tokenizer).restore()
         if early:
             saved = json.loads((resume / "trainer_state.json").read_text()).get("stateful_callbacks", {})
             state = saved.get(type(early).__name__)

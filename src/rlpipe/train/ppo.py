@@ -69,9 +69,7 @@ step. Validation for early stopping runs on rank 0 and its decision is broadcast
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -84,9 +82,16 @@ import torch
 from torch import Tensor, nn
 
 from rlpipe.tracking.logs import Progress
+from rlpipe.tracking.metrics import append_metrics, metrics_row
 from rlpipe.train import core_algos as algos
 from rlpipe.train import distributed as dp
-from rlpipe.train.checkpoints import latest_trainer_checkpoint, live_metrics, publish_metrics, trim_metrics
+from rlpipe.train.checkpoints import (
+    latest_trainer_checkpoint,
+    live_metrics,
+    publish_metrics,
+    recover_state,
+    trim_metrics,
+)
 from rlpipe.train.methods.base import check_pcgrad_domains
 from rlpipe.train.ppo_rollout import PPORollouts, Rollout
 from rlpipe.train.ppo_state import PPOCheckpointState
@@ -151,11 +156,6 @@ def enable_gradient_checkpointing(model: nn.Module, lora: bool) -> None:
         model.enable_input_require_grads()
 
 
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """Drop non-finite floats: metrics.jsonl stays strict JSON (``NaN`` is not JSON)."""
-    return {k: v for k, v in row.items() if not isinstance(v, float) or math.isfinite(v)}
-
-
 class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
     """PPO on one run spec; ``train()`` runs (or resumes) it to ``run["steps"]`` steps.
 
@@ -218,6 +218,11 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
         self.elapsed_s = 0.0
         self.pcgrad_gen = torch.Generator().manual_seed(int(run["seed"]))
 
+        if self.is_main:  # one process repairs the shared state (checkpoints.py), the others wait
+            recover_state(
+                self.state_dir, out_dir=self.checkpoints_dir, tokenizer=self.tokenizer, schedule=self.schedule
+            )
+        dp.barrier()
         resume = latest_trainer_checkpoint(self.state_dir)
         self._build(resume)
         # Replicas start equal (a LoRA adapter is initialised randomly); then each rank samples
@@ -377,13 +382,12 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
         row["optimizer_steps"] = self.optimizer_steps
         row["time/rollout_s"] = rollout_s
         row["time/step_s"] = step_s
-        return _finite(row)
+        return row
 
     def train(self) -> None:
         """Run to ``run["steps"]`` or an early stop; on SIGTERM/SIGUSR1 save after this step and raise."""
         total = self.run["steps"]
-        if self.is_main:  # the files are shared by the ranks: one writer
-            self._restore_exports()
+        if self.is_main:  # the file is shared by the ranks: one writer
             trim_metrics(self.metrics_path, self.step)
         if self.step >= total or (self.early is not None and self.early.stopped):
             log.info("run %s already finished (%d steps)", self.run["name"], self.step)
@@ -406,8 +410,7 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
                     validation, decision = self._validate()
                     row.update(validation)
                 if self.is_main:
-                    with open(self.metrics_path, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                    append_metrics(self.metrics_path, metrics_row(row))
                     progress.update()
                 saved = self.step in self.schedule
                 if saved:

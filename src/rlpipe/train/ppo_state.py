@@ -19,13 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlpipe.tracking.io import atomic_path
 from rlpipe.train import distributed as dp
-from rlpipe.train.checkpoints import export_checkpoint, link_tree
+from rlpipe.train.checkpoints import commit_checkpoint, staging_dir
 
 log = logging.getLogger(__name__)
 
-CRITIC_DIR = "critic"  # a sub-directory: ``export_checkpoint`` copies files only, so it stays private
+CRITIC_DIR = "critic"  # a sub-directory: ``export_step`` copies top-level files only, so it stays private
 
 
 def _rng_state() -> dict[str, Any]:
@@ -86,7 +85,9 @@ class PPOCheckpointState:
         log.info("resumed from %s (step %d, %d optimizer steps)", ckpt, self.step, self.optimizer_steps)
 
     def save(self) -> Path:
-        """Write ``state_dir/checkpoint-<step>`` atomically, drop older ones, export scheduled steps.
+        """Commit ``state_dir/checkpoint-<step>`` (``checkpoints.commit_checkpoint``): written in the
+        staging area, manifested, renamed into place, exported when the step is scheduled, and only
+        then are older checkpoints dropped.
 
         Called on every rank: the ranks' RNG states are gathered, rank 0 writes (the models and the
         optimizer are replicas), and all ranks wait until the checkpoint is complete.
@@ -94,44 +95,38 @@ class PPOCheckpointState:
         path = self.state_dir / f"checkpoint-{self.step}"
         rng_states = dp.all_gather_objects(_rng_state())
         if self.is_main:
-            self._write_checkpoint(path, rng_states)
+            self._write_checkpoint(rng_states)
         dp.barrier()
         return path
 
-    def _write_checkpoint(self, path: Path, rng_states: list[dict[str, Any]]) -> None:
-        with atomic_path(path, directory=True) as tmp:
-            self.policy.save_pretrained(tmp)
-            (tmp / CRITIC_DIR).mkdir()
-            torch.save(self._critic_state(), tmp / CRITIC_DIR / "critic.pt")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            for r, rng in enumerate(rng_states):
-                torch.save(rng, tmp / _rng_file(r))
-            state = {
-                "global_step": self.step,
-                "max_steps": self.run["steps"],
-                "optimizer_steps": self.optimizer_steps,
-                "data": {"epoch": self.data_epoch, "pos": self.data_pos},
-                "elapsed_s": self.elapsed_s,
-                "kl_controller": self.kl_ctl.state_dict(),
-                "pcgrad_generator": self.pcgrad_gen.get_state().tolist(),
-                **({"early_stopping": self.early.state_dict()} if self.early is not None else {}),
-                "method": "ppo",
-                "run": self.run["name"],
-            }
-            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
-        for old in self.state_dir.glob("checkpoint-*"):
-            if old != path and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-        if self.step in self.schedule:
-            name = f"step_{self.step}"
-            exported = self.state_dir / "exported" / name
-            export_checkpoint(path, exported, self.tokenizer)
-            link_tree(exported, self.checkpoints_dir / name)
-
-    def _restore_exports(self) -> None:
-        """Re-publish steps exported before an interruption (Snakemake deleted the declared outputs)."""
-        exported = self.state_dir / "exported"
-        if exported.is_dir():
-            for path in sorted(exported.iterdir()):
-                if path.name.startswith("step_") and not (self.checkpoints_dir / path.name).exists():
-                    link_tree(path, self.checkpoints_dir / path.name)
+    def _write_checkpoint(self, rng_states: list[dict[str, Any]]) -> None:
+        staged = staging_dir(self.state_dir) / f"checkpoint-{self.step}"
+        if staged.exists():
+            shutil.rmtree(staged)
+        staged.mkdir(parents=True)
+        self.policy.save_pretrained(staged)
+        (staged / CRITIC_DIR).mkdir()
+        torch.save(self._critic_state(), staged / CRITIC_DIR / "critic.pt")
+        torch.save(self.optimizer.state_dict(), staged / "optimizer.pt")
+        for r, rng in enumerate(rng_states):
+            torch.save(rng, staged / _rng_file(r))
+        state = {
+            "global_step": self.step,
+            "max_steps": self.run["steps"],
+            "optimizer_steps": self.optimizer_steps,
+            "data": {"epoch": self.data_epoch, "pos": self.data_pos},
+            "elapsed_s": self.elapsed_s,
+            "kl_controller": self.kl_ctl.state_dict(),
+            "pcgrad_generator": self.pcgrad_gen.get_state().tolist(),
+            **({"early_stopping": self.early.state_dict()} if self.early is not None else {}),
+            "method": "ppo",
+            "run": self.run["name"],
+        }
+        (staged / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        commit_checkpoint(
+            staged,
+            self.state_dir,
+            self.step,
+            export_to=self.checkpoints_dir if self.step in self.schedule else None,
+            tokenizer=self.tokenizer,
+        )
