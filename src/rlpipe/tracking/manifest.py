@@ -24,6 +24,8 @@ from typing import Any
 from rlpipe.tracking.io import atomic_path
 
 MANIFEST = "manifest.json"
+#: Files a manifest neither lists nor objects to: Snakemake marks a finished directory output with it.
+UNLISTED = frozenset({MANIFEST, ".snakemake_timestamp"})
 MANIFEST_FORMAT = 1
 SIDECAR_SUFFIX = ".sha256"
 
@@ -52,7 +54,7 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in UNLISTED)
 
 
 def copy_checked(
