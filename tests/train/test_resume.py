@@ -293,3 +293,37 @@ def test_trim_metrics_names_a_damaged_line_and_a_second_ctrl_c_stops_at_once(tmp
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
+
+
+def test_the_sft_warm_up_stops_on_a_signal_and_resumes_to_the_same_weights(model_dir, tmp_path, monkeypatch):
+    """Issue 23: the warm-up commits checkpoints and resumes like training: interrupted at step 1 of 4
+    and rerun, it ends bit-identical to an uninterrupted warm-up, its output carrying a manifest."""
+    from safetensors.torch import load_file
+
+    from rlpipe.tracking.manifest import verify_manifest
+    from rlpipe.train.sft import train_sft
+
+    data = generate("addition", "train", 16, 0)
+
+    def warm_up(name: str) -> Path:
+        train_sft(
+            model_dir, data, tmp_path / name, steps=4, batch_size=4, learning_rate=1e-3, seed=0,
+            work_dir=tmp_path / f"{name}-state", gradient_checkpointing=False,
+        )  # fmt: skip
+        return tmp_path / name
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        signal_during_step_1(monkeypatch, signal.SIGTERM)
+        with pytest.raises(TrainingInterrupted) as info:
+            warm_up("resumed")
+        monkeypatch.undo()
+        assert info.value.step == 1 and not (tmp_path / "resumed").exists()
+        assert list(trainer_checkpoints(tmp_path / "resumed-state")) == [1]
+        resumed, straight = warm_up("resumed"), warm_up("straight")
+    finally:
+        torch.set_num_threads(old)
+    verify_manifest(resumed)
+    a, b = load_file(resumed / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,147 @@
+"""Issue 23: the save transaction and its recovery, at each point a kill can interrupt it.
+
+``commit_checkpoint`` stages, manifests, renames, exports, publishes and then drops older
+checkpoints; ``recover_state`` runs at every start and must leave a consistent state whatever step
+of that sequence a kill stopped. These tests build the states a kill leaves (the trainers' own
+saves are exercised end to end by test_resume.py and the workflow fault-injection test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rlpipe.train.checkpoints import (
+    EXPORTED,
+    STAGING,
+    commit_checkpoint,
+    latest_trainer_checkpoint,
+    recover_state,
+    staging_dir,
+    trainer_checkpoints,
+)
+from rlpipe.tracking.manifest import is_verified, verify_manifest
+
+SCHEDULE = [2, 4, 6]
+
+
+class Tokenizer:
+    """What export needs of a tokenizer: it saves its files into a directory."""
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> None:
+        Path(path, "tokenizer.json").write_text('{"vocab": "abc"}')
+
+
+def stage(state: Path, step: int) -> Path:
+    """A trainer's save of ``step`` in the staging area (model, optimizer, RNG, trainer state)."""
+    staged = staging_dir(state) / f"checkpoint-{step}"
+    staged.mkdir(parents=True)
+    (staged / "model.safetensors").write_bytes(step.to_bytes(2, "little") * 500)
+    (staged / "optimizer.pt").write_bytes(b"opt" * 300)
+    (staged / "rng_state.pth").write_bytes(b"rng")
+    (staged / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return staged
+
+
+def save(state: Path, out: Path, step: int) -> Path:
+    return commit_checkpoint(
+        stage(state, step), state, step, export_to=out if step in SCHEDULE else None, tokenizer=Tokenizer()
+    )
+
+
+def published(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "state", tmp_path / "checkpoints"
+
+
+def test_a_commit_publishes_verified_copies_and_keeps_only_the_newest_checkpoint(dirs) -> None:
+    state, out = dirs
+    for step in (2, 3, 4):  # 3: a save forced by a stop signal, for resuming only
+        save(state, out, step)
+    assert list(trainer_checkpoints(state)) == [4]
+    assert published(out) == ["step_2", "step_4"]
+    for step in ("step_2", "step_4"):
+        manifest = verify_manifest(out / step)
+        assert sorted(manifest["files"]) == ["model.safetensors", "tokenizer.json"]  # no training state
+        assert verify_manifest(state / EXPORTED / step)["files"] == manifest["files"]
+        assert (out / step / "model.safetensors").stat().st_ino != (
+            state / EXPORTED / step / "model.safetensors"
+        ).stat().st_ino
+    assert not staging_dir(state).exists()
+
+
+def test_a_kill_during_the_save_leaves_the_previous_checkpoint(dirs, caplog) -> None:
+    state, out = dirs
+    save(state, out, 2)
+    stage(state, 4)  # killed before the manifest: the staging area holds a partial save
+    torn = state / "checkpoint-4"  # an older layout's partial save under the final name
+    shutil.copytree(staging_dir(state) / "checkpoint-4", torn)
+    (torn / "trainer_state.json").write_text("")
+    with caplog.at_level(logging.WARNING):
+        resume = recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert resume == state / "checkpoint-2"
+    assert "checkpoint-4: no manifest.json" in caplog.text
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint-2", EXPORTED]
+
+
+def test_a_kill_between_commit_and_export_is_finished_on_the_next_start(dirs) -> None:
+    state, out = dirs
+    save(state, out, 2)
+    commit_checkpoint(stage(state, 4), state, 4)  # committed; killed before the export
+    shutil.rmtree(out)  # Snakemake deletes the failed job's outputs
+    resume = recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert resume == state / "checkpoint-4"
+    assert published(out) == ["step_2", "step_4"] and is_verified(out / "step_4")
+    assert list(trainer_checkpoints(state)) == [4]
+
+
+def test_a_kill_before_older_checkpoints_were_dropped_leaves_only_the_newest(dirs) -> None:
+    state, out = dirs
+    save(state, out, 2)
+    save(state, out, 4)
+    shutil.copytree(state / "checkpoint-4", state / "checkpoint-2")  # as if never deleted
+    leftover = state / ".checkpoint-6.x1y2.tmp"  # an atomic_path temp dir a kill left
+    leftover.mkdir()
+    recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert sorted(p.name for p in state.iterdir()) == ["checkpoint-4", EXPORTED]
+
+
+def test_a_lost_export_before_the_resume_point_makes_training_start_again(dirs, caplog) -> None:
+    state, out = dirs
+    for step in (2, 4, 5):
+        save(state, out, step)
+    shutil.rmtree(out)
+    with (state / EXPORTED / "step_2" / "model.safetensors").open("r+b") as fh:
+        fh.write(b"\xff\xff")  # damaged in place: the export no longer verifies
+    with caplog.at_level(logging.WARNING):
+        resume = recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert resume is None and latest_trainer_checkpoint(state) is None  # from scratch
+    assert "discarding exported" in caplog.text and "export of step 2 is lost" in caplog.text
+    assert published(out) == []  # step 4 is trained (and published) again, identically
+
+
+def test_a_damaged_published_copy_is_replaced_from_the_verified_export(dirs) -> None:
+    state, out = dirs
+    save(state, out, 2)
+    save(state, out, 4)
+    (out / "step_2" / "model.safetensors").write_bytes(b"truncated")
+    resume = recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert resume == state / "checkpoint-4"
+    assert is_verified(out / "step_2") and published(out) == ["step_2", "step_4"]
+
+
+def test_saving_the_same_step_again_replaces_it(dirs) -> None:
+    state, out = dirs
+    save(state, out, 2)
+    save(state, out, 2)  # a resumed run that stops where it began
+    assert list(trainer_checkpoints(state)) == [2] and is_verified(out / "step_2")
+    assert not (state / STAGING).exists()
