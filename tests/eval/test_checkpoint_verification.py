@@ -51,7 +51,9 @@ def test_without_a_good_export_the_error_names_the_file_and_the_rebuild(layout) 
     policy, checkpoints, backup = layout
     (checkpoints / "step_5" / "adapter_model.safetensors").write_bytes(b"\x01")  # truncated
     alter(backup / "step_5" / "adapter_config.json")
-    with pytest.raises(ManifestError, match=r"step_5/adapter_model.safetensors: 1 bytes.*delete .*checkpoints and rerun"):
+    with pytest.raises(
+        ManifestError, match=r"step_5/adapter_model.safetensors: 1 bytes.*delete .*checkpoints and rerun"
+    ):
         checkpoint_path(str(policy), str(checkpoints), 5, str(backup))
     with pytest.raises(ManifestError, match="truncated"):
         checkpoint_path(str(policy), str(checkpoints), 5)  # no backup given

@@ -51,7 +51,10 @@ def test_an_altered_byte_with_the_same_size_and_mtime_is_caught(tmp_path) -> Non
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda r: (r / "sub" / "critic.pt").write_bytes(b"crit"), r"critic.pt: 4 bytes, the manifest says 600"),
+        (
+            lambda r: (r / "sub" / "critic.pt").write_bytes(b"crit"),
+            r"critic.pt: 4 bytes, the manifest says 600",
+        ),
         (lambda r: (r / "sub" / "critic.pt").unlink(), r"critic.pt: listed in the manifest but missing"),
         (lambda r: (r / "extra.safetensors").write_bytes(b"x"), r"extra.safetensors: present but not in"),
         (lambda r: (r / MANIFEST).unlink(), r"no manifest.json: the artifact was never completed"),
@@ -94,12 +97,16 @@ def test_checksum_files_are_sha256sum_compatible_and_a_mismatch_sets_the_outputs
     write_sidecar(sidecar(scores), [scores, summary])
     assert sidecar(scores) == tmp_path / "scores.sha256"
     if shutil.which("sha256sum"):
-        done = subprocess.run(["sha256sum", "-c", "scores.sha256"], cwd=tmp_path, capture_output=True, text=True)
+        done = subprocess.run(
+            ["sha256sum", "-c", "scores.sha256"], cwd=tmp_path, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     check_outputs(sidecar(scores), only=["summary.csv"])
     scores.write_text('{"score": 0.0}\n')  # same size, other content
     check_outputs(sidecar(scores), only=["summary.csv"])  # a reader of the summary alone is not concerned
-    with pytest.raises(ManifestError, match=r"scores.jsonl: content differs .* rerun the same snakemake command"):
+    with pytest.raises(
+        ManifestError, match=r"scores.jsonl: content differs .* rerun the same snakemake command"
+    ):
         check_outputs(sidecar(scores))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "scores.jsonl.corrupt",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from rlpipe.tracking.manifest import is_verified, verify_manifest
 from rlpipe.train.checkpoints import (
     EXPORTED,
     STAGING,
@@ -25,7 +26,6 @@ from rlpipe.train.checkpoints import (
     staging_dir,
     trainer_checkpoints,
 )
-from rlpipe.tracking.manifest import is_verified, verify_manifest
 
 SCHEDULE = [2, 4, 6]
 
