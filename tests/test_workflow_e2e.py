@@ -318,10 +318,86 @@ def test_editing_package_code_reruns_the_jobs_that_run_it(run_dir):
     assert "Nothing to be done" in snakemake(run_dir, "-n")  # restored: up to date again
 
 
-def test_same_seed_gives_identical_scores(run_dir, tmp_path):
-    snakemake(tmp_path)
+def job_pids(workdir: Path, script: str) -> list[int]:
+    """Processes running a Snakemake ``script:`` of this workflow (``.snakemake/scripts/tmp*.<script>``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and f".{script}" in cmdline and str(workdir) in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def alter_in_place(path: Path) -> None:
+    """Other bytes, same size and modification time: what no timestamp or size check can see."""
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_faults_are_survived_by_rerunning_the_same_command_with_identical_scores(run_dir, tmp_path):
+    """Issue 23, fault injection: the same workflow in a second directory, with a training job killed
+    (SIGKILL) at a random step and a torn metrics line, then a published checkpoint and a completions
+    file altered in place (size and mtime kept) and a scores file deleted. Each time the same command
+    is rerun without any other action; the final scores.csv must equal the clean run's byte for byte
+    (which is also the same-seed determinism check)."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random()
+    kill_after = rng.randint(1, 5)  # training steps of grpo-lora logged before the kill
+    why = f"(training jobs SIGKILLed after grpo-lora's step {kill_after})"
+    out = tmp_path / "results" / EXP
+    live = out / "runs" / "grpo-lora" / "state" / "metrics.jsonl"
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+        "--configfile", str(CONFIG), "--cores", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", **SENTINELS}
+    with open(tmp_path / "faulted.log", "w") as log:
+        controller = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        deadline = time.monotonic() + 900
+        killed = []
+        while controller.poll() is None and time.monotonic() < deadline and not killed:
+            steps = (
+                sum(1 for line in live.read_text().splitlines() if '"reward"' in line) if live.exists() else 0
+            )
+            if steps >= kill_after:  # every training job running now: as a lost node would
+                for pid in job_pids(tmp_path, "train.py"):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.05)
+        controller.wait(timeout=900)
+    assert killed, (
+        f"grpo-lora never reached step {kill_after}: {(tmp_path / 'faulted.log').read_text()[-3000:]}"
+    )
+    assert controller.returncode != 0
+    if live.read_text().endswith("\n"):
+        with live.open("a") as fh:
+            fh.write('{"step": 99, "rew')  # what a kill mid-append leaves
+    snakemake(tmp_path)  # the same command: resumes and finishes
+    log = (out / "logs" / "train" / "grpo-lora.log").read_text()
+    assert "dropping a torn last line" in log, why
+
+    step = out / "runs" / "grpo-lora" / "checkpoints" / "step_3"
+    alter_in_place(step / "adapter_model.safetensors")
+    alter_in_place(out / "eval" / "grpo-lora" / "step_3" / "completions.jsonl")
+    (out / "eval" / "grpo-lora" / "step_3" / "scores.jsonl").unlink()
+    with pytest.raises(AssertionError, match="completions.jsonl: content differs"):
+        snakemake(tmp_path)  # scoring reads the altered completions: refused, set aside
+    assert (out / "eval" / "grpo-lora" / "step_3" / "completions.jsonl.corrupt").exists()
+    snakemake(tmp_path)  # regenerates them, from the checkpoint restored from training's export
+    generate_log = (out / "logs" / "generate" / "grpo-lora" / "step_3.log").read_text()
+    assert "restoring it from training's verified export" in generate_log
     first = (run_dir / "results" / EXP / "scores.csv").read_bytes()
-    assert (tmp_path / "results" / EXP / "scores.csv").read_bytes() == first
+    assert (out / "scores.csv").read_bytes() == first, why
+    assert "Nothing to be done" in snakemake(tmp_path, "-n")
 
 
 def test_a_changed_run_retrains_from_scratch_not_from_its_old_state(run_dir, tmp_path):

@@ -21,6 +21,8 @@ from rlpipe.train.checkpoints import (
     EXPORTED,
     STAGING,
     commit_checkpoint,
+    finish_state,
+    finished_step,
     latest_trainer_checkpoint,
     recover_state,
     staging_dir,
@@ -145,3 +147,18 @@ def test_saving_the_same_step_again_replaces_it(dirs) -> None:
     save(state, out, 2)  # a resumed run that stops where it began
     assert list(trainer_checkpoints(state)) == [2] and is_verified(out / "step_2")
     assert not (state / STAGING).exists()
+
+
+def test_a_finished_run_keeps_its_exports_but_not_its_resumable_state(dirs) -> None:
+    state, out = dirs
+    for step in (2, 4, 6):
+        save(state, out, step)
+    finish_state(state)
+    assert finished_step(state) == 6 and latest_trainer_checkpoint(state) is None
+    assert json.loads((state / "finished.json").read_text())["trainer_state"] == {"global_step": 6}
+    shutil.rmtree(out)  # a rerun of the train job: Snakemake deleted its outputs
+    assert recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE) is None
+    assert finished_step(state) == 6 and published(out) == ["step_2", "step_4", "step_6"]
+    (state / EXPORTED / "step_4" / "model.safetensors").write_bytes(b"torn")
+    recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
+    assert finished_step(state) is None  # step 4 can only be rebuilt by training again, from scratch

@@ -6,7 +6,7 @@ goes through ``accelerate launch`` (rlpipe.train.launch).
 
 from rlpipe.runtime import init_job, set_compile_cache, set_hub_kernels
 from rlpipe.tracking.logs import script_logging
-from rlpipe.train.checkpoints import claim_state_dir, state_identity
+from rlpipe.train.checkpoints import claim_state_dir, finish_state, finished_step, state_identity
 from rlpipe.train.launch import is_distributed, launch
 from rlpipe.train.run import run_training
 
@@ -36,3 +36,5 @@ with script_logging(snakemake.log[0]):
             compile_cache=snakemake.params.compile_cache,
         )
         run_training(run, paths)
+    if finished_step(paths["state_dir"]) is None:
+        finish_state(paths["state_dir"])  # every step is published: the resumable state can go

@@ -2,9 +2,16 @@
 
 ``state_dir/checkpoint-N`` is the trainer's own resumable checkpoint (weights + optimizer +
 scheduler + RNG); only the newest is kept. Snakemake deletes a job's declared outputs before
-rerunning it, so everything a resume needs lives outside them: each save is exported to
-``state_dir/exported/step_N`` (only what ``from_pretrained`` or PEFT needs) and hard-linked into
-the declared output ``checkpoints/step_N``. Both appear atomically (temp dir + rename).
+rerunning it, so everything a resume needs lives outside them: each scheduled save is exported to
+``state_dir/exported/step_N`` (only what ``from_pretrained`` or PEFT needs) and published as a
+verified copy (never a hard link) at the declared output ``checkpoints/step_N``.
+
+Saving is one transaction (:func:`commit_checkpoint`): the trainer writes into ``state_dir/incoming``,
+a ``manifest.json`` with every file's size and SHA-256 is written last and fsynced, one rename
+commits the checkpoint, then come the export and the published copy (each with its manifest, each
+appearing by one rename), and only then are older checkpoints dropped. A checkpoint counts only if
+its manifest verifies. Every start runs :func:`recover_state`, which finishes or undoes whatever a
+kill interrupted; a finished run keeps its exports and drops the resumable state (:func:`finish_state`).
 
 The same goes for the training metrics: they are appended live to ``state_dir/metrics.jsonl`` and
 published to the declared ``metrics.jsonl`` output when the run ends, so a retried job keeps the
@@ -49,6 +56,7 @@ _TRAINER_CKPT = re.compile(r"^checkpoint-(\d+)$")
 _EXPORTED_STEP = re.compile(r"^step_(\d+)$")
 STAGING = "incoming"
 EXPORTED = "exported"
+FINISHED = "finished.json"
 # Files of a trainer checkpoint that are training state, not the model.
 _STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt"}
 
@@ -273,6 +281,38 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def finish_state(state_dir: str | os.PathLike[str]) -> None:
+    """Record that the run finished, with every scheduled step exported, and drop its resumable
+    state (weights, optimizer, RNG): several times the model's size for a full fine-tune, and
+    nothing resumes a finished run (the workflow trains a changed run spec from scratch anyway).
+
+    Called by the workflow's training job once training returned; ``finished.json`` keeps the
+    final ``trainer_state.json`` for the record.
+    """
+    root = Path(state_dir)
+    final = latest_trainer_checkpoint(root)
+    if final is None:
+        raise ValueError(f"{root}: no committed checkpoint: the run did not finish")
+    state = json.loads((final / "trainer_state.json").read_text())
+    write_json(root / FINISHED, {"step": int(final.name.split("-")[1]), "trainer_state": state})
+    fsync_path(root)
+    for child in root.iterdir():
+        if _TRAINER_CKPT.match(child.name):
+            _remove(child)
+
+
+def finished_step(state_dir: str | os.PathLike[str]) -> int | None:
+    """The step a finished run ended at (:func:`finish_state`), or None while it is not finished."""
+    path = Path(state_dir) / FINISHED
+    try:
+        return int(json.loads(path.read_text())["step"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable (%s): the run counts as unfinished", path, exc)
+        return None
+
+
 def recover_state(
     state_dir: str | os.PathLike[str],
     *,
@@ -291,7 +331,10 @@ def recover_state(
     - a scheduled step before the resume point whose export is lost can only be rebuilt by training
       again: the checkpoints from that step on are dropped, and training resumes before it (from
       scratch when no earlier checkpoint is kept), which with fixed seeds reproduces the same files;
-    - every verified export is published to ``out_dir`` (Snakemake deleted the outputs) as a copy.
+    - every verified export is published to ``out_dir`` (Snakemake deleted the outputs) as a copy;
+    - a finished run (:func:`finish_state`) stays finished while all its exports verify.
+
+    Returns None for a finished run or one without a checkpoint (:func:`finished_step` tells which).
     """
     root = Path(state_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -320,7 +363,12 @@ def recover_state(
         match = _TRAINER_CKPT.match(child.name)
         if match and int(match.group(1)) not in ckpts:
             _remove(child)
-    newest = max(ckpts, default=0)
+    done = finished_step(root)
+    if done is not None and any(s <= done and s not in exports for s in schedule):
+        log.warning("%s: the finished run lost an exported step: training it again", root)
+        (root / FINISHED).unlink()
+        done = None
+    newest = max(ckpts, default=0) if done is None else done
     lost = sorted(s for s in schedule if s < newest and s not in exports)
     if lost:
         log.warning(
@@ -333,13 +381,16 @@ def recover_state(
         for step in [s for s in ckpts if s >= lost[0]]:
             _remove(ckpts.pop(step))
         newest = max(ckpts, default=0)
-    if newest and newest in set(schedule) and newest not in exports and out_dir is not None:
+    if newest in ckpts and newest in set(schedule) and newest not in exports and out_dir is not None:
         log.info(
             "%s: checkpoint-%d was committed but not exported (a kill in between): exporting", root, newest
         )
         export_step(ckpts[newest], root, Path(out_dir), tokenizer)
         exports[newest] = exported / f"step_{newest}"
-    if ckpts:
+    if done is not None:  # a kill inside finish_state left some of the resumable state
+        for path in ckpts.values():
+            _remove(path)
+    elif ckpts:
         _drop_older(root, newest)
     if out_dir is not None:
         for step, path in sorted(exports.items()):
@@ -348,7 +399,7 @@ def recover_state(
             target = Path(out_dir) / path.name
             if not is_verified(target):
                 copy_verified(path, target)
-    return ckpts.get(newest)
+    return None if done is not None else ckpts.get(newest)
 
 
 class CommitCallback(TrainerCallback):

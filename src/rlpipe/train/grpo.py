@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rlpipe.rewards import score
 from rlpipe.train.checkpoints import (
     CommitCallback,
+    finished_step,
     latest_trainer_checkpoint,
     live_metrics,
     publish_metrics,
@@ -184,6 +185,12 @@ def train_grpo(
     if main:
         recover_state(state_dir, out_dir=checkpoints_dir, tokenizer=tokenizer, schedule=save_steps(run))
     trainer.accelerator.wait_for_everyone()
+    if finished_step(state_dir) is not None:
+        log.info(
+            "run %s finished before (step %d): its steps are published", run["name"], finished_step(state_dir)
+        )
+        publish_metrics(state_dir, metrics_path)
+        return
     resume = latest_trainer_checkpoint(state_dir)
     if resume:
         log.info("resuming from %s", resume)

@@ -86,6 +86,7 @@ from rlpipe.tracking.metrics import append_metrics, metrics_row
 from rlpipe.train import core_algos as algos
 from rlpipe.train import distributed as dp
 from rlpipe.train.checkpoints import (
+    finished_step,
     latest_trainer_checkpoint,
     live_metrics,
     publish_metrics,
@@ -223,6 +224,9 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
                 self.state_dir, out_dir=self.checkpoints_dir, tokenizer=self.tokenizer, schedule=self.schedule
             )
         dp.barrier()
+        self.finished_at = finished_step(self.state_dir)
+        if self.finished_at is not None:  # nothing to build: train() returns at once
+            return
         resume = latest_trainer_checkpoint(self.state_dir)
         self._build(resume)
         # Replicas start equal (a LoRA adapter is initialised randomly); then each rank samples
@@ -387,6 +391,13 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
     def train(self) -> None:
         """Run to ``run["steps"]`` or an early stop; on SIGTERM/SIGUSR1 save after this step and raise."""
         total = self.run["steps"]
+        if self.finished_at is not None:
+            log.info(
+                "run %s finished before (step %d): its steps are published",
+                self.run["name"],
+                self.finished_at,
+            )
+            return
         if self.is_main:  # the file is shared by the ranks: one writer
             trim_metrics(self.metrics_path, self.step)
         if self.step >= total or (self.early is not None and self.early.stopped):
