@@ -33,3 +33,6 @@ rule all:
     input:
         f"{OUT}/report.md",
         f"{OUT}/scores.csv",
+        # every intermediate is a product too: Snakemake rebuilds a deleted (or set-aside) one only
+        # if something asks for it, not when the files made from it are up to date
+        products,

@@ -103,6 +103,25 @@ def summaries(wildcards=None):
     return known + pending_checkpoints()
 
 
+def products(wildcards=None):
+    """Every evaluation output and every run's checkpoints and metrics (see `rule all`)."""
+    files = [f"{OUT}/runs/{name}/{kind}" for name in RUNS for kind in ("checkpoints", "metrics.jsonl")]
+    for run, step in eval_targets():
+        folder = f"{OUT}/eval/{run}/step_{step}"
+        files += [f"{folder}/{name}" for name in EVAL_FILES]
+    return files + pending_checkpoints()
+
+
+#: The files of one evaluation (rules/eval.smk): generation's, then scoring's.
+EVAL_FILES = (
+    "completions.jsonl",
+    "completions.sha256",
+    "scores.jsonl",
+    "summary.csv",
+    "scores.sha256",
+)
+
+
 def generate_inputs(wildcards):
     """A base pseudo-run evaluates its policy directory; a run, its checkpoints folder."""
     model = run_model(wildcards.run)
