@@ -105,7 +105,11 @@ def summaries(wildcards=None):
 
 def products(wildcards=None):
     """Every evaluation output and every run's checkpoints and metrics (see `rule all`)."""
-    files = [f"{OUT}/runs/{name}/{kind}" for name in RUNS for kind in ("checkpoints", "metrics.jsonl")]
+    files = [
+        f"{OUT}/runs/{name}/{kind}"
+        for name in RUNS
+        for kind in ("checkpoints", "metrics.jsonl")
+    ]
     for run, step in eval_targets():
         folder = f"{OUT}/eval/{run}/step_{step}"
         files += [f"{folder}/{name}" for name in EVAL_FILES]
