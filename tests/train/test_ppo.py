@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import yaml
 
 from rlpipe.config import ConfigError, load_experiment
 from rlpipe.data.tasks import generate
-from rlpipe.train.checkpoints import trainer_checkpoints
+from rlpipe.train.checkpoints import finish_state, finished_step, trainer_checkpoints
 from rlpipe.train.methods import build_spec
 from rlpipe.train.methods.ppo import PPOSettings
 from rlpipe.train.ppo import PPOTrainer, train_ppo
@@ -111,6 +112,17 @@ def test_ppo_trains_checkpoints_and_logs(model_dir, rows, tmp_path):
     # Rerunning a finished run changes nothing.
     train_ppo(model_dir, rows, spec=build_spec(ppo_run()), **out)
     assert len(metrics(out["metrics_path"])) == 3
+    # The workflow then drops the resumable state; a rerun (outputs deleted) only republishes.
+    finish_state(out["state_dir"])
+    assert finished_step(out["state_dir"]) == 3 and not trainer_checkpoints(out["state_dir"])
+    published = {p.name: (p / "model.safetensors").read_bytes() for p in out["checkpoints_dir"].iterdir()}
+    shutil.rmtree(out["checkpoints_dir"])
+    out["metrics_path"].unlink()
+    train_ppo(model_dir, rows, spec=build_spec(ppo_run()), **out)
+    assert {
+        p.name: (p / "model.safetensors").read_bytes() for p in out["checkpoints_dir"].iterdir()
+    } == published
+    assert [m["step"] for m in metrics(out["metrics_path"])] == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
