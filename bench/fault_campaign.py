@@ -31,7 +31,13 @@ revision: signals to processes found through /proc (psutil) after polling the fi
 moments (a kill while ``trainer_state.json`` is being written, between a rename and the next one, a
 full disk), a ``sitecustomize.py`` put on the faulted attempt's PYTHONPATH that watches ``open`` /
 ``os.replace`` for a path pattern and then kills its own process with SIGKILL or raises
-``OSError(ENOSPC)`` once (never in the reruns).
+``OSError(ENOSPC)`` once (never in the reruns). The save-window patterns name the state layout: they
+match 172c17d's (checkpoints written in place, PPO's in a ``.checkpoint-N.*.tmp`` dir) and the staging
+area of issue 23's checkpoint transaction (``state/incoming/``); a fault whose trigger never fires is
+reported ``not_injected``, never counted as a result.
+
+Outputs are compared with the revision's own clean run, so files that differ between two clean runs
+must be compared canonically (see ``sha``: PEFT's ``target_modules`` order follows PYTHONHASHSEED).
 
 Usage:
 
@@ -39,6 +45,11 @@ Usage:
         --out bench/results/fault_campaign_before_172c17d      # writes .json and .md
     python bench/fault_campaign.py --faults kill-grpo-step7,delete-scores --reruns 3
     python bench/fault_campaign.py --list
+    python bench/fault_campaign.py --render bench/results/fault_campaign_before_172c17d.json
+
+``--workdir DIR`` keeps every fault's project copy and logs under ``DIR/slot<k>/<fault>.work/``;
+``--jobs N`` runs N faults at once (each slot at its own path; give it N cores). A ``notes`` list
+added to the JSON is rendered as the table's "Observations".
 
 Importable: ``FAULTS`` (name -> Fault), ``prepare_reference(rev, workdir)``,
 ``run_fault(name, project_dir, reference=...)`` (a dict per fault), ``run_campaign(...)``.
@@ -110,7 +121,8 @@ def resolve_rev(rev: str | None) -> dict[str, str]:
             "label": f"working tree (HEAD {head[:7]}{', modified' if dirty else ''})",
         }
     sha = git("rev-parse", f"{rev}^{{commit}}", text=True).stdout.strip()
-    return {"rev": rev, "sha": sha, "label": f"{rev} ({sha[:7]})"}
+    label = sha[:7] if sha.startswith(rev) else f"{rev} ({sha[:7]})"
+    return {"rev": rev, "sha": sha, "label": label}
 
 
 def export_tree(rev: str | None, dest: Path) -> None:
@@ -322,10 +334,17 @@ GENERIC = re.compile(
 )
 
 
+def short(line: str) -> str:
+    """A job's failure without its (long) command line: ``job died with <Signals.SIGKILL: 9>.``"""
+    m = re.match(r"Command '.*' (died with .*|returned non-zero exit status .*)", line)
+    return f"job {m.group(1)}" if m else line
+
+
 def cause(error: list[str], n: int = 2) -> list[str]:
     """The last ``n`` lines of ``error`` that say something specific."""
-    specific = [line for line in error if not GENERIC.search(line)]
-    return (specific or error)[-n:]
+    lines = [short(line) for line in error]
+    specific = [line for line in lines if not GENERIC.search(line)]
+    return (specific or lines)[-n:]
 
 
 def error_lines(output: str, n: int = 12) -> list[str]:
@@ -337,8 +356,7 @@ def error_lines(output: str, n: int = 12) -> list[str]:
             ('File "', "^", "~", "resources:", "log:", "input:", "output:", "wildcards:")
         ):
             continue
-        if s.startswith("Command '") and "died with" in s:  # the job's command line is long
-            s = "job " + s[s.index("died with") :]
+        s = short(s)
         if re.search(
             r"(Error|Exception|error:|Errno|cannot|failed|Interrupted|Killed|lock|died with|exit status)", s
         ):
@@ -542,6 +560,11 @@ def fault(**kw: Any) -> Fault:
     return f
 
 
+#: where a trainer writes a checkpoint before it counts: in place at 172c17d, in the staging area
+#: ``state/incoming/`` since the checkpoint transaction of issue 23 (the same moment at both)
+STAGED = r"/(incoming/)?"
+
+
 def state(run: str) -> str:
     return rf"/{re.escape(OUT)}/runs/{re.escape(run)}/state"
 
@@ -720,14 +743,14 @@ fault(
     name="kill-grpo-torn-trainer-state",
     group="2 kill in save",
     start="pretrain",
-    agent=agent("open", state(GRPO) + r"/checkpoint-10/trainer_state\.json$", "kill"),
+    agent=agent("open", state(GRPO) + STAGED + r"checkpoint-10/trainer_state\.json$", "kill"),
     how="SIGKILL right after checkpoint-10/trainer_state.json is opened to write (0 bytes, first checkpoint)",
 )
 fault(
     name="kill-grpo-torn-trainer-state-20",
     group="2 kill in save",
     start="pretrain",
-    agent=agent("open", state(GRPO) + r"/checkpoint-20/trainer_state\.json$", "torn_kill", keep=0.5),
+    agent=agent("open", state(GRPO) + STAGED + r"checkpoint-20/trainer_state\.json$", "torn_kill", keep=0.5),
     how="SIGKILL halfway through writing checkpoint-20/trainer_state.json (half; checkpoint-10 kept)",
 )
 fault(
@@ -748,7 +771,11 @@ fault(
     name="kill-ppo-mid-checkpoint",
     group="2 kill in save",
     start="pretrain",
-    agent=agent("open", state(PPO) + r"/\.checkpoint-10\.[^/]*\.tmp/trainer_state\.json$", "kill"),
+    agent=agent(
+        "open",
+        state(PPO) + r"/(\.checkpoint-10\.[^/]*\.tmp|incoming/checkpoint-10)/trainer_state\.json$",
+        "kill",
+    ),
     how="SIGKILL while PPO writes checkpoint-10 (trainer_state.json opened in its temp dir)",
 )
 fault(
@@ -799,7 +826,7 @@ fault(
     name="enospc-grpo-checkpoint",
     group="4 disk full",
     start="pretrain",
-    agent=agent("open", state(GRPO) + r"/checkpoint-20/trainer_state\.json$", "enospc", keep=0.0),
+    agent=agent("open", state(GRPO) + STAGED + r"checkpoint-20/trainer_state\.json$", "enospc", keep=0.0),
     how="OSError(ENOSPC) on the write of checkpoint-20/trainer_state.json (the file left empty)",
 )
 fault(
@@ -889,16 +916,25 @@ fault(
 VOLATILE = re.compile(r"time|runtime|per_second|_per_s$|elapsed")
 
 
+#: files whose bytes differ between two clean runs: PEFT writes ``target_modules`` from a Python set,
+#: in an order that changes with the interpreter's string-hash seed (PYTHONHASHSEED)
+UNORDERED = "adapter_config.json"
+
+
 def sha(path: Path) -> str:
-    """Content hash; a JSON file of a checkpoint is hashed canonically where its bytes are not
-    reproducible between two clean runs: PEFT writes ``target_modules`` from a Python set, in an
-    order that changes with the interpreter's string-hash seed."""
+    """Content hash, canonical where the bytes are not reproducible between two clean runs: the
+    ``target_modules`` of an ``adapter_config.json`` sorted, and in a checkpoint's ``manifest.json``
+    (HEAD's checkpoint transaction) that file's recorded hash left out (its size stays)."""
     data = path.read_bytes()
-    if path.name == "adapter_config.json":
-        cfg = json.loads(data)
-        if isinstance(cfg.get("target_modules"), list):
-            cfg["target_modules"] = sorted(cfg["target_modules"])
-        data = json.dumps(cfg, sort_keys=True).encode()
+    if path.name in (UNORDERED, "manifest.json"):
+        with contextlib.suppress(ValueError):
+            doc = json.loads(data)
+            if path.name == UNORDERED and isinstance(doc.get("target_modules"), list):
+                doc["target_modules"] = sorted(doc["target_modules"])
+            files = doc.get("files") if isinstance(doc, dict) else None
+            if isinstance(files, dict) and isinstance(files.get(UNORDERED), dict):
+                files[UNORDERED].pop("sha256", None)
+            data = json.dumps(doc, sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -1127,6 +1163,7 @@ def _run_fault(
     result["injected"] = injected
     if not injected.get("ok"):
         result["outcome"] = "not_injected"
+        result["exit_codes"] = [a["rc"] for a in result["attempts"]]
         result["seconds"] = round(time.monotonic() - t0, 1)
         return result
 
@@ -1300,6 +1337,8 @@ def markdown(report: dict[str, Any]) -> str:
             note = "differs from the clean run: " + "; ".join(parts)
         elif r.get("last_error"):
             note = " / ".join(cause(r["last_error"]))
+        if primary(diff) and not r.get("rerun_jobs"):
+            note = "nothing reran; " + note
         secondary = [x.removesuffix(SECONDARY) for v in diff.values() for x in v if x.endswith(SECONDARY)]
         if secondary:
             note += f" (secondary, not counted: {', '.join(secondary)} differ)"
@@ -1316,6 +1355,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {i} | `{r['fault']}` | {r['group']} | {r['where']} | {codes} | **{r['outcome']}** | "
             f"{r.get('rerun_jobs', '')} | {r.get('seconds', '')} | {note} |"
         )
+    if report.get("notes"):
+        lines += ["", "## Observations", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -1335,7 +1376,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--keep", action="store_true", help="keep the work dir")
     p.add_argument("--list", action="store_true", help="list the faults and exit")
+    p.add_argument("--render", metavar="JSON", help="only write the markdown table of a saved campaign JSON")
     args = p.parse_args(argv)
+    if args.render:
+        table = markdown(json.loads(Path(args.render).read_text()))
+        Path(args.render).with_suffix(".md").write_text(table)
+        print(table)
+        return 0
     if args.list:
         for f in FAULTS.values():
             print(f"{f.name:34s} [{f.group}] {f.how}")
