@@ -162,3 +162,21 @@ def test_a_finished_run_keeps_its_exports_but_not_its_resumable_state(dirs) -> N
     (state / EXPORTED / "step_4" / "model.safetensors").write_bytes(b"torn")
     recover_state(state, out_dir=out, tokenizer=Tokenizer(), schedule=SCHEDULE)
     assert finished_step(state) is None  # step 4 can only be rebuilt by training again, from scratch
+
+
+def test_an_export_does_not_depend_on_what_the_tokenizer_encoded_before(model_dir, tmp_path) -> None:
+    """A step exported by a recovery (fresh tokenizer) equals the one exported during training (a
+    tokenizer that padded batches): the fault campaign found their tokenizer.json differing."""
+    from transformers import AutoTokenizer
+
+    from rlpipe.train.checkpoints import save_tokenizer
+
+    used = AutoTokenizer.from_pretrained(model_dir)
+    used.padding_side = "left"
+    used(["1+1=", "12+345="], padding=True, truncation=True, max_length=8)
+    save_tokenizer(used, tmp_path / "during")
+    save_tokenizer(AutoTokenizer.from_pretrained(model_dir), tmp_path / "recovered")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "during" / name).read_bytes() == (tmp_path / "recovered" / name).read_bytes(), name
+    encoded = used(["1+1=", "12+345="], padding=True)  # still pads after the save
+    assert len(set(map(len, encoded.input_ids))) == 1

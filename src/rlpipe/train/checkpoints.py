@@ -251,10 +251,25 @@ def export_step(ckpt: Path, state_dir: Path, out_dir: Path, tokenizer: Any) -> N
         for item in sorted(ckpt.iterdir()):
             if item.is_file() and item.name in source and _is_model_file(item.name):
                 known[item.name] = copy_checked(item, tmp / item.name, source[item.name]["sha256"])
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         write_manifest(tmp, known=known, step=step, source=ckpt.name)
     copy_verified(exported, out_dir / name)
     log.info("exported %s -> %s", ckpt.name, out_dir / name)
+
+
+def save_tokenizer(tokenizer: Any, path: Path) -> None:
+    """Save ``tokenizer`` as it was loaded, whatever calls it served before.
+
+    A fast tokenizer's ``tokenizer.json`` records the padding and truncation its last batch call
+    switched on. The same step exported during training and by a recovery at a fresh start would
+    then differ in bytes (and in manifest); both are switched off first (transformers switches them
+    on again per call).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_padding()
+        backend.no_truncation()
+    tokenizer.save_pretrained(path)
 
 
 def _is_model_file(name: str) -> bool:

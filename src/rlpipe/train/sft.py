@@ -61,7 +61,7 @@ def train_sft(
 
     from rlpipe.models import load_pretrained, resolve_model_dir
     from rlpipe.train.callbacks import ProgressCallback
-    from rlpipe.train.checkpoints import CommitCallback, recover_state, staging_dir
+    from rlpipe.train.checkpoints import CommitCallback, recover_state, save_tokenizer, staging_dir
     from rlpipe.train.signals import StopOnSignalCallback, StopRequest, TrainingInterrupted
 
     src = resolve_model_dir(model_dir)
@@ -108,7 +108,7 @@ def train_sft(
         raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
     with atomic_path(out_dir, directory=True) as tmp:
         trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         write_manifest(tmp, step=steps, source="warmup")
     log.info("SFT done: %s", result.metrics)
     return dict(result.metrics)
