@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -67,17 +70,47 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) ->
             fh.write(json.dumps(row, sort_keys=True) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines file; the error names the file and line of a malformed row."""
-    rows = []
+def iter_jsonl(
+    path: str | os.PathLike[str], *, noun: str = "line", appended: bool = False
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, line, object) of every non-empty line of a JSON-lines file, streamed.
+
+    A line that is not a JSON object is a ``ValueError`` naming the file and line (``noun`` says
+    what a line is, for the message). ``appended``: the file is one rlpipe appends to, where a crash
+    or a full disk leaves a half-written *last* line; that one is dropped with a warning instead.
+    """
+    pending: tuple[int, str] | None = None
     with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON line: {exc}") from None
-    return rows
+        numbered = ((n, line.rstrip("\n")) for n, line in enumerate(fh, 1) if line.strip())
+        for n, line in numbered:
+            if pending is not None:
+                yield _json_object(path, *pending, noun)
+            pending = (n, line)
+    if pending is None:
+        return
+    try:
+        yield _json_object(path, *pending, noun)
+    except ValueError:
+        if not appended:
+            raise
+        log.warning("%s:%d: dropping a torn last line (a crash mid-write): %.60r", path, *pending)
+
+
+def _json_object(
+    path: str | os.PathLike[str], n: int, line: str, noun: str
+) -> tuple[int, str, dict[str, Any]]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{n}: not a JSON {noun} ({exc.msg})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}:{n}: a {noun} must be a JSON object, got {type(row).__name__}")
+    return n, line, row
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSON-lines file of objects; the error names the file and line of a malformed row."""
+    return [row for _, _, row in iter_jsonl(path)]
 
 
 #: Below this much free space a failed write is taken for a full disk (torch's zip writer reports one

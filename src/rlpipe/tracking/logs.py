@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rlpipe.tracking.io import iter_jsonl
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: environment variables whose values must never reach a log (they reach jobs through the environment)
@@ -190,11 +192,12 @@ def script_logging(log_path: str | os.PathLike[str] | None) -> Iterator[logging.
 
 
 def read_timing(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The recorded attempts of the job that writes ``log_path`` (empty when none was recorded)."""
+    """The recorded attempts of the job that writes ``log_path`` (empty when none was recorded); a
+    record torn by a kill mid-append is dropped with a warning."""
     path = timing_path(log_path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for _, _, row in iter_jsonl(path, noun="timing record", appended=True)]
 
 
 def progress_line(what: str, done: int, total: int, elapsed: float, unit: str = "") -> str:

@@ -17,6 +17,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from rlpipe.tracking.io import iter_jsonl
+
 log = logging.getLogger(__name__)
 
 #: Fields that hold text, not measurements.
@@ -64,27 +66,13 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every row of a metrics file, checked: ``ValueError`` names the file, line and key of a
     malformed line or of a value that is not a finite number (``NaN``, ``"NaN"``, ``true``...)."""
     rows = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    for lineno, _, row in iter_jsonl(path, noun="metrics line"):
+        for key, value in row.items():
+            if key in TEXT_KEYS and isinstance(value, str):
                 continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not a JSON metrics line ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: a metrics line must be a JSON object, got {type(row).__name__}")
-            for key, value in row.items():
-                if key in TEXT_KEYS and isinstance(value, str):
-                    continue
-                if (
-                    key == NONFINITE_KEY
-                    and isinstance(value, list)
-                    and all(isinstance(v, str) for v in value)
-                ):
-                    continue
-                if not _is_number(value) or not math.isfinite(value):
-                    raise ValueError(f"{where}: metric {key!r} is {value!r}, not a finite number")
-            rows.append(row)
+            if key == NONFINITE_KEY and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                continue
+            if not _is_number(value) or not math.isfinite(value):
+                raise ValueError(f"{path}:{lineno}: metric {key!r} is {value!r}, not a finite number")
+        rows.append(row)
     return rows

@@ -37,7 +37,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from rlpipe.tracking.io import atomic_path, write_json, write_text
+from rlpipe.tracking.io import atomic_path, iter_jsonl, write_json, write_text
 from rlpipe.tracking.manifest import (
     MANIFEST,
     ManifestError,
@@ -139,20 +139,11 @@ def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         return
-    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
-    kept = []
-    for i, (n, line) in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines) - 1:
-                log.warning("%s:%d: dropping a torn last line (a crash mid-write): %.60r", path, n, line)
-                continue
-            raise ValueError(f"{path}:{n}: not a JSON metrics line ({exc.msg}); the file is damaged") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{n}: a metrics line must be a JSON object, got {type(row).__name__}")
-        if row.get("step", 0) <= step and SEGMENT_SUMMARY_KEY not in row:
-            kept.append(line)
+    kept = [
+        line
+        for _, line, row in iter_jsonl(path, noun="metrics line", appended=True)
+        if row.get("step", 0) <= step and SEGMENT_SUMMARY_KEY not in row
+    ]
     write_text(path, "".join(line + "\n" for line in kept))
 
 
