@@ -380,6 +380,7 @@ def test_ppo_pcgrad_through_accelerate_launch_on_two_processes(model_dir, tmp_pa
         "state_dir": str(tmp_path / "state"),
         "metrics": str(tmp_path / "metrics.jsonl"),
         "log": str(tmp_path / "train.log"),
+        "validation": None,  # as workflow/scripts/train.py passes it for a run without early stopping
     }
     assert launch.distributed_type(launch.accelerate_config(run)) == "MULTI_GPU"  # ppo's default: ddp
 

@@ -260,7 +260,8 @@ def launch_spec(
         raise LaunchError(f"run {run['name']}: {reason}; or set resources.gpus: 1")
     spec: dict[str, Any] = {
         "run": run,
-        "paths": {k: str(Path(v).resolve()) for k, v in paths.items()},
+        # absolute, for the workers; a path the run does not use (validation, without early stopping): None
+        "paths": {k: None if v is None else str(Path(v).resolve()) for k, v in paths.items()},
         "accelerate_config": str(accelerate_config(run)),
         "threads": int(threads),
     }
