@@ -50,3 +50,23 @@ def test_other_errors_and_write_failures_with_free_space_pass_through(tmp_path, 
         assert info.value is exc
     enospc = OSError(errno.ENOSPC, "No space left on device")
     assert disk_full_error(enospc, [tmp_path]).errno == errno.ENOSPC  # errno alone says it
+
+
+def test_the_warm_up_names_a_full_disk_too(model_dir, tmp_path, monkeypatch) -> None:
+    """The SFT warm-up runs outside run_training: its full disk must read the same way."""
+    from trl import SFTTrainer
+
+    from rlpipe.data.tasks import generate
+    from rlpipe.train.sft import train_sft
+
+    def full(self, *args, **kwargs):
+        raise RuntimeError(TORCH_MESSAGE)
+
+    monkeypatch.setattr(SFTTrainer, "train", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10 * 2**30, 10 * 2**30, 2**20))
+    with pytest.raises(OSError, match=r"no space left on device under .*warm-state") as info:
+        train_sft(
+            model_dir, generate("addition", "train", 4, 0), tmp_path / "warm", steps=2, batch_size=2,
+            learning_rate=1e-3, seed=0, work_dir=tmp_path / "warm-state", gradient_checkpointing=False,
+        )  # fmt: skip
+    assert info.value.errno == errno.ENOSPC and not (tmp_path / "warm").exists()

@@ -144,3 +144,17 @@ def disk_full_error(exc: BaseException, where: Iterable[str | os.PathLike[str]])
                 f"(training resumes from its last complete checkpoint); the write failed with: {text[:300]}",
             )
     return None
+
+
+@contextmanager
+def disk_full_reported(where: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """Re-raise a write failure on a full disk under ``where`` as :func:`disk_full_error`'s
+    ``OSError(ENOSPC)``; any other error passes unchanged."""
+    where = list(where)
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        full = disk_full_error(exc, where)
+        if full is None:
+            raise
+        raise full from exc

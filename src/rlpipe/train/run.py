@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rlpipe.tracking.io import disk_full_error
+from rlpipe.tracking.io import disk_full_reported
 from rlpipe.train.methods import build_spec
 
 
@@ -20,14 +20,9 @@ def run_training(run: Mapping[str, Any], paths: Mapping[str, Any]) -> None:
     ``paths``: ``policy`` (the starting weights), ``train`` and, with early stopping, ``validation``
     (JSONL rows), ``checkpoints`` (the published step_N folders), ``state_dir`` (resumable state) and
     ``metrics`` (the published metrics.jsonl). A full disk surfaces as ``OSError(ENOSPC)`` saying
-    "no space left on device" and where (``rlpipe.tracking.io.disk_full_error``), not as torch's
+    "no space left on device" and where (``rlpipe.tracking.io.disk_full_reported``), not as torch's
     ``RuntimeError ... inline_container.cc``.
     """
     spec = build_spec(run)
-    try:
+    with disk_full_reported([paths["state_dir"], paths["checkpoints"]]):
         spec.method.train(spec, paths)
-    except (OSError, RuntimeError) as exc:
-        full = disk_full_error(exc, [paths["state_dir"], paths["checkpoints"]])
-        if full is None:
-            raise
-        raise full from exc

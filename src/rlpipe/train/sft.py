@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from rlpipe.tracking.io import atomic_path
+from rlpipe.tracking.io import atomic_path, disk_full_reported
 from rlpipe.tracking.manifest import write_manifest
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def train_sft(
     """Fine-tune ``model_dir`` on ``rows`` for ``steps`` optimizer steps; save HF format to ``out_dir``.
 
     Returns the final training metrics. ``out_dir`` appears atomically when training finished,
-    with a ``manifest.json`` of its files. The resumable state lives in ``work_dir``, which the
-    caller claims for this configuration (``checkpoints.claim_state_dir``).
+    with a ``manifest.json`` of its files. A full disk says "no space left on device" and where.
+    The resumable state lives in ``work_dir``, which the caller claims for this configuration
+    (``checkpoints.claim_state_dir``).
     ``gradient_checkpointing`` (TRL's default) saves memory on large models at the cost of a
     second forward pass; a tiny model on CPU trains about a fifth faster without it.
     """
@@ -102,14 +103,15 @@ def train_sft(
     resume = recover_state(work_dir)
     if resume:
         log.info("resuming the warm-up from %s", resume)
-    with stop:
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if stop_callback.stopped_at is not None:
-        raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
-    with atomic_path(out_dir, directory=True) as tmp:
-        trainer.model.save_pretrained(tmp)
-        save_tokenizer(tokenizer, tmp)
-        write_manifest(tmp, step=steps, source="warmup")
+    with disk_full_reported([work_dir, out_dir]):
+        with stop:
+            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        if stop_callback.stopped_at is not None:
+            raise TrainingInterrupted.logged(stop.requested or 0, stop_callback.stopped_at)
+        with atomic_path(out_dir, directory=True) as tmp:
+            trainer.model.save_pretrained(tmp)
+            save_tokenizer(tokenizer, tmp)
+            write_manifest(tmp, step=steps, source="warmup")
     log.info("SFT done: %s", result.metrics)
     return dict(result.metrics)
 
