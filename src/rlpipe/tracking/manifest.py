@@ -103,9 +103,8 @@ def write_manifest(
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         fsync_path(tmp)
-    for directory in {root, *(root / name for name in files)}:
-        if directory.is_dir():
-            fsync_path(directory)
+    for directory in {root, *((root / name).parent for name in files)}:  # their entries too
+        fsync_path(directory)
     return manifest
 
 

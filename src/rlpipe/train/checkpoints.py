@@ -49,6 +49,7 @@ from rlpipe.tracking.manifest import (
     verify_manifest,
     write_manifest,
 )
+from rlpipe.train import distributed as dp
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,14 @@ def staging_dir(state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / STAGING
 
 
-def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
+def trainer_checkpoints(state_dir: str | os.PathLike[str], *, hashes: bool = True) -> dict[int, Path]:
     """Committed trainer checkpoints by step: those whose manifest verifies.
 
     A checkpoint is complete only when its ``manifest.json`` (written last, see
     :func:`commit_checkpoint`) says so and every file matches it. Anything else (a save killed
     midway, a torn or altered file) is skipped with a warning naming it, so a resume falls back to
-    the previous checkpoint instead of failing on every rerun.
+    the previous checkpoint instead of failing on every rerun. ``hashes=False`` checks names and
+    sizes only: for a lookup right after :func:`recover_state` verified the contents.
     """
     found: dict[int, Path] = {}
     root = Path(state_dir)
@@ -180,7 +182,7 @@ def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
             if not match or not child.is_dir():
                 continue
             try:
-                verify_manifest(child)
+                verify_manifest(child, hashes=hashes)
             except ManifestError as exc:
                 log.warning("skipping checkpoint %s: %s", child, exc.problem)
                 continue
@@ -188,9 +190,9 @@ def trainer_checkpoints(state_dir: str | os.PathLike[str]) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def latest_trainer_checkpoint(state_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest committed trainer checkpoint, or None."""
-    ckpts = trainer_checkpoints(state_dir)
+def latest_trainer_checkpoint(state_dir: str | os.PathLike[str], *, hashes: bool = True) -> Path | None:
+    """The newest committed trainer checkpoint, or None (``hashes``: see :func:`trainer_checkpoints`)."""
+    ckpts = trainer_checkpoints(state_dir, hashes=hashes)
     return ckpts[max(ckpts)] if ckpts else None
 
 
@@ -424,7 +426,7 @@ class CommitCallback(TrainerCallback):
         self.schedule = set(schedule)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        _wait_for_everyone()  # every rank has written its part of the checkpoint
+        dp.barrier()  # every rank has written its part of the checkpoint
         if state.is_world_process_zero:
             step = state.global_step
             commit_checkpoint(
@@ -434,11 +436,4 @@ class CommitCallback(TrainerCallback):
                 export_to=self.out_dir if step in self.schedule else None,
                 tokenizer=self.tokenizer,
             )
-        _wait_for_everyone()
-
-
-def _wait_for_everyone() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        dp.barrier()

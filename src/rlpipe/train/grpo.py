@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlpipe.rewards import score
+from rlpipe.train import distributed as dp
 from rlpipe.train.checkpoints import (
     CommitCallback,
     finished_step,
@@ -181,8 +182,7 @@ def train_grpo(
         ],
         **extra,
     )
-    main = os.environ.get("RANK", "0") == "0"  # one process repairs the shared state, the others wait
-    if main:
+    if dp.is_main():  # one process repairs the shared state, the others wait
         recover_state(state_dir, out_dir=checkpoints_dir, tokenizer=tokenizer, schedule=save_steps(run))
     trainer.accelerator.wait_for_everyone()
     if finished_step(state_dir) is not None:
@@ -191,7 +191,7 @@ def train_grpo(
         )
         publish_metrics(state_dir, metrics_path)
         return
-    resume = latest_trainer_checkpoint(state_dir)
+    resume = latest_trainer_checkpoint(state_dir, hashes=False)  # recover_state verified the contents
     if resume:
         log.info("resuming from %s", resume)
         if early:

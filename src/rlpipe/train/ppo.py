@@ -227,7 +227,7 @@ class PPOTrainer(PPORollouts, PPOUpdates, PPOCheckpointState):
         self.finished_at = finished_step(self.state_dir)
         if self.finished_at is not None:  # nothing to build: train() returns at once
             return
-        resume = latest_trainer_checkpoint(self.state_dir)
+        resume = latest_trainer_checkpoint(self.state_dir, hashes=False)  # recover_state verified it
         self._build(resume)
         # Replicas start equal (a LoRA adapter is initialised randomly); then each rank samples
         # with its own random streams (a resume restores each rank's saved ones).
