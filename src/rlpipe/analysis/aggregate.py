@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from rlpipe.data.splits import TEST
+from rlpipe.eval.scoring import checksums_path
 from rlpipe.tracking.io import atomic_path, read_jsonl
-from rlpipe.tracking.manifest import check_outputs, sidecar
+from rlpipe.tracking.manifest import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def aggregate(summary_paths: list[str], out: str) -> pd.DataFrame:
     """
     frames = []
     for path in summary_paths:
-        check_outputs(_checksums(path), only=[os.path.basename(path)])
+        check_outputs(checksums_path(path), only=[os.path.basename(path)])
         frames.append(pd.read_csv(path))
     scores = pd.concat(frames, ignore_index=True).sort_values(KEY).reset_index(drop=True)
     dupes = scores.duplicated(KEY)
@@ -37,12 +38,6 @@ def aggregate(summary_paths: list[str], out: str) -> pd.DataFrame:
         scores.to_csv(tmp, index=False, float_format="%.6g")
     log.info("wrote %d rows (%d runs) to %s", len(scores), scores["run"].nunique(), out)
     return scores
-
-
-def _checksums(output: str | os.PathLike[str]) -> str:
-    """The checksum file of a scoring job's output (``summary.csv`` or ``scores.jsonl``): both are
-    listed in ``scores.sha256`` (``eval.scoring.score_completions``)."""
-    return str(sidecar(os.path.join(os.path.dirname(output), "scores.jsonl")))
 
 
 def with_base_rows(scores: pd.DataFrame, base_of: dict[str, str]) -> pd.DataFrame:
@@ -79,7 +74,7 @@ def item_matrix(scores_jsonl: str | os.PathLike[str], split: str = TEST) -> dict
     """task -> item id -> mean score over its samples (the items of avg@k) of one ``split``
     (test: what is reported; validation: what selection uses), from a scores.jsonl verified against
     its checksum."""
-    check_outputs(_checksums(scores_jsonl), only=[os.path.basename(scores_jsonl)])
+    check_outputs(checksums_path(scores_jsonl), only=[os.path.basename(scores_jsonl)])
     acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in read_jsonl(scores_jsonl):
         if rec.get("split", TEST) == split:

@@ -45,6 +45,15 @@ Any missing sample logs a WARNING naming the task and these counts.
 """
 
 
+#: The checksum file of a scoring job's two outputs (``rules/eval.smk`` declares it).
+SCORES_CHECKSUMS = "scores.sha256"
+
+
+def checksums_path(output: str | Path) -> Path:
+    """Where the checksums of a scoring output (``scores.jsonl`` or ``summary.csv``) are: beside it."""
+    return Path(output).parent / SCORES_CHECKSUMS
+
+
 def score_completions(
     completions_path: str,
     data_paths: list[str],
@@ -56,7 +65,7 @@ def score_completions(
 ) -> None:
     """Score every completion with its row's scorer; write per-sample scores and a task summary.
 
-    The completions are checked against their checksums first; ``<scores stem>.sha256`` beside
+    The completions are checked against their checksums first; :func:`checksums_path` beside
     ``scores_out`` vouches for both outputs (``rlpipe.tracking.manifest``). Every sample's record
     carries its item's ``split`` (:mod:`rlpipe.data.splits`); the summary (and so ``scores.csv``) is
     over the *test* items only, the numbers the report shows. A record whose ``completion`` is
@@ -141,7 +150,7 @@ def score_completions(
             )  # fmt: skip
     with atomic_path(summary_out) as tmp:
         pd.DataFrame(summary, columns=SUMMARY_COLUMNS).to_csv(tmp, index=False)
-    write_sidecar(sidecar(scores_out), [scores_out, summary_out])  # last: it marks both complete
+    write_sidecar(checksums_path(scores_out), [scores_out, summary_out])  # last: it marks both complete
 
 
 def sample_matrix(items: dict[str, list[dict[str, Any]]], k: int, where: str) -> np.ndarray:
