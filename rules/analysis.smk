@@ -136,7 +136,6 @@ rule report:
         preflight=list(preflight_results().values()),
         wandb=f"{OUT}/wandb/runs.json",
         sample_scores=sample_score_files,
-        template=f"{workflow.basedir}/workflow/templates/report.md.j2",
     output:
         report=report(
             f"{OUT}/report.md",
@@ -192,6 +191,10 @@ rule report:
     resources:
         gpu=0,  # a CPU job: no GPU on SLURM either
     params:
+        # the template by content, not by path: a moved project reruns nothing (the script finds it)
+        template_sha256=sha256_file(
+            f"{workflow.basedir}/workflow/templates/report.md.j2"
+        ),
         code=code_hash("analysis"),
         experiment=EXP.name,
         description=EXP.config.get("description", ""),

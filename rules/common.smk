@@ -8,6 +8,7 @@ from snakemake.exceptions import IncompleteCheckpointException
 from rlpipe.train.checkpoints import EXPORTED
 from rlpipe.train.schedule import checkpoint_steps
 from rlpipe.resources import gpu_job_resources, model_gpu_resources
+from rlpipe.tracking.manifest import sha256_file
 from rlpipe.tracking.provenance import code_hash
 
 OUT = EXP.out

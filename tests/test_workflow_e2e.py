@@ -259,6 +259,21 @@ def test_complete_run_has_nothing_to_do(run_dir):
     assert "Nothing to be done" in output, output[-2000:]
 
 
+def test_a_moved_project_reruns_nothing(run_dir, tmp_path):
+    """Issue 23: no rule's input or params hold the project's own location (the suite file, the
+    report template): the workflow copied elsewhere and run on the finished results plans nothing."""
+    moved = tmp_path / "moved"
+    for name in ("Snakefile", "rules", "workflow", "config", "envs", "profiles", "tests/configs"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, moved / name)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(moved / "Snakefile"), "--directory", str(run_dir),
+         "--configfile", str(moved / CONFIG.relative_to(ROOT)), "--cores", "2", "-n"],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=run_dir, timeout=600,
+    )  # fmt: skip
+    assert "Nothing to be done" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
+
+
 def test_changing_one_run_reruns_only_that_run(run_dir, tmp_path):
     config = yaml.safe_load(CONFIG.read_text())
     config["runs"][1]["grpo"]["learning_rate"] = 5e-4

@@ -1,6 +1,7 @@
 """Snakemake adapter: the markdown comparison report and its tables."""
 
 import os
+from pathlib import Path
 
 from rlpipe.analysis.plots import plot_comparison
 from rlpipe.analysis.report import build_context, render, write_tables
@@ -45,4 +46,4 @@ with script_logging(snakemake.log[0]):
         snakemake.output.comparison_plot,
     )
     write_tables(context, snakemake.output)
-    render(snakemake.input.template, context, snakemake.output.report)
+    render(Path(snakemake.scriptdir).parent / "templates" / "report.md.j2", context, snakemake.output.report)
