@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from damage import alter_in_place
 
 from rlpipe.tracking.logs import read_timing
 
@@ -344,15 +345,6 @@ def job_pids(workdir: Path, script: str) -> list[int]:
         if proc.name.isdigit() and f".{script}" in cmdline and str(workdir) in cmdline:
             pids.append(int(proc.name))
     return pids
-
-
-def alter_in_place(path: Path) -> None:
-    """Other bytes, same size and modification time: what no timestamp or size check can see."""
-    stat = path.stat()
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x5A
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_faults_are_survived_by_rerunning_the_same_command_with_identical_scores(run_dir, tmp_path):

@@ -3,10 +3,10 @@ from training's verified export, and without one the error names the file and ho
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from damage import alter_in_place
 
 from rlpipe.eval.run import checkpoint_path
 from rlpipe.tracking.manifest import ManifestError, copy_verified, is_verified, write_manifest
@@ -18,13 +18,6 @@ def export(root: Path) -> Path:
     (root / "adapter_config.json").write_text('{"r": 4}')
     write_manifest(root, step=5)
     return root
-
-
-def alter(path: Path) -> None:
-    """Other bytes, same size and modification time: invisible to a size or mtime check."""
-    stat = path.stat()
-    path.write_bytes(b"\x02\x01" * (stat.st_size // 2))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 @pytest.fixture
@@ -40,7 +33,7 @@ def layout(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_an_altered_published_step_is_restored_from_the_export(layout, caplog) -> None:
     policy, checkpoints, backup = layout
-    alter(checkpoints / "step_5" / "adapter_model.safetensors")
+    alter_in_place(checkpoints / "step_5" / "adapter_model.safetensors")
     with caplog.at_level("WARNING"):
         path = checkpoint_path(str(policy), str(checkpoints), 5, str(backup))
     assert path == str(checkpoints / "step_5") and is_verified(path)
@@ -50,7 +43,7 @@ def test_an_altered_published_step_is_restored_from_the_export(layout, caplog) -
 def test_without_a_good_export_the_error_names_the_file_and_the_rebuild(layout) -> None:
     policy, checkpoints, backup = layout
     (checkpoints / "step_5" / "adapter_model.safetensors").write_bytes(b"\x01")  # truncated
-    alter(backup / "step_5" / "adapter_config.json")
+    alter_in_place(backup / "step_5" / "adapter_config.json")
     with pytest.raises(
         ManifestError, match=r"step_5/adapter_model.safetensors: 1 bytes.*delete .*checkpoints and rerun"
     ):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from damage import alter_in_place
 
 from rlpipe.tracking.manifest import (
     MANIFEST,
@@ -31,18 +31,10 @@ def artifact(root: Path) -> Path:
     return root
 
 
-def flip_one_byte_keeping_size_and_mtime(path: Path) -> None:
-    stat = path.stat()
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
 def test_an_altered_byte_with_the_same_size_and_mtime_is_caught(tmp_path) -> None:
     root = artifact(tmp_path / "step_3")
     assert verify_manifest(root)["step"] == 3
-    flip_one_byte_keeping_size_and_mtime(root / "adapter_model.safetensors")
+    alter_in_place(root / "adapter_model.safetensors")
     assert is_verified(root, hashes=False)  # what a size/mtime check would conclude
     with pytest.raises(ManifestError, match=r"adapter_model.safetensors: content differs"):
         verify_manifest(root)
@@ -81,10 +73,10 @@ def test_a_published_copy_shares_no_bytes_and_a_corrupted_source_publishes_nothi
     verify_manifest(dst)
     for name in ("adapter_model.safetensors", "sub/critic.pt"):
         assert (src / name).stat().st_ino != (dst / name).stat().st_ino  # a copy, never a hard link
-    flip_one_byte_keeping_size_and_mtime(dst / "adapter_model.safetensors")
+    alter_in_place(dst / "adapter_model.safetensors")
     verify_manifest(src)  # the training-side copy is untouched
     shutil.rmtree(dst)
-    flip_one_byte_keeping_size_and_mtime(src / "sub" / "critic.pt")
+    alter_in_place(src / "sub" / "critic.pt")
     with pytest.raises(ManifestError, match="critic.pt: content differs"):
         copy_verified(src, dst)
     assert not dst.exists() and not list(dst.parent.iterdir())  # no partial copy left behind
