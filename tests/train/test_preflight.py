@@ -227,3 +227,23 @@ def test_run_preflight_writes_json_and_fails_when_configured(model_dir, rows, tm
             model_dir, rows, run, {"prompts": 12, "fail_on_no_signal": True}, str(failing), batch_size=64
         )
     assert not failing.exists()
+
+
+def test_run_preflight_fails_on_reward_for_nothing_before_loading_a_model(rows, tmp_path) -> None:
+    """Issue 24: a scorer that pays a hedge fails the job at once, naming scorer, kind and task; the
+    paid responses are kept beside the output, which is not written."""
+    hedged = {
+        "prompt": [{"role": "user", "content": "Which city is the capital of France?"}],
+        "ground_truth": "Paris",
+        "scorer": "musique_f1",  # token F1: partial credit for "Paris or ..."
+        "domain": "qa",
+        "task": "capitals",
+    }
+    out = tmp_path / "pf.json"
+    with pytest.raises(
+        PreflightError, match=r"reward for nothing: musique_f1 paid 0\.\d+ for hedge \(task capitals\)"
+    ):
+        run_preflight(str(tmp_path / "no-model"), [*rows, hedged], grpo_run(), {"prompts": 100}, str(out))
+    assert not out.exists()
+    paid = json.loads((tmp_path / "pf.json.failed").read_text())["reward_for_nothing"]["paid"]
+    assert [(p["scorer"], p["kind"]) for p in paid] == [("musique_f1", "hedge")]

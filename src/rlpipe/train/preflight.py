@@ -13,6 +13,10 @@ Run as a cheap job ahead of training, so no GPU-hours are burned on a run that c
    hook (``Method.mask_probe``: TRL's public ``GRPOTrainer.compute_loss`` for GRPO and GSPO, every
    ``loss_type``; ``PPOTrainer.losses`` for PPO), and the gradients show which tokens it trains on
    (``rlpipe.train.mask_probe``).
+3. **Reward for nothing.** An empty response, a copy of the question and a hedge (a wrong and the
+   right answer together; every option letter for multiple choice) are scored on the sampled rows
+   with each scorer they use (``rlpipe.rewards.degenerate``). Any reward earned fails the check:
+   a policy would learn to collect it.
 
 This is a training-side job (it loads the trainers, on the run's GPU), so it lives in ``rlpipe.train``;
 the report only reads its JSON.
@@ -21,6 +25,7 @@ the report only reads its JSON.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import random
@@ -31,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from rlpipe.rewards import score
+from rlpipe.rewards.degenerate import reward_for_nothing
 from rlpipe.tracking.io import write_json
 from rlpipe.train.methods import Spec, build_spec, method_of
 from rlpipe.train.thresholds import ZERO_STD_FRAC
@@ -175,7 +182,7 @@ def sample_rewards(
         values = reward(
             prompts=[row["prompt"]] * k,
             completions=texts,
-            ground_truth=[row["ground_truth"]] * k,
+            reward_input=[json.dumps([row["ground_truth"], row.get("extra_info") or {}])] * k,
             scorer=[row["scorer"]] * k,
             domain=[row["domain"]] * k,
         )
@@ -224,6 +231,19 @@ def run_preflight(
     spec = build_spec(run)
     seed = int(run.get("seed", 0))
     rows = choose_prompts(train_rows, int(cfg["prompts"]), seed)
+    checked, paid = reward_for_nothing(rows, score)  # no model needed: fail before loading one
+    if paid:
+        where = "; ".join(
+            f"{p['scorer']} paid {p['score']:g} for {p['kind']} (task {p['task']})" for p in paid[:5]
+        )
+        write_json(
+            f"{out}.failed", {"run": run["name"], "reward_for_nothing": {"checked": checked, "paid": paid}}
+        )
+        raise PreflightError(
+            f"pre-flight {run['name']}: reward for nothing: {where} -- a policy would learn to collect it "
+            f"(the responses are in {out}.failed; fix the scorer or the rows' ground truth)"
+        )
+    log.info("pre-flight %s: %d degenerate responses score 0", run["name"], checked)
     sampling = spec.method.sampling(spec)
     log.info(
         "pre-flight %s: %d prompts x %d samples from %s", run["name"], len(rows), sampling["k"], policy_dir
@@ -239,6 +259,7 @@ def run_preflight(
         "sampling": sampling,
         "signal": {**stats, "no_signal": no_signal, "warnings": warnings, "examples": examples},
         "loss_mask": mask,
+        "reward_for_nothing": {"checked": checked, "paid": paid},
         "fail_on_no_signal": bool(cfg["fail_on_no_signal"]),
         "time_s": {"signal": round(t_signal, 3), "total": round(time.monotonic() - t0, 3)},
     }
