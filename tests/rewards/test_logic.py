@@ -46,8 +46,20 @@ def test_zebra_fraction_of_cells() -> None:
     assert score("zebra", full, ZEBRA) == 1.0
     half = '<answer>{"rows": [["1", "Bob", "cat"], ["2", "Alice", "dog"]]}</answer>'
     assert score("zebra", half, ZEBRA) == pytest.approx(4 / 6)
-    short = '<answer>[["1", "Alice", "cat"]]</answer>'  # bare rows, one row missing
-    assert score("zebra", short, ZEBRA) == pytest.approx(3 / 6)
+    # A table shorter than the truth, or bare rows without the dict, scores 0 as in GURU's reference
+    # (this test used to expect partial credit 3/6 for the short bare-rows answer).
+    short = '<answer>{"rows": [["1", "Alice", "cat"]]}</answer>'
+    assert score("zebra", short, ZEBRA) == 0.0
+    assert score("zebra", '<answer>[["1", "Alice", "cat"], ["2", "Bob", "dog"]]</answer>', ZEBRA) == 0.0
+    narrow = '<answer>{"rows": [["1", "Alice"], ["2", "Bob", "dog"]]}</answer>'
+    assert score("zebra", narrow, ZEBRA) == 0.0
+    longer = (
+        '<answer>{"rows": [["1", "Alice", "cat", "x"], ["2", "Bob", "dog"], ["3", "Eve", "rat"]]}</answer>'
+    )
+    assert score("zebra", longer, ZEBRA) == 1.0
+    numbered = '<answer>{"rows": [[1, " ALICE ", "cat"], [2, "Bob", "dog"]]}</answer>'
+    assert score("zebra", numbered, ZEBRA) == 1.0  # zebra.cell-normalisation
+    assert score("zebra", f"<think>{full}</think>", ZEBRA) == 0.0  # answer only in the reasoning
     assert score("zebra", "<answer>not a table</answer>", ZEBRA) == 0.0
     assert score("zebra", "no answer", ZEBRA) == 0.0
 
@@ -60,3 +72,19 @@ def test_ordering() -> None:
     assert score("ordering", "<answer>Ann, Tom, Lee</answer>", truth) == 0.0
     assert score("ordering", "<answer>Tom, Ann</answer>", truth) == 0.0
     assert score("ordering", "<answer>Tom, Ann, Lee, Max</answer>", truth) == 0.0
+
+
+def test_ordering_list_in_prose_and_hedges() -> None:
+    truth = ["Tom", "Ann", "Lee"]
+    assert score("ordering", "<answer>The order is ['tom', 'ann', 'lee'].</answer>", truth) == 1.0
+    assert score("ordering", "<answer>[Tom, Ann, Lee]</answer>", truth) == 1.0
+    assert score("ordering", "<answer>[Tom, Ann, Lee] or [Ann, Tom, Lee]</answer>", truth) == 0.0
+    assert score("ordering", "<answer>['Tom', 'Ann'], ['Lee']</answer>", truth) == 0.0
+    assert score("ordering", "<answer>['Tom', 'Ann', 'Lee', ...]</answer>", truth) == 0.0
+
+
+def test_arc_hedge_and_pretty_printed() -> None:
+    assert score("arc_grid", "<answer>[[1, 0, 2], [0, 3, 0]] or [[0]]</answer>", GRID) == 0.0
+    pretty = "<answer>\n[\n  [1, 0, 2],\n  [0, 3, 0]\n]\n</answer>"
+    assert score("arc_grid", pretty, GRID) == 1.0
+    assert score("arc_grid", "I don't know.", [[0]]) == 0.0
