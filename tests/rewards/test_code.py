@@ -23,13 +23,15 @@ ADD = "a, b = map(int, input().split())\nprint(a + b)"
 
 
 def test_extract_code_rules() -> None:
+    # as the GURU reference (coder1): every Python block of the answer, joined in order
     two = "```python\nprint(1)\n```\nbetter:\n```python\nprint(2)\n```"
-    assert extract_code(two) == "print(2)\n"
-    assert extract_code("```\nprint(3)\n```") == "print(3)\n"
+    assert extract_code(two) == "print(1)\nprint(2)"
+    assert extract_code("```\nprint(3)\n```") == "print(3)"
+    assert extract_code("```python\nx = 1\n```\nInput:\n```\n1 2\n```") == "x = 1"  # code.python-blocks-only
     assert extract_code("```cpp\nint main(){}\n```") is None
-    assert extract_code("print(4)") == "print(4)"
-    assert extract_code("<think>```python\nprint(5)\n```</think>no code") == "no code"
-    assert extract_code("<think>```python\nprint(5)\n```") is None
+    assert extract_code("print(4)") is None  # no fenced block: no program (as the reference)
+    assert extract_code("<think>```python\nprint(5)\n```</think>no code") is None
+    assert extract_code("<think>```python\nprint(5)\n```") is None  # code.require-closed-think
 
 
 def test_stdin_stdout_pass_and_fail() -> None:
@@ -40,9 +42,13 @@ def test_stdin_stdout_pass_and_fail() -> None:
     assert score("code", fence("print(3)"), STDIO) == 0.0
 
 
-def test_last_block_wins() -> None:
+def test_blocks_are_joined() -> None:
+    # a solution followed by an example-usage block is one program (as in the reference) ...
+    usage = fence("def add(a, b):\n    return a + b") + "\nExample:\n" + fence("print(add(2, 3))")
+    assert score("code", usage, {"functional": "assert add(2, 3) == 5"}) == 1.0
+    # ... so a draft and its fix both run: the draft's output makes a stdin/stdout test fail
     response = fence("print('wrong')") + "\nFixed version:\n" + fence(ADD)
-    assert score("code", response, STDIO) == 1.0
+    assert score("code", response, STDIO) == 0.0
 
 
 def test_float_tolerance() -> None:
@@ -51,6 +57,10 @@ def test_float_tolerance() -> None:
     assert score("code", fence("print(0.3334, 2)"), tests) == 0.0
     assert outputs_match("1.0000001\n", "1.0")
     assert not outputs_match("1.01", "1.0")
+    assert not outputs_match("1000000.5", "1000000")  # absolute tolerance, as the reference
+    assert outputs_match("YES\nno", "yes\nNo")  # yes/no in any letter case, as the reference
+    assert not outputs_match("Even", "even")
+    assert outputs_match("1 2\r\n3\r\n", "1  2\n3")
     assert outputs_match("nan", "nan")  # equal strings
     assert not outputs_match("nan", "0")
 
@@ -81,6 +91,15 @@ def test_call_based() -> None:
         + "\n\nx: Optional[int] = None"
     )
     assert score("code", fence(typed), tests) == 1.0  # List/Optional work without an import
+    # the reference's call-based harness header: collections, heapq, math, itertools ... without import
+    uses = (
+        "class Solution:\n    def twoSum(self, nums, target):\n        seen = defaultdict(int)\n"
+        "        h = []\n        heappush(h, gcd(4, 6))\n        assert list(accumulate([1, 2])) == [1, 3]\n"
+        "        assert deque([1]).popleft() == 1 and floor(2.5) == 2 and bisect_left([1, 3], 2) == 1\n"
+        "        for i, n in enumerate(nums):\n            if target - n in seen:\n"
+        "                return [seen[target - n], i]\n            seen[n] = i"
+    )
+    assert score("code", fence(uses), tests) == 1.0
     assert score("code", fence(good.replace("return [seen[target - n], i]", "return [i, 0]")), tests) == 0.0
 
 
@@ -94,6 +113,24 @@ def test_timeouts_and_crashes_score_zero() -> None:
     assert (
         score("code", fence("import sys\nprint(3)\nsys.exit(0)"), {"inputs": [""], "outputs": ["3"]}) == 1.0
     )
+
+
+def test_none_stdin_is_empty() -> None:
+    """A test input of None is fed as nothing (the reference passes no stdin), not as the text "None"."""
+    assert (
+        score("code", fence("import sys\nprint(len(sys.stdin.read()))"), {"inputs": [None], "outputs": ["0"]})
+        == 1.0
+    )
+    assert score("code", fence("print(input())"), {"inputs": [None], "outputs": ["None"]}) == 0.0
+
+
+def test_exit_before_tests_fails() -> None:
+    """code.refuse-early-exit: neither sys.exit(0) nor os._exit(0) skips the appended tests."""
+    tests = {"functional": "assert add(2, 3) == 5"}
+    wrong = "def add(a, b):\n    return 0\n"
+    assert score("code", fence(wrong + "import os\nos._exit(0)"), tests) == 0.0
+    assert score("code", fence(wrong + "import sys\nsys.exit(0)"), tests) == 0.0
+    assert score("code", fence("def add(a, b):\n    return a + b\nprint('chatty')"), tests) == 1.0
 
 
 def test_bad_ground_truth_and_empty_response() -> None:

@@ -1,25 +1,44 @@
-"""Code-generation scorer (HumanEval, MBPP, LiveCodeBench): model code run against tests in the sandbox.
+"""Code-generation scorer (HumanEval, MBPP, LiveCodeBench, LeetCode): model code run against tests, sandboxed.
 
-``code``: 1 only when every test passes, else 0.
+``code``: 1 only when every test passes, else 0. Parity with the GURU reference (Reasoning360's
+``coder1.compute_score``, the function its reward router uses for ``codegen__*``) is measured on
+``tests/rewards/parity/cases/guru_code.jsonl``; where rlpipe differs on purpose the decision is named.
 
-* The program is the last fenced block tagged ``python``/``py``/``python3`` in the answer region, else
-  the last untagged fenced block, else -- when there is no fenced block at all -- the whole answer
-  region. A response whose only blocks are in another language (``cpp``) has no program: 0.
+* The program is every fenced block tagged ``python``/``py``/``python3`` in the answer region, joined in
+  order (so a solution followed by an "example usage" block runs as one program, as in the reference);
+  when no block is tagged Python, every untagged block, joined. A response with no fenced code block has
+  no program: 0 (as in the reference). The answer region is the text after ``</think>``.
+  Decisions: ``code.require-closed-think`` -- a response that opened ``<think>`` and never closed it was
+  cut off mid-reasoning and has no answer (the reference runs the code blocks of the unfinished
+  reasoning); ``code.python-blocks-only`` -- blocks tagged with another language (``text`` sample input,
+  ``bash`` commands) are not part of the program (the reference runs every block and so fails a correct
+  solution followed by a sample-input block).
 * The ground truth (a JSON string or an already-decoded dict) is one of
   ``{"functional": "<test code>"}``: the test code is appended to the program and run once; it passes
-  when the process exits with status 0 (assertion errors, exceptions, timeouts fail; so does any
-  ``SystemExit``, so ``sys.exit(0)`` before the tests cannot skip them -- ``os._exit(0)`` still can:
-  in-process tests cannot be made tamper-proof against the code they test, a known gap);
-  ``{"inputs": [...], "outputs": [...]}``: the program runs once per input on stdin; each stdout must
-  equal the expected output line by line (same number of lines after stripping surrounding blank
-  lines; per line, trailing spaces ignored and numeric tokens equal within 1e-6, absolute or relative);
-  ``{"inputs", "outputs", "fn_name"}``: call-based (LeetCode style): each input is newline-separated
-  JSON arguments, passed to ``Solution().<fn_name>`` (or a top-level ``<fn_name>``), the JSON-encoded
-  return value compared with the expected one (floats within 1e-6).
+  when the process exits with status 0 *after the tests ran* (assertion errors, exceptions, timeouts
+  fail). Decision ``code.refuse-early-exit``: ``sys.exit(0)`` or ``os._exit(0)`` before the tests skips
+  them and scores 1 in the reference; rlpipe fails it (``SystemExit`` fails the case, and a random token
+  printed after the tests must reach stdout -- in-process tests cannot be made tamper-proof against code
+  that digs the token out of the interpreter's memory, a known gap);
+  ``{"inputs": [...], "outputs": [...]}``: the program runs once per input on stdin (an input of
+  ``None`` is empty stdin); each stdout must equal the expected output as the reference compares them:
+  both stripped, then equal, or the same number of lines with each line equal or its whitespace-split
+  tokens equal one by one -- exactly, ``yes``/``no`` in any letter case, or as numbers within 1e-6
+  (absolute difference);
+  ``{"inputs", "outputs", "fn_name"}``: call-based (LeetCode style, the prime_code / APPS layout; the
+  GURU data has no such rows): each input is newline-separated JSON arguments, passed to
+  ``Solution().<fn_name>`` (or a top-level ``<fn_name>``), the JSON-encoded return value compared with the
+  expected one (floats within 1e-6). The program is preceded by the import header of the reference's
+  call-based harness (Reasoning360 ``prime_code/testing_util.py``: ``from collections import *``,
+  ``heapq``, ``math``, ``itertools``, ``functools``, ``typing`` ... and a raised recursion limit), so a
+  LeetCode-style solution that uses ``deque`` or ``heappush`` without importing them runs.
   Other formats (e.g. the reference's ``{"pytest": ...}``, used by no suite task) score 0 with a warning.
-* ``extra_info["prefix"]`` (GURU code rows), when present, is prepended if the result still compiles.
-* Execution uses ``rlpipe.rewards.sandbox.run_python`` with ``DEFAULT_LIMITS``; stops at the first
-  failing case. Infrastructure failures (no sandbox) are logged and score 0.
+* ``extra_info["prefix"]`` (GURU LeetCode rows: the import header and helper classes of the data set) is
+  prepended to the program of a ``functional`` test, as in the reference (only when the result still
+  compiles, so a prefix cannot break an otherwise valid program).
+* Execution uses ``rlpipe.rewards.sandbox.run_python`` with ``DEFAULT_LIMITS`` (never the reference's
+  unsandboxed local execution); stops at the first failing case. Infrastructure failures (no sandbox)
+  are logged and score 0.
 """
 
 from __future__ import annotations
@@ -27,6 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 from typing import Any
 
 from rlpipe.rewards.extract import answer_region, fenced_blocks
@@ -46,14 +66,9 @@ def extract_code(response: str) -> str | None:
         return None
     blocks = fenced_blocks(region)
     python = [body for lang, body in blocks if lang in _PY_TAGS]
-    if python:
-        return python[-1]
-    untagged = [body for lang, body in blocks if lang == ""]
-    if untagged:
-        return untagged[-1]
-    if blocks or "```" in region:
-        return None
-    return region.strip() or None
+    chosen = python or [body for lang, body in blocks if lang == ""]
+    program = "\n".join(body.rstrip("\n") for body in chosen).strip()
+    return program or None
 
 
 def parse_tests(ground_truth: Any) -> dict | None:
@@ -81,29 +96,35 @@ def _is_float_token(token: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _tokens_match(x: str, y: str) -> bool:
+    if x == y:
+        return True
+    if x.lower() in ("yes", "no") and y.lower() in ("yes", "no"):
+        return x.lower() == y.lower()
+    fx, fy = _is_float_token(x), _is_float_token(y)
+    return fx is not None and fy is not None and abs(fx - fy) <= 1e-6
+
+
 def tokens_match(got: str, expected: str) -> bool:
-    """Token-wise output comparison with a 1e-6 float tolerance."""
+    """Whitespace-split tokens equal one by one: exactly, yes/no in any case, or numbers within 1e-6."""
     a, b = got.split(), expected.split()
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            continue
-        fx, fy = _is_float_token(x), _is_float_token(y)
-        if fx is None or fy is None or not math.isclose(fx, fy, rel_tol=1e-6, abs_tol=1e-6):
-            return False
-    return True
+    return len(a) == len(b) and all(_tokens_match(x, y) for x, y in zip(a, b, strict=True))
 
 
 def outputs_match(got: str, expected: str) -> bool:
-    """Whether a program's stdout equals the expected output, line by line (see module docstring).
+    """Whether a program's stdout equals the expected output (see module docstring).
 
-    Leading/trailing blank lines and trailing spaces are ignored; within a line, tokens are compared
-    with the 1e-6 float tolerance. Line structure matters: ``"a b"`` does not match ``"a\\nb"``.
+    Both are stripped (so leading/trailing blank lines do not count); then line by line, each line equal
+    or its tokens equal (:func:`tokens_match`). Line structure matters: ``"a b"`` does not match ``"a\\nb"``.
     """
-    g = [line.rstrip() for line in got.strip().splitlines()]
-    e = [line.rstrip() for line in str(expected).strip().splitlines()]
-    return len(g) == len(e) and all(x == y or tokens_match(x, y) for x, y in zip(g, e, strict=True))
+    g = got.strip().replace("\r\n", "\n")
+    e = str(expected).strip().replace("\r\n", "\n")
+    if g == e:
+        return True
+    g_lines, e_lines = g.split("\n"), e.split("\n")
+    return len(g_lines) == len(e_lines) and all(
+        x == y or tokens_match(x, y) for x, y in zip(g_lines, e_lines, strict=True)
+    )
 
 
 def values_match(got: Any, expected: Any) -> bool:
@@ -122,12 +143,26 @@ def values_match(got: Any, expected: Any) -> bool:
 
 
 def _as_text(value: Any) -> str:
+    """A test input/output as text; ``None`` is nothing (empty stdin), not the word "None"."""
+    if value is None:
+        return ""
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     return str(value)
 
 
-_CALL_HEADER = "from typing import *\n"  # LeetCode-style signatures use List/Optional without importing them
+# The import header the reference's call-based harness (Reasoning360 prime_code/testing_util.py, the
+# APPS/TACO layout) puts before the solution: LeetCode-style code uses these names without importing.
+_HEADER_MODULES = (
+    "string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
+    "statistics", "itertools", "functools", "operator", "io", "sys", "json",
+)  # fmt: skip
+_CALL_HEADER = (
+    "".join(f"from {m} import *\n" for m in _HEADER_MODULES)
+    + "from builtins import *\nfrom typing import *\n"
+    + "".join(f"import {m}\n" for m in _HEADER_MODULES)
+    + "sys.setrecursionlimit(6 * 10**5)\n"
+)
 _CALL_DRIVER = """
 
 def __rlpipe_call():
@@ -145,14 +180,24 @@ __rlpipe_call()
 """
 
 
+# Printed after the tests: an exit before them (``os._exit(0)`` included) never prints the token.
+_DONE = (
+    "import os as __rlpipe_os, sys as __rlpipe_sys\n"
+    "__rlpipe_sys.stdout.flush()\n"
+    "__rlpipe_os.write(1, b'\\n{token}\\n')\n"
+)
+
+
 def run_tests(program: str, tests: dict, limits: Limits | None = None) -> float:
     """Run ``program`` against parsed ``tests``; 1.0 when all pass (limits: ``DEFAULT_LIMITS``)."""
     limits = limits or DEFAULT_LIMITS
     if "functional" in tests:
-        result = run_python(f"{program}\n\n{tests['functional']}\n", None, limits, exit_fails=True)
+        token = secrets.token_hex(16)
+        source = f"{program}\n\n{tests['functional']}\n\n{_DONE.format(token=token)}"
+        result = run_python(source, None, limits, exit_fails=True)
         if result.error:
             log.warning("code sandbox error: %s", result.error)
-        return float(result.all_ok)
+        return float(result.all_ok and token in result.cases[-1].stdout)
     inputs, outputs = list(tests["inputs"]), list(tests["outputs"])
     if not inputs or len(inputs) != len(outputs):
         return 0.0
@@ -190,7 +235,9 @@ def code_score(response: str, ground_truth: Any, extra_info: dict | None = None)
         return 0.0
     if program is None:
         return 0.0
-    return run_tests(with_prefix(program, (extra_info or {}).get("prefix")), tests)
+    if "functional" in tests:
+        program = with_prefix(program, (extra_info or {}).get("prefix"))
+    return run_tests(program, tests)
 
 
 def with_prefix(program: str, prefix: Any) -> str:
@@ -199,7 +246,7 @@ def with_prefix(program: str, prefix: Any) -> str:
     A prefix that would break an otherwise valid program (e.g. an unfinished ``def`` line) is left out,
     so the prefix can only help a solution that relies on it (``List`` without ``from typing import``).
     """
-    if not isinstance(prefix, str) or not prefix.strip() or prefix.strip() in program:
+    if not isinstance(prefix, str) or not prefix.strip():
         return program
     combined = f"{prefix.rstrip()}\n\n{program}"
     try:
