@@ -76,6 +76,8 @@ def test_mc_ordinary_phrasing(response: str) -> None:
         "Answer: C or D",
         "Answer: A B C D",
         "The answer is C, D",
+        "The answer is C-glucose",  # a name, not option C
+        "So my answer: I believe it is the second one.",  # the pronoun I, not option I
         # a copied prompt: its example box is not an answer
         "Q?\nA) x\nC) y\nPut your final answer option within \\boxed{}. Only put the letter in the box, "
         "e.g. \\boxed{C}. There is only one correct answer.",
@@ -83,3 +85,4 @@ def test_mc_ordinary_phrasing(response: str) -> None:
 )
 def test_mc_hedges_and_copied_prompt_score_zero(response: str) -> None:
     assert score("mc", response, "C") == 0.0
+    assert score("mc", response, "I") == 0.0

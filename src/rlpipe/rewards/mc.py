@@ -39,7 +39,7 @@ from rlpipe.rewards.registry import register
 
 _LETTERS = "ABCDEFGHIJ"
 # A standalone upper-case option letter (never the inside of a word such as "Carbon" or "C2H6").
-_L = r"\(?\s*((?-i:[A-J]))\s*\)?(?![A-Za-z0-9'])"
+_L = r"\(?\s*((?-i:[A-J]))\s*\)?(?![A-Za-z0-9'-])"
 _BOXED_LETTER = re.compile(
     r"^(?:option\s*|choice\s*)?\(?\s*((?-i:[A-J]))\s*\)?(.*)$", re.IGNORECASE | re.DOTALL
 )
@@ -82,6 +82,9 @@ def _boxed_letter(content: str) -> str | None:
     return match.group(1)
 
 
+_PRONOUN_I = re.compile(
+    r"\s+(?:think|believe|guess|am|was|would|will|can|could|must|should|feel|have|need)\b|'"
+)
 _STOP_TOKENS = ("</s>", "<|im_end|>", "<|endoftext|>")
 # A box given as an example in an instruction ("Only put the letter in the box, e.g. \\boxed{A}."), as a
 # response that copies the prompt contains it: not an answer.
@@ -106,6 +109,8 @@ def extract_letter(response: str) -> str | None:
     last: tuple[int, str, int] | None = None
     for pattern in _PHRASES:
         for match in pattern.finditer(region):
+            if match.group(1) == "I" and _PRONOUN_I.match(region, match.end(1)):
+                continue  # "my answer: I think it is B": the pronoun, not option I
             if last is None or match.start(1) > last[0]:
                 last = (match.start(1), match.group(1), match.end())
     if last is None:
