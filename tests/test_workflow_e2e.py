@@ -264,6 +264,7 @@ def test_a_moved_project_reruns_nothing(run_dir, tmp_path):
     """Issue 23: no rule's input or params hold the project's own location (the suite file, the
     report template): the workflow copied elsewhere and run on the finished results plans nothing."""
     moved = tmp_path / "moved"
+    moved.mkdir()
     for name in ("Snakefile", "rules", "workflow", "config", "envs", "profiles", "tests/configs"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, moved / name)
@@ -334,32 +335,33 @@ def test_editing_package_code_reruns_the_jobs_that_run_it(run_dir):
     assert "Nothing to be done" in snakemake(run_dir, "-n")  # restored: up to date again
 
 
-def job_pids(workdir: Path, script: str) -> list[int]:
-    """Processes running a Snakemake ``script:`` of this workflow (``.snakemake/scripts/tmp*.<script>``)."""
+def job_pids(workdir: Path, script: str = ".py") -> list[int]:
+    """Processes running a Snakemake ``script:`` of this workflow (``.snakemake/scripts/tmp*<script>``)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if proc.name.isdigit() and f".{script}" in cmdline and str(workdir) in cmdline:
+        if proc.name.isdigit() and f"{workdir}/.snakemake/scripts/" in cmdline and script in cmdline:
             pids.append(int(proc.name))
     return pids
 
 
 def test_faults_are_survived_by_rerunning_the_same_command_with_identical_scores(run_dir, tmp_path):
-    """Issue 23, fault injection: the same workflow in a second directory, with a training job killed
-    (SIGKILL) at a random step and a torn metrics line, then a published checkpoint and a completions
-    file altered in place (size and mtime kept) and a scores file deleted. Each time the same command
-    is rerun without any other action; the final scores.csv must equal the clean run's byte for byte
-    (which is also the same-seed determinism check)."""
+    """Issue 23, fault injection: the same workflow in a second directory, with the controller and its
+    jobs killed (SIGKILL, as a lost node) at a random training step, which leaves Snakemake's lock
+    (the one failure answered with ``--unlock``), and a torn metrics line; then a published
+    checkpoint and a completions file altered in place (size and mtime kept) and a scores file
+    deleted. Otherwise the same command is rerun without any other action; the final scores.csv must
+    equal the clean run's byte for byte (which is also the same-seed determinism check)."""
     import random
     import signal
     import time
 
     rng = random.Random()
     kill_after = rng.randint(1, 5)  # training steps of grpo-lora logged before the kill
-    why = f"(training jobs SIGKILLed after grpo-lora's step {kill_after})"
+    why = f"(controller and jobs SIGKILLed after grpo-lora's step {kill_after})"
     out = tmp_path / "results" / EXP
     live = out / "runs" / "grpo-lora" / "state" / "metrics.jsonl"
     cmd = [
@@ -375,8 +377,9 @@ def test_faults_are_survived_by_rerunning_the_same_command_with_identical_scores
             steps = (
                 sum(1 for line in live.read_text().splitlines() if '"reward"' in line) if live.exists() else 0
             )
-            if steps >= kill_after:  # every training job running now: as a lost node would
-                for pid in job_pids(tmp_path, "train.py"):
+            if steps >= kill_after:  # the controller and every job it runs: as a lost node would
+                os.kill(controller.pid, signal.SIGKILL)
+                for pid in job_pids(tmp_path):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
             time.sleep(0.05)
@@ -384,10 +387,13 @@ def test_faults_are_survived_by_rerunning_the_same_command_with_identical_scores
     assert killed, (
         f"grpo-lora never reached step {kill_after}: {(tmp_path / 'faulted.log').read_text()[-3000:]}"
     )
-    assert controller.returncode != 0
+    assert controller.returncode == -signal.SIGKILL
     if live.read_text().endswith("\n"):
         with live.open("a") as fh:
             fh.write('{"step": 99, "rew')  # what a kill mid-append leaves
+    with pytest.raises(AssertionError, match="--unlock"):
+        snakemake(tmp_path)  # the killed controller's lock: Snakemake's error says what to run
+    snakemake(tmp_path, "--unlock")
     snakemake(tmp_path)  # the same command: resumes and finishes
     log = (out / "logs" / "train" / "grpo-lora.log").read_text()
     assert "dropping a torn last line" in log, why
