@@ -6,6 +6,7 @@ import pytest
 
 from rlpipe.rewards import score
 from rlpipe.rewards.ifeval import CHECKERS, follows, instructions
+from rlpipe.rewards.ifeval_checkers import count_sentences, word_tokens
 
 EN = "The weather today is pleasant and the sky is clear over the quiet little town"
 
@@ -20,7 +21,7 @@ CASES = [
         "length_constraints:number_sentences",
         {"num_sentences": 3, "relation": "less than"},
         "One. Two.",
-        "A. B. C.",
+        "One. Two. Three.",
     ),
     (
         "length_constraints:number_sentences",
@@ -74,12 +75,50 @@ CASES = [
     ("change_case:english_capital", {}, EN.upper(), EN),
     ("change_case:english_lowercase", {}, EN.lower(), EN),
     ("punctuation:no_comma", {}, "no commas here", "a, b"),
+    # the checkers IFEval defines outside its registry, and its test file's other ids
+    (
+        "keywords:key_sentences",
+        {"key_sentences": ["Cats are fun.", "Dogs bark."], "num_sentences": 1},
+        "Cats are fun. They sleep a lot.",
+        "Cats are fun. Dogs bark.",
+    ),
+    (
+        "detectable_content:rephrase_paragraph",
+        {"original_paragraph": "the cat sat on the mat", "low": 2, "high": 4},
+        "the dog sat on a rug",
+        "the cat sat on the mat",
+    ),
+    (
+        "detectable_format:rephrase",
+        {"original_message": "I am *happy* today."},
+        "I am *glad* today.",
+        "I am glad today.",
+    ),
+    (
+        "detectable_format:rephrasing",
+        {"original_message": "I am *happy* today."},
+        "I am *content* today.",
+        "I was *content* today.",
+    ),
+    (
+        "multi-turn:constrained_start",
+        {"starter": " My response is: "},
+        "  My response is: fine.",
+        "Well, my response is: fine.",
+    ),
+    ("keywords:include_keywords", {"keywords": ["river"]}, "A River.", "A lake."),
+    ("keywords:keyword_frequency", {"keyword": " cat ", "frequency": 2}, "Cat, cat.", "cat"),
+    ("length_constraint:number_paragraphs", {"num_paragraphs": 2}, "a\n***\nb", "a b"),
+    ("length_constraint:number_words", {"num_words": 2, "relation": "at least"}, "a b", "a"),
+    ("detectable_format:exact_number_bullet_points", {"num_bullets": 1}, "* a", "* a\n* b"),
+    ("detectable_format:minimum_number_highlighted_sections", {"num_highlights": 1}, "*a*", "a"),
 ]
+REGISTRY = 25  # IFEval's instructions_registry
 
 
 def test_every_ifeval_instruction_is_covered() -> None:
     assert {c[0] for c in CASES} == set(CHECKERS)
-    assert len(CHECKERS) == 25
+    assert len(CHECKERS) == REGISTRY + 11
 
 
 @pytest.mark.parametrize(
@@ -142,5 +181,48 @@ def test_without_langdetect(monkeypatch: pytest.MonkeyPatch) -> None:
     language = {"instruction_id_list": ["language:response_language"], "kwargs": [{"language": "en"}]}
     assert score("ifeval_strict", EN, None, language) == 0.0  # cannot be verified: not followed
     capital = {"instruction_id_list": ["change_case:english_capital"], "kwargs": [{}]}
-    assert score("ifeval_strict", EN.upper(), None, capital) == 1.0  # case is still checked
+    # a checker that cannot run is not followed (this test used to expect 1: the case alone was checked)
+    assert score("ifeval_strict", EN.upper(), None, capital) == 0.0
     assert score("ifeval_strict", EN, None, capital) == 0.0
+
+
+def test_frequency_keyword_is_stripped_as_ifeval_does() -> None:
+    info = {
+        "instruction_id_list": ["keywords:frequency"],
+        "kwargs": [{"keyword": "  keyword ", "frequency": 3, "relation": "at least"}],
+    }
+    assert score("ifeval_strict", "keyword, Keyword, KEYWORD", None, info) == 1.0
+
+
+def test_sentences_and_capital_words_follow_nltk() -> None:
+    """Punkt keeps abbreviations, initials and ellipses inside a sentence; word_tokenize keeps
+    hyphenated words and acronyms whole and splits clitics."""
+    assert count_sentences("Dr. Smith met J. R. R. Tolkien in the U.S. economy. Wait... what? Yes!") == 3
+    assert count_sentences("e.g. the cat sat. 1. First item\n2. Second") == 5
+    assert count_sentences("He lives in the U.S. The weather is fine.") == 2
+    assert count_sentences("") == 0
+    capitals = [w for w in word_tokens("DON'T use AI-generated U.S. data, NASA's team said") if w.isupper()]
+    assert capitals == ["DO", "N'T", "U.S.", "NASA"]
+
+
+def test_degenerate_answers_are_refused() -> None:
+    language = {"instruction_id_list": ["language:response_language"], "kwargs": [{"language": "de"}]}
+    assert score("ifeval_strict", "12345 67890", None, language) == 0.0  # refuse-undetectable-language
+    options = {"instruction_id_list": ["detectable_format:constrained_response"], "kwargs": [{}]}
+    assert score("ifeval_strict", "My answer is yes. My answer is no.", None, options) == 0.0
+    assert score("ifeval_strict", "My answer is no. Truly: My answer is no.", None, options) == 1.0
+    repeat = {
+        "instruction_id_list": ["combination:repeat_prompt"],
+        "kwargs": [{"prompt_to_repeat": "Write a poem."}],
+    }
+    assert score("ifeval_strict", "Write a poem.", None, repeat) == 0.0  # refuse-copied-prompt
+    assert score("ifeval_strict", "Write a poem. Roses are red.", None, repeat) == 1.0
+    prompt = "write about the sea in lowercase without commas"
+    copied = {
+        "instruction_id_list": ["change_case:english_lowercase", "punctuation:no_comma"],
+        "kwargs": [{}, {}],
+        "prompt": prompt,
+    }
+    assert score("ifeval_strict", prompt, None, copied) == 0.0
+    assert score("ifeval_strict", "the sea is wide and the sea is deep and blue", None, copied) == 1.0
+    assert score("ifeval_strict", "<think>\nthe sea is wide and deep", None, copied) == 0.0  # unclosed
