@@ -60,6 +60,12 @@ EXPORTED = "exported"
 FINISHED = "finished.json"
 # Files of a trainer checkpoint that are training state, not the model.
 _STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "scaler.pt"}
+# ... and those accelerate writes under FSDP: the gathered model state (a second copy of the weights
+# model.safetensors or the adapter already hold) and the optimizer state, one per model/optimizer;
+# DeepSpeed's (its partitioned state is in global_stepN/, a directory, never exported) are the
+# pointer to it and its conversion scripts.
+_FSDP_STATE_FILE = re.compile(r"^(pytorch_model_fsdp|optimizer)(_\d+)?\.bin$")
+_DEEPSPEED_STATE_FILES = {"latest", "zero_to_fp32.py", "zero_to_torch.py"}
 
 
 IDENTITY_FILE = "identity.json"
@@ -266,7 +272,13 @@ def save_tokenizer(tokenizer: Any, path: Path) -> None:
 
 
 def _is_model_file(name: str) -> bool:
-    return name not in _STATE_FILES and name != MANIFEST and not name.startswith("rng_state")
+    return (
+        name not in _STATE_FILES
+        and name != MANIFEST
+        and not name.startswith("rng_state")
+        and not _FSDP_STATE_FILE.match(name)
+        and name not in _DEEPSPEED_STATE_FILES
+    )
 
 
 def _drop_older(root: Path, step: int) -> None:

@@ -144,6 +144,9 @@ def train_grpo(
         bf16=_cuda(),
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # ranks wait in collectives while the main process commits, exports or validates: the
+        # default 30 minutes can be too short for a large model's export (as for PPO)
+        ddp_timeout=int(dp.TIMEOUT.total_seconds()),
         # TRL loads the reference model itself (beta != 0): with rlpipe's Hub-kernel setting too
         model_init_kwargs={"use_kernels": hub_kernels_enabled()} if hp.beta else None,
         **hp.trl_kwargs(),
@@ -166,6 +169,7 @@ def train_grpo(
     if engine != "hf":  # CPU default stays TRL's own generate
         trainer_cls = with_fast_rollouts(trainer_cls, rollout_max_batch(run), engine)
         log.info("rollouts through rlpipe's %s engine (rollout.engine)", engine)
+    trainer_cls = with_epoch_seeded_sampler(trainer_cls)
     trainer = trainer_cls(
         model=model,
         reward_funcs=make_reward_fn(),
@@ -192,6 +196,12 @@ def train_grpo(
         publish_metrics(state_dir, metrics_path)
         return
     resume = latest_trainer_checkpoint(state_dir, hashes=False)  # recover_state verified the contents
+    if resume and int(resume.name.split("-")[1]) >= run["steps"]:
+        # transformers' loop takes one more step before it checks max_steps: a run killed after its
+        # last save (before the workflow marked it finished) would train and log a step past the end
+        log.info("run %s: %s is its last step: nothing to train", run["name"], resume.name)
+        publish_metrics(state_dir, metrics_path)
+        return
     if resume:
         log.info("resuming from %s", resume)
         if early:
@@ -219,6 +229,31 @@ def train_grpo(
             best.best_step,
         )
     publish_metrics(state_dir, metrics_path)
+
+
+def with_epoch_seeded_sampler(trainer_cls: type) -> type:
+    """``trainer_cls`` whose prompt order in each epoch depends on the seed and the epoch only.
+
+    TRL's ``RepeatSampler`` shuffles every epoch with one generator seeded once, so epoch ``e``'s
+    order is the ``e``-th draw of that generator. A resumed run builds a new sampler and transformers
+    starts it at the resumed epoch (it no longer replays earlier epochs): from epoch 1 on, a resumed
+    run trained epoch 0's order again, not the order the uninterrupted run saw (found by the
+    multi-process resume test: step 3 of a 2-steps-per-epoch run trained step 1's prompts). Given
+    ``set_epoch``, which accelerate's data loader forwards to it before each epoch, the sampler
+    reseeds with ``seed + epoch``: epoch 0 keeps TRL's order, and any epoch's order is the same
+    whether the run was resumed or not.
+    """
+
+    class EpochSeeded(trainer_cls):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
+            sampler = super()._get_train_sampler(*args, **kwargs)
+            seed, generator = getattr(sampler, "seed", None), getattr(sampler, "generator", None)
+            if seed is not None and generator is not None and not hasattr(sampler, "set_epoch"):
+                sampler.set_epoch = lambda epoch: generator.manual_seed(int(seed) + int(epoch))
+            return sampler
+
+    EpochSeeded.__name__ = EpochSeeded.__qualname__ = f"EpochSeeded{trainer_cls.__name__}"
+    return EpochSeeded
 
 
 def early_stopping_callback(

@@ -341,6 +341,7 @@ def worker(spec: Mapping[str, Any]) -> None:
     from rlpipe.models import hub_kernels_enabled
     from rlpipe.runtime import init_job
     from rlpipe.tracking.logs import script_logging
+    from rlpipe.train.accelerate_cpu import configure_cpu_worker
     from rlpipe.train.run import run_training
 
     run, paths = dict(spec["run"]), spec["paths"]
@@ -354,6 +355,8 @@ def worker(spec: Mapping[str, Any]) -> None:
         )
         # the Hub-kernel switch comes from the launching job's environment (workflow/scripts/train.py)
         init_job(int(spec.get("threads", 1)), run["seed"], hub_kernels=hub_kernels_enabled())
+        # without a GPU: FSDP stays FSDP (accelerate would fall back to DDP) and float32 as in one process
+        configure_cpu_worker()
         run_training(run, paths)
 
 
