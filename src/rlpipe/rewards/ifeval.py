@@ -64,6 +64,11 @@ prefix ``ifeval_strict.`` or ``ifeval_loose.`` for the scorer):
   grades the whole text then, reasoning included.
 - ``ifeval_strict.last-think`` / ``ifeval_loose.last-think``: with several ``</think>``, the text after
   the last one is graded (the GURU reward grades the text between the first and the second).
+- ``ifeval_strict.sentence-approximation`` / ``ifeval_loose.sentence-approximation``: sentences are
+  counted without nltk (``ifeval_checkers.count_sentences``); after a single-letter initial followed
+  by a capitalised word, Punkt's statistics on that word decide, rlpipe's list of common words does
+  ("Tom B. Brown and ..." is one sentence for rlpipe, two for Punkt, which knows "brown" as a common
+  word). On 2,137 markdown paragraphs the two counts differ on 3, all of this kind.
 - ``ifeval_strict.literal-keywords`` / ``ifeval_loose.literal-keywords``: keywords, forbidden words,
   section splitters, postscript markers and start phrases are literal text; IFEval hands them to
   ``re`` unescaped (``C++`` raises, scored 0; ``.`` matches any character).
@@ -187,7 +192,8 @@ def ifeval_strict(response: str, ground_truth: Any, extra_info: dict | None = No
     ``ifeval_strict.refuse-undetectable-language``, ``ifeval_strict.refuse-copied-prompt``,
     ``ifeval_strict.refuse-no-instructions``, ``ifeval_strict.refuse-unclosed-think``,
     ``ifeval_strict.refuse-all-options``,
-    ``ifeval_strict.last-think``, ``ifeval_strict.literal-keywords``.
+    ``ifeval_strict.last-think``, ``ifeval_strict.literal-keywords``,
+    ``ifeval_strict.sentence-approximation``.
     """
     return _prompt_level(response, ground_truth, extra_info, loose=False)
 
@@ -200,6 +206,7 @@ def ifeval_loose(response: str, ground_truth: Any, extra_info: dict | None = Non
     ``ifeval_loose.refuse-undetectable-language``, ``ifeval_loose.refuse-copied-prompt``,
     ``ifeval_loose.refuse-no-instructions``, ``ifeval_loose.refuse-unclosed-think``,
     ``ifeval_loose.refuse-all-options``, ``ifeval_loose.rephrase-loose-variants``,
-    ``ifeval_loose.last-think``, ``ifeval_loose.literal-keywords``.
+    ``ifeval_loose.last-think``, ``ifeval_loose.literal-keywords``,
+    ``ifeval_loose.sentence-approximation``.
     """
     return _prompt_level(response, ground_truth, extra_info, loose=True)

@@ -63,8 +63,8 @@ def words(text: str) -> list[str]:
 
 
 # Abbreviations after which a period does not end a sentence (English Punkt model's abbreviation
-# types of two letters or more; single letters are initials, handled apart).
-_ABBREVIATIONS = frozenset(
+# types; an initial among them, such as "C.", never ends a sentence, other initials are handled apart).
+_ABBREVIATIONS = frozenset("cdefghklmnprstvw") | frozenset(
     """
     ct m.j a.c n.h ms p.a.m dr pa p.m u.k st dec u.s.a lt g.k adm h.m ga tenn yr sen n.c j.j d.h s.g
     inc vs s.p.a a.t feb sr jan s.a.y n.y col g.f c.o.m.b ft va r.k e.f chg r.i a.g minn a.h n.j l.f
@@ -103,47 +103,71 @@ _NUMBER = re.compile(r"^-?[.,]?\d[\d,.-]*$")
 def _ends_sentence(word: str, ellipsis: bool, following: str) -> bool:
     """Whether a period after ``word`` (lower-cased, period removed) ends the sentence, given the next
     token (Punkt's abbreviation, initial and number heuristics, approximated)."""
-    following = following.lstrip(_OPENERS)
-    capital = following[:1].isupper()
-    lower = following[:1].islower()
+    first = following[:1]
+    capital = first.isupper()
     nxt = following.lower().rstrip(".,;:!?")
-    initial = re.fullmatch(r"[^\W\d_]", word) is not None
-    if ellipsis or (word in _ABBREVIATIONS or word.split("-")[-1] in _ABBREVIATIONS):
+    initial = _is_initial(word)
+    if ellipsis or _abbreviation(word):
         return capital and nxt in _ABBREVIATION_BREAKERS and not (initial and not ellipsis)
     if initial:
-        return capital and nxt in _COMMON_WORDS
+        if capital:
+            return nxt in _COMMON_WORDS
+        return not first.islower() and first not in ";:,.!?"
     if _NUMBER.match(word):
-        return not lower and following[:1].isalnum()
+        return not first.islower() and first not in ";:,.!?"
     return True
+
+
+# A sentence-final ``. ! ?`` run is a candidate when the token ends there or one of these follows it.
+_CANDIDATE = re.compile(r"[.?!]+(?=[?!)\";}\]*:@'({\[\u201d\u2019\u00bb]|$)")
+_ABSORBED = "\"')]}\u201d\u2019\u00bb"  # closers that stay with the sentence they close
 
 
 def count_sentences(text: str) -> int:
     """Sentences as IFEval counts them (nltk's English Punkt model), approximated without nltk.
 
-    A sentence ends at a whitespace-delimited token whose last character before closing quotes,
-    brackets or ``*`` is ``!`` or ``?``, or ``.`` unless (``_ends_sentence``): the token is an
-    ellipsis (two dots or more) or a known abbreviation and the next word is not a capitalised
-    frequent sentence starter ("The", "He", ...); a single-letter initial followed by a lower-case
-    word or a capitalised name ("J. Smith"); a number followed by a lower-case word. Line breaks
-    alone do not end a sentence.
+    Candidates are runs of ``. ! ?`` at the end of a whitespace-delimited token or followed by one of
+    ``? ! ) " ; } ] * : @ ' ( { [ ” ’ »``. A run with ``!`` or ``?`` ends the sentence; a period does
+    too unless (``_ends_sentence``): it closes an ellipsis (two dots or more) or a known abbreviation
+    and the next word is not a capitalised frequent sentence starter ("The", "He", ...); it follows a
+    single-letter initial and the next word is lower-case or a capitalised name ("J. Smith"); it
+    follows a number and the next token starts lower-case or with ``; : , . ! ?``; or the word is an
+    abbreviation, an initial or a number and punctuation follows. What follows the end within the
+    token starts the next sentence, except closing quotes and brackets (``" ' ) ] } ” ’ »``), which
+    stay with the sentence they close (so a final ``.**`` makes a sentence of its own, as in Punkt).
+    Only the last candidate of a token counts, and at the very end of the text the last one followed
+    by punctuation (``etc.).`` ending a text ends a sentence after ``etc.``). Line breaks alone do not
+    end a sentence.
     """
     tokens = text.split()
     count = 0
     pending = False
     for i, token in enumerate(tokens):
         pending = True
-        core = token.rstrip(_CLOSERS)
-        if core.endswith(("!", "?")):
-            count, pending = count + 1, False
-        elif core.endswith("."):
-            ellipsis = core.endswith("..")
-            word = (
-                core.rstrip(".").lstrip(_OPENERS).lower() if ellipsis else core[:-1].lstrip(_OPENERS).lower()
-            )
-            if i + 1 < len(tokens) and not _ends_sentence(word, ellipsis, tokens[i + 1]):
-                continue
-            count, pending = count + 1, False
+        candidates = list(_CANDIDATE.finditer(token))
+        if i == len(tokens) - 1:  # the text's end is no candidate: the last one before it is
+            candidates = [m for m in candidates if m.end() < len(token)]
+        for match in candidates[-1:]:  # Punkt reads the last candidate of a token
+            run, tail = match.group(0), token[match.end() :]
+            if "!" not in run and "?" not in run:
+                ellipsis = len(run) > 1
+                word = token[: match.start()].lstrip(_OPENERS).lower()
+                if tail:  # punctuation follows: not after an abbreviation, initial, number, ellipsis
+                    if ellipsis or _abbreviation(word) or _is_initial(word) or _NUMBER.match(word):
+                        continue
+                elif i + 1 < len(tokens) and not _ends_sentence(word, ellipsis, tokens[i + 1]):
+                    continue
+            count += 1
+            pending = bool(tail) and not all(c in _ABSORBED for c in tail)
     return count + int(pending)
+
+
+def _is_initial(word: str) -> bool:
+    return re.fullmatch(r"[^\W\d_]", word) is not None
+
+
+def _abbreviation(word: str) -> bool:
+    return word in _ABBREVIATIONS or word.split("-")[-1] in _ABBREVIATIONS
 
 
 _CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$", re.IGNORECASE)
@@ -152,12 +176,12 @@ _CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$", re.IGNORECASE)
 def word_tokens(text: str) -> list[str]:
     """Words as nltk's ``word_tokenize`` splits them (IFEval's capital-word count), approximated.
 
-    Punctuation other than ``- . / + ' _`` separates tokens (``AI-generated``, ``U.S.``, ``AI/ML``
-    stay one token), ``--`` separates, clitics (``n't``, ``'s``, ``'re``, ``'ve``, ``'ll``, ``'d``,
+    Punctuation other than ``- . / + ' _ = ~ ^ | \\`` separates tokens (``AI-generated``, ``U.S.``,
+    ``AI/ML`` stay one token), ``--`` separates, clitics (``n't``, ``'s``, ``'re``, ``'ve``, ``'ll``, ``'d``,
     ``'m``) are tokens of their own and a leading quote is split off.
     """
     out: list[str] = []
-    for raw in re.split(r"[^\w\-./+']+|--", text):
+    for raw in re.split(r"[^\w\-./+'=~^|\\]+|--", text):
         token = raw.lstrip("'")
         if not token:
             continue

@@ -1413,9 +1413,14 @@ COUNTING_TEXTS = [
 ]
 
 
+# Punkt reads "B. Brown" as a sentence end because "brown" is a common lower-case word in its
+# training text; rlpipe's approximation knows only a list of common words and keeps it one sentence.
+APPROXIMATED = ["The paper was written by Tom B. Brown and colleagues. It changed the field."]
+
+
 def counting(ref: Reference) -> Iterator[Item]:
     """Exact sentence, word and capital-word counts (a pair of bounds each) on tricky model-like text."""
-    for n, text in enumerate(COUNTING_TEXTS):
+    for n, text in enumerate(COUNTING_TEXTS + APPROXIMATED):
         sentences, words, capitals = ref.sentences(text), ref.words(text), ref.capitals(text)
         ids = ["length_constraints:number_sentences"] * 2 + ["length_constraints:number_words"] * 2
         ids += ["change_case:capital_word_frequency"] * 2
@@ -1427,7 +1432,16 @@ def counting(ref: Reference) -> Iterator[Item]:
             {"capital_frequency": max(capitals, 1), "capital_relation": "at least"},
             {"capital_frequency": capitals + 1, "capital_relation": "less than"},
         ]
-        yield Item("realistic", f"realistic:exact-counts-{n}", text, ids, kwargs)
+        approximated = text in APPROXIMATED
+        yield Item(
+            "realistic",
+            f"realistic:exact-counts-{n}",
+            text,
+            ids,
+            kwargs,
+            decision="sentence-approximation" if approximated else None,
+            rlpipe=(lambda scorer: 0.0) if approximated else None,
+        )
         off = [dict(kwargs[0], num_sentences=sentences + 1)]
         yield Item("realistic", f"realistic:sentences-plus-one-{n}", text, ids[:1], off)
 
