@@ -95,3 +95,59 @@ def test_cruxeval_guru_row_layouts() -> None:
     assert score("cruxeval_i", "[ANSWER]\nassert f('ab', 2) == 'baba'\n[/ANSWER]", i_truth, i_info) == 1.0
     assert score("cruxeval_i", "[ANSWER]\nassert f('ba', 1) == 'ab'\n[/ANSWER]", i_truth, i_info) == 0.0
     assert score("cruxeval_i", "[ANSWER]\nassert f('ba', 1) == 'ab'\n[/ANSWER]", i_truth, {}) == 0.0
+
+
+GURU_PROMPT_O = (
+    "You will be given a Python function and an assertion containing an input to the function. ...\n\n"
+    f"```python\n{FUNC}assert f('ab', 2) == ??\n```\n"
+)
+GURU_PROMPT_I = f"You will be given a function f ...\n\n```python\n{FUNC}assert f(??) == 'baba'\n```\n"
+
+
+def test_cruxeval_reasoning360_layout() -> None:
+    """Reasoning360's rows: {"functional": code}, the output in extra_info["reference"], the query in a
+    fenced python block of the prompt; the answer an assertion in a python block."""
+    truth = json.dumps({"functional": FUNC.strip()})
+    o_info = {"reference": "'baba'", "original_prompt": GURU_PROMPT_O}
+    i_info = {"reference": "'baba'", "original_prompt": GURU_PROMPT_I}
+    assert score("cruxeval_o", "```python\nassert f('ab', 2) == 'baba'\n```", truth, o_info) == 1.0
+    assert score("cruxeval_o", "```python\nassert f('ab', 2) == 'ba' + 'ba'\n```", truth, o_info) == 1.0
+    assert score("cruxeval_o", "```python\n'baba'\n```", truth, o_info) == 1.0
+    assert score("cruxeval_i", "```python\nassert f('a' + 'b', 2) == 'baba'\n```", truth, i_info) == 1.0
+    assert score("cruxeval_i", "```python\nassert f('ab', 2) == f('ab', 2)\n```", truth, i_info) == 1.0
+
+
+def test_cruxeval_refuses_unchecked_answers() -> None:
+    """cruxeval_o.refuse-unchecked / cruxeval_i.refuse-unchecked: the reference scores these 1."""
+    truth = json.dumps({"functional": FUNC.strip()})
+    o_info = {"reference": "'baba'", "original_prompt": GURU_PROMPT_O}
+    i_info = {"reference": "'baba'", "original_prompt": GURU_PROMPT_I}
+    for response in ("", "```python\n\n```", "```python\nassert True\n```", f"```python\n{FUNC}\n```"):
+        assert score("cruxeval_o", response, truth, o_info) == 0.0
+        assert score("cruxeval_i", response, truth, i_info) == 0.0
+    assert score("cruxeval_o", "```python\n'abab'\n```", truth, o_info) == 0.0  # no assert, wrong
+    assert score("cruxeval_o", "```python\nassert f('a', 1) == 'a'\n```", truth, o_info) == 0.0
+    assert score("cruxeval_i", "```python\nassert f('a', 1) == 'a'\n```", truth, i_info) == 0.0
+    assert score("cruxeval_i", "```python\nf('a', 1)\n```", truth, i_info) == 0.0
+    # a hedge of two outputs: every assertion is checked
+    hedge = "```python\nassert f('ab', 2) == 'abab'\nassert f('ab', 2) == 'baba'\n```"
+    assert score("cruxeval_o", hedge, truth, o_info) == 0.0
+    # the claim as written must hold too (-I: a mis-copied output)
+    assert score("cruxeval_i", "```python\nassert f('ab', 2) == 'abab'\n```", truth, i_info) == 0.0
+    # names, calls and attributes are not constants
+    assert score("cruxeval_o", "```python\nassert f('ab', 2) == 'baba'.lower()\n```", truth, o_info) == 0.0
+
+
+def test_codeio_reference_normalisation() -> None:
+    assert score("codeio", '```json\n{"answer": true}\n```', '"output": {"answer": "true"}') == 1.0
+    assert score("codeio", '```json\n{"output": "{\\"a\\": 1}"}\n```', '"output": {"a": 1}') == 1.0
+    assert score("codeio", 'The output is {"a": [1, 2]}.', '"output": {"a": [1, 2]}') == 1.0  # brace scan
+    assert score("codeio", "```json\n42\n```", '"output": 42') == 0.0  # not an object, as the reference
+    assert score("codeio", '```json\n{"output": 123456780}\n```', '"output": 123456789') == 0.0  # ints exact
+    # codeio.refuse-no-answer: the reference scores no answer 1 against a null output
+    assert score("codeio", "", '"output": null') == 0.0
+    assert score("codeio", "I could not work it out.", '"output": null') == 0.0
+    # codeio.match-key: compared under the ground truth's key
+    both = '```json\n{"input": {"n": 5}, "output": 120}\n```'
+    assert score("codeio", both, '"input": {"n": 5}') == 1.0
+    assert score("codeio", both, '"output": 120') == 1.0
