@@ -65,10 +65,11 @@ prefix ``ifeval_strict.`` or ``ifeval_loose.`` for the scorer):
 - ``ifeval_strict.last-think`` / ``ifeval_loose.last-think``: with several ``</think>``, the text after
   the last one is graded (the GURU reward grades the text between the first and the second).
 - ``ifeval_strict.sentence-approximation`` / ``ifeval_loose.sentence-approximation``: sentences are
-  counted without nltk (``ifeval_checkers.count_sentences``); after a single-letter initial followed
-  by a capitalised word, Punkt's statistics on that word decide, rlpipe's list of common words does
-  ("Tom B. Brown and ..." is one sentence for rlpipe, two for Punkt, which knows "brown" as a common
-  word). On 2,137 markdown paragraphs the two counts differ on 3, all of this kind.
+  counted without nltk (``ifeval_checkers.count_sentences``); whether a single-letter initial followed
+  by a capitalised word ends a sentence, Punkt decides from its statistics on that word and rlpipe
+  from a short list of common words (in "Tom B. Brown and ..." Punkt ends a sentence after "B.",
+  knowing "brown" as a common word; rlpipe does not). On 2,137 markdown paragraphs the two counts
+  differ on 3, all of this kind.
 - ``ifeval_strict.literal-keywords`` / ``ifeval_loose.literal-keywords``: keywords, forbidden words,
   section splitters, postscript markers and start phrases are literal text; IFEval hands them to
   ``re`` unescaped (``C++`` raises, scored 0; ``.`` matches any character).
