@@ -10,9 +10,9 @@
   no program: 0 (as in the reference). The answer region is the text after ``</think>``.
   Decisions: ``code.require-closed-think`` -- a response that opened ``<think>`` and never closed it was
   cut off mid-reasoning and has no answer (the reference runs the code blocks of the unfinished
-  reasoning); ``code.python-blocks-only`` -- blocks tagged with another language (``text`` sample input,
-  ``bash`` commands) are not part of the program (the reference runs every block and so fails a correct
-  solution followed by a sample-input block).
+  reasoning); ``code.python-blocks-only`` -- when a block is tagged Python, untagged blocks (sample
+  input/output) and blocks in another language (``text``, ``bash``) are not part of the program (the
+  reference runs every block, so a correct solution followed by a sample-input block fails there).
 * The ground truth (a JSON string or an already-decoded dict) is one of
   ``{"functional": "<test code>"}``: the test code is appended to the program and run once; it passes
   when the process exits with status 0 *after the tests ran* (assertion errors, exceptions, timeouts
