@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from parity.agreement import load_cases
 
+from rlpipe.data.sources import PROMPT_READING_SCORERS
 from rlpipe.data.tasks import TASKS, generate
 from rlpipe.rewards import score
 from rlpipe.rewards.degenerate import degenerate_responses, reward_for_nothing
@@ -27,14 +28,18 @@ def test_the_procedural_tasks_pay_nothing_for_degenerate_responses(task):
 
 def _parity_rows() -> list[dict]:
     """One row per correct parity case: its scorer, ground truth and extra_info, a made-up question."""
+    question = "Solve the problem below and give the answer."
     rows = []
     for _, case in load_cases():
         if float(case["reference_score"]) == 1.0 and case["scorer"] not in PARTIAL_CREDIT:
+            info = dict(case.get("extra_info") or {})
+            if case["scorer"] in PROMPT_READING_SCORERS:  # as the data layer gives them their prompt
+                info["prompt"] = question
             rows.append(
                 {
-                    "prompt": [{"role": "user", "content": "Solve the problem below and give the answer."}],
+                    "prompt": [{"role": "user", "content": question}],
                     "ground_truth": case["ground_truth"],
-                    "extra_info": case.get("extra_info"),
+                    "extra_info": info,
                     "scorer": case["scorer"],
                     "task": case["id"],
                 }

@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 # Branch names move; a revision that names one is not a pin.
 _MOVING_REFS = {"main", "master", "head"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-# Scorers that read the problem statement from ``extra_info["prompt"]`` (the function under test).
-_PROMPT_READING_SCORERS = {"cruxeval_i", "cruxeval_o"}
+# Scorers that read the problem statement from ``extra_info["prompt"]``: CRUXEval (the function under
+# test) and IFEval (a response that only copies the request is refused).
+PROMPT_READING_SCORERS = {"cruxeval_i", "cruxeval_o", "ifeval_strict", "ifeval_loose"}
 
 GSM8K_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 MUSIQUE_INSTRUCTION = (
@@ -656,7 +657,7 @@ def load_rows(name: str, task: dict[str, Any]) -> tuple[list[dict[str, Any]], di
     out = []
     for index, row in rows:
         info = dict(row["extra_info"])
-        if task["scorer"] in _PROMPT_READING_SCORERS:
+        if task["scorer"] in PROMPT_READING_SCORERS:
             info.setdefault("prompt", row["prompt"][-1]["content"])
         full = {
             "id": f"{name}/{index}",

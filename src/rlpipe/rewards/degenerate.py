@@ -11,12 +11,14 @@ The kinds:
 - ``empty``: the empty response.
 - ``copied_prompt``: the question itself, word for word.
 - ``hedge``: a wrong answer and the right one offered together in every answer slot the scorers read
-  (``\\boxed{}``, ``<answer>``, ``Answer:``, the final line). Built only for scalar ground truths.
+  (``\\boxed{}``, ``<answer>``, ``Answer:``, the final line). Built only for scalar ground truths
+  (not for lists or records, nor JSON text holding one).
 - ``all_options``: every option letter A-J at once, for multiple-choice ground truths.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
@@ -33,9 +35,19 @@ def _shown_truth(ground_truth: Any) -> str | None:
     if isinstance(ground_truth, bool) or not isinstance(ground_truth, str | int | float):
         return None
     text = str(ground_truth).strip()
+    if text[:1] in "[{" and _is_json(text):  # a list or record (IFEval kwargs, code tests): no one answer
+        return None
     if "####" in text:
         text = text.rsplit("####", 1)[1].strip()
     return text or None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _wrong_alternative(truth: str) -> str:
