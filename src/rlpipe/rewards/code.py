@@ -7,7 +7,9 @@
 * The program is every fenced block tagged ``python``/``py``/``python3`` in the answer region, joined in
   order (so a solution followed by an "example usage" block runs as one program, as in the reference);
   when no block is tagged Python, every untagged block, joined. A response with no fenced code block has
-  no program: 0 (as in the reference). The answer region is the text after ``</think>``.
+  no program: 0 (as in the reference). The answer region is the text after ``</think>``. The first
+  line's indentation is kept (the reference strips it), so a body-only completion can continue an
+  ``extra_info["prefix"]`` that ends in the function's signature.
   Decisions: ``code.require-closed-think`` -- a response that opened ``<think>`` and never closed it was
   cut off mid-reasoning and has no answer (the reference runs the code blocks of the unfinished
   reasoning); ``code.python-blocks-only`` -- when a block is tagged Python, untagged blocks (sample
@@ -67,8 +69,10 @@ def extract_code(response: str) -> str | None:
     blocks = fenced_blocks(region)
     python = [body for lang, body in blocks if lang in _PY_TAGS]
     chosen = python or [body for lang, body in blocks if lang == ""]
-    program = "\n".join(body.rstrip("\n") for body in chosen).strip()
-    return program or None
+    # blank lines around are dropped, indentation kept: a body-only completion continues a prefix
+    # that ends in its signature (the reference strips the indentation too, and so fails it)
+    program = "\n".join(body.rstrip("\n") for body in chosen).strip("\n").rstrip()
+    return program if program.strip() else None
 
 
 def parse_tests(ground_truth: Any) -> dict | None:
