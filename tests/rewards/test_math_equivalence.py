@@ -119,6 +119,11 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("numbers", r"5", r"5.0", True),
     ("numbers", r"1000000000", r"1000000001", False),
     ("numbers", r"3", r"3.0000000001", False),
+    # thousands separators: one grouped number only; comma AND space (or a space) separate numbers
+    ("numbers", r"1234567", r"1{,}234{,}567", True),
+    ("numbers", r"3500", r"3, 500", False),
+    ("numbers", r"35", r"3, 5", False),
+    ("numbers", r"1000", r"1 000", False),
 ]
 
 CATEGORIES = {

@@ -71,6 +71,59 @@ def last_boxed(text: str) -> str | None:
     return boxed[-1] if boxed else None
 
 
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every top-level boxed answer, in order: ``\\boxed{...}`` /
+    ``\\fbox{...}`` (a box nested inside another is part of the outer one, not a second answer) and the
+    ``\\boxed 5`` form; unclosed boxes are skipped. ``text[start:end]`` is the whole box."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    while True:
+        braced = _BOXED.search(text, pos)
+        spaced = _BOXED_SPACE.search(text, pos)
+        if spaced and (braced is None or spaced.start() < braced.start()):
+            out.append((spaced.start(), spaced.end(), spaced.group(1).strip()))
+            pos = spaced.end()
+            continue
+        if braced is None:
+            return out
+        content = _balanced(text, braced.end())
+        if content is None:
+            pos = braced.end()
+            continue
+        pos = braced.end() + len(content) + 1
+        out.append((braced.start(), pos, content.strip()))
+
+
+def boxed_answers(text: str) -> list[str]:
+    """Contents of every top-level boxed answer (see ``boxed_spans``), in order."""
+    return [content for _, _, content in boxed_spans(text)]
+
+
+# What may stand between two boxes that together are one answer: math delimiters, spacing, a comma,
+# "and"/"or", and a variable being assigned ("$x = \boxed{2}$ or $x = \boxed{3}$", "\boxed{2}, \boxed{3}").
+_DELIMITERS = re.compile(r"\$|\\[\[\]()]|\\q?quad|\\[,;:! ]|~|\\(?:text|mbox|mathrm)\s*\{([^{}]*)\}")
+_JOINER = re.compile(
+    r"\s*(?:,|,?\s*\b(?:and|or)\b)?\s*(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?\s*=\s*)?", re.IGNORECASE
+)
+
+
+def last_box_group(text: str) -> list[str]:
+    """The last boxed answer with the boxes joined to it: those separated from the next only by a comma,
+    "and" / "or", math delimiters or ``x =`` (``"$x=\\boxed{2}$ or $x=\\boxed{3}$"`` -> ``["2", "3"]``).
+    A box followed by other words (``"\\boxed{7}. Wait, it is \\boxed{8}"``) is superseded: ``["8"]``.
+    Empty when there is no complete box."""
+    spans = boxed_spans(text)
+    if not spans:
+        return []
+    group = [spans[-1]]
+    for span in reversed(spans[:-1]):
+        gap = _DELIMITERS.sub(lambda m: m.group(1) or " ", text[span[1] : group[0][0]])
+        if not _JOINER.fullmatch(gap):
+            break
+        group.insert(0, span)
+    return [content for _, _, content in group]
+
+
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 
 
