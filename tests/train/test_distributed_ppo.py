@@ -237,8 +237,14 @@ def _ppo_worker(rank: int, world: int, port: int, out: str, model_dir: str, case
 @pytest.mark.parametrize(
     "changes",
     [
-        pytest.param({}, id="separate-critic"),
-        pytest.param({"pcgrad": True, "ppo": {"critic": "shared"}}, id="pcgrad-logic-missing-on-rank-1"),
+        # 3 optimizer steps on the one fixed batch (one minibatch per epoch): Adam's later steps
+        # depend on the gradients' scale, the first does not
+        pytest.param({"ppo": {"ppo_epochs": 3}}, id="separate-critic-3-steps"),
+        pytest.param({"ppo": {"ppo_epochs": 3, "critic": "shared"}}, id="shared-critic-3-steps"),
+        pytest.param(
+            {"pcgrad": True, "ppo": {"critic": "shared", "ppo_epochs": 3}},
+            id="pcgrad-logic-missing-on-rank-1-3-steps",
+        ),
         # each rank's 4 sequences in micro-batches of 2 (PCGrad: a domain's gradient accumulated over
         # them, then all-reduced, then projected); the one-process reference takes the batch at once
         pytest.param(
@@ -357,9 +363,14 @@ def test_a_signal_to_one_rank_stops_all_after_the_same_step_and_they_resume(mode
 
 
 @pytest.mark.e2e
-def test_ppo_pcgrad_through_accelerate_launch_on_two_processes(model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "pcgrad, critic",
+    [pytest.param(True, "separate", id="pcgrad"), pytest.param(False, "shared", id="shared")],
+)
+def test_ppo_through_accelerate_launch_on_two_processes(model_dir, tmp_path, pcgrad, critic):
     """The launch path itself (accelerate launch + torchrun, ddp.yaml, gloo on this CPU): train 2
-    steps, resume to 3 with 2 processes, export loadable checkpoints, one metrics line per step."""
+    steps, resume to 3 with 2 processes, export loadable checkpoints, one metrics line per step.
+    PPO + PCGrad with a separate critic, and plain PPO with the value head on the policy."""
     from transformers import AutoModelForCausalLM
 
     from rlpipe.tracking.io import write_jsonl
@@ -368,10 +379,16 @@ def test_ppo_pcgrad_through_accelerate_launch_on_two_processes(model_dir, tmp_pa
     rows = generate("addition", "train", 8, 0) + generate("sorting", "train", 8, 0)  # real scorers
     write_jsonl(tmp_path / "train.jsonl", rows)
     run = _ppo_run(
-        pcgrad=True,
+        pcgrad=pcgrad,
         resources={"gpus": 2},
         # the real scorers give a random tiny model 0: an entropy bonus gives the update a gradient
-        ppo={"entropy_coef": 0.05, "rollout_batch_size": 8, "minibatch_size": 4, "max_new_tokens": 4},
+        ppo={
+            "entropy_coef": 0.05,
+            "rollout_batch_size": 8,
+            "minibatch_size": 4,
+            "max_new_tokens": 4,
+            "critic": critic,
+        },
     )
     paths = {
         "policy": model_dir,
@@ -402,7 +419,7 @@ def test_ppo_pcgrad_through_accelerate_launch_on_two_processes(model_dir, tmp_pa
     # 8 prompts x 2 samples per step, global minibatch 4: 4 optimizer steps per step
     assert [m["optimizer_steps"] for m in lines] == [4, 8, 12]
     for m in lines:
-        assert "pcgrad/cos/logic__math" in m and m["completions/mean_length"] > 0
+        assert ("pcgrad/cos/logic__math" in m) == pcgrad and m["completions/mean_length"] > 0
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step_1", "step_2", "step_3"]
     trainer_state = json.loads((state / "checkpoint-3" / "trainer_state.json").read_text())
     assert trainer_state["global_step"] == 3 and trainer_state["data"] == {"epoch": 1, "pos": 8}
