@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from rlpipe.rewards.extract import last_boxed
+
 KINDS = ("empty", "copied_prompt", "hedge", "all_options")
 
 _LETTER = re.compile(r"^\(?\s*([A-J])\s*\)?$")
@@ -31,13 +33,15 @@ _LETTERS = "ABCDEFGHIJ"
 
 
 def _shown_truth(ground_truth: Any) -> str | None:
-    """The answer as a model would write it: a GSM8K solution's part after ``####``; None if not scalar."""
+    """The answer as a model writes it: a solution's last box or its part after ``####``; None: no scalar."""
     if isinstance(ground_truth, bool) or not isinstance(ground_truth, str | int | float):
         return None
     text = str(ground_truth).strip()
     if text[:1] in "[{" and _is_json(text):  # a list or record (IFEval kwargs, code tests): no one answer
         return None
-    if "####" in text:
+    if "\\boxed" in text:  # a worked solution as the truth (MATH): its boxed answer
+        text = (last_boxed(text) or "").strip()
+    elif "####" in text:
         text = text.rsplit("####", 1)[1].strip()
     return text or None
 
