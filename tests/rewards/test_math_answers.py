@@ -157,3 +157,12 @@ def test_gsm8k_thousands_separators() -> None:
     assert score("gsm8k", r"\boxed{1,234}", "#### 1234") == 1.0
     assert score("gsm8k", r"\boxed{3, 500}", "#### 3500") == 0.0
     assert score("gsm8k", r"\boxed{3 500}", "#### 3500") == 0.0
+
+
+def test_gsm8k_refuses_a_hedge_between_boxes() -> None:
+    """Issue 24 (math.refuse-hedge): two joined boxes with different numbers are a hedge, not an answer;
+    a box superseded by later words, or the same value boxed twice, still counts."""
+    assert score("gsm8k", "It is $\\boxed{7}$ or $\\boxed{8}$.", "#### 8") == 0.0
+    assert score("gsm8k", "$\\boxed{8}$ and $\\boxed{7}$", "#### 8") == 0.0
+    assert score("gsm8k", "\\boxed{7}. Wait, that is wrong: \\boxed{8}", "#### 8") == 1.0
+    assert score("gsm8k", "$\\boxed{8}$, that is $\\boxed{8}$", "#### 8") == 1.0

@@ -289,11 +289,18 @@ _HASHES = re.compile(r"####\s*([-+$]?\s*[\d,]*\.?\d+)")
 
 @register("gsm8k")
 def gsm8k_score(response: str, ground_truth: Any, extra_info: dict | None = None) -> float:
-    """1 when the last ``\\boxed{}`` (else the last ``#### N``) equals the GSM8K answer numerically."""
+    """1 when the last ``\\boxed{}`` (else the last ``#### N``) equals the GSM8K answer numerically.
+
+    A GSM8K answer is one number: boxes joined to the last one (``\\boxed{7} or \\boxed{8}``, see
+    ``extract.last_box_group``) that hold different values are a hedge and score 0 (``math.refuse-hedge``).
+    """
     region = answer_region(response)
     if region is None:
         return 0.0
-    prediction = last_boxed(region)
+    group = last_box_group(region)
+    if len({normalize_math(box) for box in group}) > 1:
+        return 0.0
+    prediction = group[-1] if group else last_boxed(region)
     if prediction is None:
         found = _HASHES.findall(region)
         if not found:
