@@ -107,7 +107,6 @@ def _launch(run: dict[str, Any], paths: dict[str, Any], hooks: dict[str, Any] | 
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(spec_path, spec)
     cmd = launch.job_command(spec, spec_path)
-    assert cmd[cmd.index("--config_file") + 1] == str(ROOT / "config" / "accelerate" / "fsdp.yaml")
     cmd[cmd.index("rlpipe.train.launch")] = "dist_worker"
     with open(paths["log"], "a") as log:
         proc = subprocess.Popen(
@@ -199,6 +198,8 @@ def _greedy(model: Any, tokenizer: Any, prompts: list[str]) -> torch.Tensor:
 def test_fsdp_grpo_on_two_processes_equals_one_process(data: Path, kind: str) -> None:
     from transformers import AutoTokenizer
 
+    # GRPO's default accelerate config: config/accelerate/fsdp.yaml (FSDP2)
+    assert launch.distributed_type(launch.accelerate_config(_run(kind, 2, None))) == "FSDP"
     runs = _pair(data, kind)
     log = Path(runs["2"]["log"]).read_text()
     assert "worker rank 1 of 2" in log and "FSDP2 on the CPU over gloo" in log
