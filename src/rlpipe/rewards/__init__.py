@@ -3,7 +3,7 @@
 Importing this package registers every scorer module listed below. The GURU suite's scorers:
 
 ===========================  =====================================================================
-``math``, ``gsm8k``          ``math_answers``: last ``\\boxed{}`` after ``</think>``, equivalence
+``math``, ``gsm8k``          ``math_answers``: last box group after ``</think>``, equivalence
 ``code``                     ``code``: fenced program run against tests in ``sandbox``
 ``mc``                       ``mc``: option letter A-J, deterministic
 ``arc_grid``, ``zebra``,     ``logic``: ``<answer>`` blocks (multi-line), exact grid / cell
@@ -11,14 +11,15 @@ Importing this package registers every scorer module listed below. The GURU suit
 ``codeio``, ``cruxeval_i``,  ``simulation``: JSON compare; CruxEval checked by sandboxed execution
 ``cruxeval_o``
 ``tabular``                  ``tabular``: numbers within 1e-3 relative, ``|`` multi-answers
-``ifeval_strict``,           ``ifeval``: prompt-level instruction following, 25 instruction types
+``ifeval_strict``,           ``ifeval``: prompt-level instruction following, 36 instruction ids
 ``ifeval_loose``
 ``livebench``                ``livebench``: per-subtask rules (``extra_info["task"]``)
 ``musique_em``,              ``musique``: SQuAD-normalised exact match and token F1
 ``musique_f1``
 ===========================  =====================================================================
 
-Each module's docstring states the exact semantics. Scorers never raise on model output.
+Each module's docstring states the exact semantics and the written decisions where a scorer differs
+from its reference (README, "Scorers and their references"). Scorers never raise on model output.
 """
 
 from rlpipe.rewards import (  # noqa: F401  (registers scorers)
