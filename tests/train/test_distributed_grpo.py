@@ -11,9 +11,9 @@ worker keeps accelerate's FSDP2 (``rlpipe.train.accelerate_cpu``); these tests c
   every checkpoint it exports (``from_pretrained``; LoRA: ``PeftModel.from_pretrained``) holds the
   same weights and gives the same greedy completions. Full fine-tune and LoRA.
 * A 2-process run killed mid-step (SIGKILL, during step 3), with one rank slow to write its part of
-  each checkpoint and the main process slow to commit, resumes from checkpoint-2 with 2 processes,
-  logs every step once and ends with the uninterrupted run's weights; run again once finished it
-  trains nothing.
+  each checkpoint and the main process slow to commit, and greedy validation (early stopping) every
+  step, resumes from checkpoint-2 with 2 processes, logs every step once and ends with the
+  uninterrupted run's weights; run again once finished it trains nothing.
 """
 
 from __future__ import annotations
@@ -248,9 +248,14 @@ def test_fsdp_grpo_killed_mid_step_resumes_on_two_processes(data: Path) -> None:
     resumes at step 2 with 2 processes and ends where the uninterrupted run ended."""
     from transformers import AutoModelForCausalLM
 
+    from rlpipe.train.schedule import EARLY_STOPPING_DEFAULTS
+
     root = data / "killed"
-    paths = _paths(root, data / "model")
+    paths = {**_paths(root, data / "model"), "validation": str(data / "train.jsonl")}
     run = _run("full", 2, None)
+    # greedy validation every step on every rank (FSDP's forward is collective): it changes no
+    # weight, and its stopper's state must come back with the resume
+    run["early_stopping"] = {**EARLY_STOPPING_DEFAULTS, "patience": 100, "min_delta": 0.0, "eval_every": 1}
     hooks = {"slow_save": {"1": 1.5}, "slow_commit": 1.5, "kill": [0, 3]}
     assert _launch(run, paths, hooks) != 0
     state = Path(paths["state_dir"])
@@ -263,6 +268,10 @@ def test_fsdp_grpo_killed_mid_step_resumes_on_two_processes(data: Path) -> None:
     assert f"resuming from {paths['state_dir']}/checkpoint-2" in log
     lines = _metrics(paths["metrics"])
     assert [m["step"] for m in lines] == [1, 2, 3]
+    assert all("validation_reward" in m for m in lines)
+    saved = json.loads((state / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
+    stopper = saved["stateful_callbacks"]["EarlyStoppingCallback"]["attributes"]["early_stopping"]
+    assert stopper["last_decision"]["best_step"] is not None
     uninterrupted = _metrics(_pair(data, "full")["2"]["metrics"])
     for a, b in zip(uninterrupted, lines, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=RTOL, abs=ATOL)
