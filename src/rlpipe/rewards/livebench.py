@@ -442,12 +442,15 @@ def _connections(region: str, truth: str, ctx: dict) -> float:
 
 
 def _typos(region: str, truth: str, ctx: dict) -> float:
+    if not truth:  # nothing to find (and "" occurs at every position: quadratic on long answers)
+        return 0.0
     found = re.findall(r"<solution>(.*?)</solution>", region)
     if found:
         parsed = found[-1]
     else:
         parsed = region.replace("<solution>", "").replace("</solution>", "")
-        marked = re.search(r".* --- (.*?) --- .*", parsed)
+        # the search backtracks quadratically on long text; it cannot match without two separators
+        marked = re.search(r".* --- (.*?) --- .*", parsed) if parsed.count(" --- ") >= 2 else None
         if marked:
             parsed = marked.group(1)
     parsed = " ".join(line for line in parsed.strip().split("\n") if line)
