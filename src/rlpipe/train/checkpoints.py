@@ -130,6 +130,14 @@ def live_metrics(state_dir: str | os.PathLike[str]) -> Path:
 SEGMENT_SUMMARY_KEY = "train_runtime"
 
 
+def checkpoint_step(ckpt: str | os.PathLike[str]) -> int:
+    """The step of a trainer checkpoint directory (``checkpoint-N``); a ValueError names any other."""
+    match = _TRAINER_CKPT.match(Path(ckpt).name)
+    if match is None:
+        raise ValueError(f"{ckpt}: not a trainer checkpoint directory (checkpoint-N)")
+    return int(match.group(1))
+
+
 def trim_metrics(path: str | os.PathLike[str], step: int) -> None:
     """Drop the metric lines past ``step`` (the resumed step), so that no step is counted twice.
 
@@ -241,7 +249,7 @@ def export_step(ckpt: Path, state_dir: Path, out_dir: Path, tokenizer: Any) -> N
     rerunning a job) gets a copy verified against the checkpoint's manifest, the tokenizer and a
     manifest of its own; ``out_dir/step_N`` gets a verified copy of that.
     """
-    step = int(_TRAINER_CKPT.match(ckpt.name).group(1))
+    step = checkpoint_step(ckpt)
     name = f"step_{step}"
     source = read_manifest(ckpt)["files"]
     exported = state_dir / EXPORTED / name
@@ -314,7 +322,7 @@ def finish_state(state_dir: str | os.PathLike[str]) -> None:
     if final is None:
         raise ValueError(f"{root}: no committed checkpoint: the run did not finish")
     state = json.loads((final / "trainer_state.json").read_text())
-    write_json(root / FINISHED, {"step": int(final.name.split("-")[1]), "trainer_state": state})
+    write_json(root / FINISHED, {"step": checkpoint_step(final), "trainer_state": state})
     fsync_path(root)
     for child in root.iterdir():
         if _TRAINER_CKPT.match(child.name):

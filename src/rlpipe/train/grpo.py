@@ -19,6 +19,7 @@ from rlpipe.rewards import score
 from rlpipe.train import distributed as dp
 from rlpipe.train.checkpoints import (
     CommitCallback,
+    checkpoint_step,
     finished_step,
     latest_trainer_checkpoint,
     live_metrics,
@@ -196,7 +197,7 @@ def train_grpo(
         publish_metrics(state_dir, metrics_path)
         return
     resume = latest_trainer_checkpoint(state_dir, hashes=False)  # recover_state verified the contents
-    if resume and int(resume.name.split("-")[1]) >= run["steps"]:
+    if resume and checkpoint_step(resume) >= run["steps"]:
         # transformers' loop takes one more step before it checks max_steps: a run killed after its
         # last save (before the workflow marked it finished) would train and log a step past the end
         log.info("run %s: %s is its last step: nothing to train", run["name"], resume.name)
